@@ -1,0 +1,150 @@
+//! `ApiError`: every failure the API reports, mapped to an RFC 9457
+//! `application/problem+json` body with a stable `code`. 5xx bodies stay
+//! opaque; their full cause chain goes to the log.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use callback_core::{FieldError, StoreError, TaskStatus, ValidationErrors};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request has invalid fields: {0}")]
+    Validation(ValidationErrors),
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("cannot {action} a task that is {current}")]
+    InvalidState {
+        action: &'static str,
+        current: TaskStatus,
+    },
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the task store is unavailable; nothing was stored")]
+    StoreUnavailable(#[source] StoreError),
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl ApiError {
+    /// The stable, machine-readable name of the problem.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::MalformedBody(_) => "malformed_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::InvalidState { .. } => "invalid_state",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "Invalid request fields",
+            Self::MalformedBody(_) => "Malformed request",
+            Self::Unauthorized => "Unauthorized",
+            Self::NotFound(_) => "Not found",
+            Self::InvalidState { .. } => "Not allowed in the current state",
+            Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::StoreUnavailable(_) => "Service unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    /// Maps a store error met while looking up or changing a task.
+    pub fn from_store(err: StoreError, action: &'static str) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound("no task has this id".into()),
+            StoreError::InvalidState { current } => Self::InvalidState { action, current },
+            StoreError::Unavailable(_) => Self::StoreUnavailable(err),
+            StoreError::Corrupt(_) => Self::Internal(err),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type: `urn:callback-center:problem:{code}`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `validation_failed`.
+    pub code: String,
+    /// For `validation_failed`: every offending field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField {
+    /// The field's path in the request, e.g. `expect.json.pointer`.
+    pub field: String,
+    pub message: String,
+}
+
+impl From<&FieldError> for ProblemField {
+    fn from(e: &FieldError) -> Self {
+        Self {
+            field: e.field.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidState { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, code = self.code(), "request failed");
+        }
+        let errors = match self {
+            Self::Validation(v) => v.0.iter().map(ProblemField::from).collect(),
+            _ => Vec::new(),
+        };
+        let problem = Problem {
+            type_uri: format!("urn:callback-center:problem:{}", self.code()),
+            title: self.title().into(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code().into(),
+            errors,
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if matches!(self, Self::StoreUnavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, "5"));
+        }
+        response.json(problem)
+    }
+}

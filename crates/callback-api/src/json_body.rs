@@ -1,0 +1,133 @@
+//! Reading a JSON request body under a size limit, with errors that name
+//! the offending field instead of a line and column.
+
+use crate::ApiError;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use serde::de::DeserializeOwned;
+
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let body = payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?
+        .map_err(|e| ApiError::MalformedBody(format!("could not read the body: {e}")))?;
+    parse_json(&body)
+}
+
+/// Deserialises, reporting which field was wrong.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::MalformedBody(format!("the body is not valid JSON: {inner}"));
+        }
+        let message = inner.to_string();
+        // serde names an unknown field in its message, at its parent's path.
+        let field = match message.strip_prefix("unknown field `") {
+            Some(rest) => {
+                let name = rest.split('`').next().unwrap_or(rest);
+                if path == "." {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                }
+            }
+            None if path == "." => "body".to_string(),
+            None => path,
+        };
+        let mut errors = callback_core::ValidationErrors::default();
+        errors.push(field, strip_position(&message));
+        ApiError::Validation(errors)
+    })
+}
+
+/// serde_json appends " at line L column C", which means nothing to a caller
+/// that is told the field's name.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        count: u32,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        flag: bool,
+    }
+
+    fn field_of(err: ApiError) -> String {
+        match err {
+            ApiError::Validation(v) => v.0[0].field.clone(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_types_name_their_field() {
+        let err = parse_json::<Sample>(br#"{"count": "x"}"#).unwrap_err();
+        assert_eq!(field_of(err), "count");
+        let err = parse_json::<Sample>(br#"{"count": 1, "inner": {"flag": 3}}"#).unwrap_err();
+        assert_eq!(field_of(err), "inner.flag");
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = parse_json::<Sample>(br#"{"count": 1, "colour": 2}"#).unwrap_err();
+        assert_eq!(field_of(err), "colour");
+        let err =
+            parse_json::<Sample>(br#"{"count": 1, "inner": {"flag": true, "x": 1}}"#).unwrap_err();
+        assert_eq!(field_of(err), "inner.x");
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed_bodies() {
+        assert!(matches!(
+            parse_json::<Sample>(b"{not json").unwrap_err(),
+            ApiError::MalformedBody(_)
+        ));
+    }
+}

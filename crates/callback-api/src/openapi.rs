@@ -1,0 +1,49 @@
+//! The OpenAPI document, generated from the handlers and DTOs.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "callback-center", description = "Guaranteed-delivery callback center"),
+    paths(
+        crate::tasks::create_task,
+        crate::tasks::get_task,
+        crate::tasks::list_tasks,
+        crate::tasks::retry_task,
+        crate::tasks::cancel_task,
+        crate::health::healthz,
+        crate::health::readyz,
+    ),
+    components(schemas(
+        crate::dto::CreateTaskRequest,
+        crate::dto::ExpectRequest,
+        crate::dto::JsonExpectRequest,
+        crate::dto::TaskView,
+        crate::dto::AttemptView,
+        crate::dto::TaskList,
+        crate::error::Problem,
+        crate::error::ProblemField,
+    )),
+    modifiers(&BearerAuth),
+    tags((name = "tasks", description = "Submit and manage callback tasks"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI 3 document of the whole API.
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

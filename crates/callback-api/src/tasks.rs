@@ -1,0 +1,209 @@
+//! The task endpoints: submit, look up, list, re-send, cancel.
+
+use crate::dto::{CreateTaskRequest, ListTasksQuery, TaskList, TaskView};
+use crate::json_body::read_json;
+use crate::{ApiError, ApiState};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use callback_core::{Inserted, PageRequest, TaskFilter, TaskId, TaskStatus, ValidationErrors};
+use chrono::Utc;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
+    raw.parse().map_err(|_| {
+        let mut errors = ValidationErrors::default();
+        errors.push("task_id", "is not a UUID");
+        ApiError::Validation(errors)
+    })
+}
+
+/// Submit a task. Answers only after the task is committed to the store.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    request_body = CreateTaskRequest,
+    responses(
+        (status = 201, description = "Stored; delivery starts", body = TaskView,
+            headers(("Location" = String, description = "The task's URL"))),
+        (status = 200, description = "A task with this idempotency key already exists", body = TaskView),
+        (status = 400, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable; nothing stored", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_task(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: CreateTaskRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let new_task = request
+        .into_new_task(state.defaults, Utc::now())
+        .map_err(ApiError::Validation)?;
+    let inserted = state
+        .store
+        .insert(&new_task)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    match inserted {
+        Inserted::Created(task) => {
+            state
+                .dispatch
+                .accepted(task.id, new_task.first_attempt_at)
+                .await;
+            Ok(HttpResponse::Created()
+                .insert_header((header::LOCATION, format!("/api/v1/tasks/{}", task.id)))
+                .json(TaskView::new(&task, None)))
+        }
+        Inserted::Existing(task) => Ok(HttpResponse::Ok()
+            .insert_header((header::LOCATION, format!("/api/v1/tasks/{}", task.id)))
+            .json(TaskView::new(&task, None))),
+    }
+}
+
+/// A task with every attempt made.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{task_id}",
+    tag = "tasks",
+    params(("task_id" = String, Path, description = "The task's UUID")),
+    responses(
+        (status = 200, body = TaskView),
+        (status = 400, description = "Malformed id", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_task(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_task_id(&path)?;
+    let detail = state
+        .store
+        .get(id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "read"))?
+        .ok_or_else(|| ApiError::NotFound("no task has this id".into()))?;
+    Ok(HttpResponse::Ok().json(TaskView::new(&detail.task, Some(&detail.attempts))))
+}
+
+/// Tasks, newest first, filtered and paginated.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    params(ListTasksQuery),
+    responses(
+        (status = 200, body = TaskList),
+        (status = 400, description = "Invalid filter", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_tasks(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query: ListTasksQuery = serde_urlencoded_query(req.query_string())?;
+    let mut errors = ValidationErrors::default();
+    let status = query
+        .status
+        .as_deref()
+        .and_then(|s| errors.take("status", TaskStatus::parse(s)));
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        errors.push("limit", format!("must be between 1 and {MAX_PAGE}"));
+    }
+    let after = query.cursor.as_deref().and_then(|c| {
+        errors.take(
+            "cursor",
+            c.parse::<TaskId>()
+                .map_err(|_| "is not a cursor from a previous page".to_string()),
+        )
+    });
+    errors.into_result().map_err(ApiError::Validation)?;
+    let filter = TaskFilter {
+        status,
+        source_app: query.source_app,
+        target_app: query.target_app,
+    };
+    let page = state
+        .store
+        .list(&filter, PageRequest { limit, after })
+        .await
+        .map_err(|e| ApiError::from_store(e, "list"))?;
+    Ok(HttpResponse::Ok().json(TaskList {
+        items: page.items.iter().map(|t| TaskView::new(t, None)).collect(),
+        next_cursor: page.next_cursor.map(|id| id.to_string()),
+    }))
+}
+
+fn serde_urlencoded_query(raw: &str) -> Result<ListTasksQuery, ApiError> {
+    web::Query::<ListTasksQuery>::from_query(raw)
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            let mut errors = ValidationErrors::default();
+            errors.push("query", e.to_string());
+            ApiError::Validation(errors)
+        })
+}
+
+/// Re-send a failed, cancelled or succeeded task with a fresh budget of attempts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{task_id}/retry",
+    tag = "tasks",
+    params(("task_id" = String, Path, description = "The task's UUID")),
+    responses(
+        (status = 200, description = "Pending again, due now", body = TaskView),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not finished yet", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn retry_task(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_task_id(&path)?;
+    let now = Utc::now();
+    let task = state
+        .store
+        .resend(id, now)
+        .await
+        .map_err(|e| ApiError::from_store(e, "re-send"))?;
+    state.dispatch.accepted(task.id, now).await;
+    Ok(HttpResponse::Ok().json(TaskView::new(&task, None)))
+}
+
+/// Stop a task that has not finished.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{task_id}/cancel",
+    tag = "tasks",
+    params(("task_id" = String, Path, description = "The task's UUID")),
+    responses(
+        (status = 200, description = "Cancelled", body = TaskView),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already finished", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_task(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_task_id(&path)?;
+    let task = state
+        .store
+        .cancel(id, Utc::now())
+        .await
+        .map_err(|e| ApiError::from_store(e, "cancel"))?;
+    Ok(HttpResponse::Ok().json(TaskView::new(&task, None)))
+}

@@ -1,0 +1,272 @@
+//! Tasks, their states and their attempts.
+
+use crate::{Body, Expectation, HeaderList, Method, QueryList, RetrySchedule, TargetUrl};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// A task's id: a UUIDv7, so ids sort by creation time and "newest first"
+/// is an index scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(Uuid);
+
+impl TaskId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for TaskId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Accepted, no attempt finished yet.
+    Pending,
+    /// An attempt is in flight under a lease.
+    Delivering,
+    /// At least one attempt failed; the next is scheduled.
+    Retrying,
+    Succeeded,
+    /// Every attempt failed.
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 6] = [
+        Self::Pending,
+        Self::Delivering,
+        Self::Retrying,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+    /// States from which an operator may cancel a task.
+    pub const CANCELLABLE: [TaskStatus; 3] = [Self::Pending, Self::Retrying, Self::Delivering];
+    /// States from which an operator may re-send a task.
+    pub const RESENDABLE: [TaskStatus; 3] = [Self::Failed, Self::Cancelled, Self::Succeeded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivering => "delivering",
+            Self::Retrying => "retrying",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| {
+                format!(
+                    "must be one of pending, delivering, retrying, succeeded, failed, cancelled, not {raw:?}"
+                )
+            })
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many attempts a task gets, 1 to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxAttempts(u32);
+
+impl MaxAttempts {
+    pub const LIMIT: u32 = 100;
+
+    pub fn parse(n: i64) -> Result<Self, String> {
+        match u32::try_from(n) {
+            Ok(n) if (1..=Self::LIMIT).contains(&n) => Ok(Self(n)),
+            _ => Err(format!("must be between 1 and {}", Self::LIMIT)),
+        }
+    }
+
+    /// For defaults known at compile time.
+    pub const fn parse_const(n: u32) -> Option<Self> {
+        if n >= 1 && n <= Self::LIMIT {
+            Some(Self(n))
+        } else {
+            None
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// Everything a submitter said about a task; it never changes afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSpec {
+    pub url: TargetUrl,
+    pub method: Method,
+    pub headers: HeaderList,
+    pub query: QueryList,
+    pub body: Option<Body>,
+    pub max_attempts: MaxAttempts,
+    /// `None`: the server's configured default schedule.
+    pub retry_schedule: Option<RetrySchedule>,
+    pub timeout_ms: u32,
+    pub expect: Expectation,
+    pub source_app: Option<String>,
+    pub target_app: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// A task about to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub spec: TaskSpec,
+    /// The first attempt is not made before this.
+    pub first_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored task with its current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub spec: TaskSpec,
+    pub status: TaskStatus,
+    /// Attempts made over the task's whole life.
+    pub attempts_made: u32,
+    /// `attempts_made` when an operator last re-sent the task; the budget of
+    /// `max_attempts` counts from here.
+    pub attempts_base: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Task {
+    /// Attempts used from the current budget.
+    pub fn attempts_used(&self) -> u32 {
+        self.attempts_made.saturating_sub(self.attempts_base)
+    }
+}
+
+/// A task with every attempt made, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskDetail {
+    pub task: Task,
+    pub attempts: Vec<Attempt>,
+}
+
+/// The outcome of `TaskStore::insert`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    Created(Task),
+    /// A task with the same idempotency key already existed; nothing was created.
+    Existing(Task),
+}
+
+/// Proof that this process holds the delivery lease of a task. A state
+/// change after an attempt only applies while the lease is still held, so
+/// a worker whose lease expired cannot overwrite another's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseToken(pub Uuid);
+
+impl LeaseToken {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl Default for LeaseToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A task taken for one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedTask {
+    pub task: Task,
+    pub lease: LeaseToken,
+    /// The number this attempt will have (1-based, over the task's life).
+    pub attempt_number: u32,
+}
+
+/// One delivery attempt as it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// `None` when no response arrived.
+    pub status_code: Option<u16>,
+    /// The first part of the response body, lossy UTF-8.
+    pub response_body: Option<String>,
+    /// Why the attempt failed, in words.
+    pub error: Option<String>,
+    pub success: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_sort_by_creation() {
+        let a = TaskId::new();
+        let b = TaskId::new();
+        assert!(a < b);
+        assert_eq!(a.to_string().parse::<TaskId>().unwrap(), a);
+    }
+
+    #[test]
+    fn status_round_trips_through_its_name() {
+        for s in TaskStatus::ALL {
+            assert_eq!(TaskStatus::parse(s.as_str()), Ok(s));
+        }
+        assert!(TaskStatus::parse("done").is_err());
+    }
+
+    #[test]
+    fn max_attempts_is_between_1_and_100() {
+        assert!(MaxAttempts::parse(0).is_err());
+        assert!(MaxAttempts::parse(101).is_err());
+        assert!(MaxAttempts::parse(-1).is_err());
+        assert_eq!(MaxAttempts::parse(11).map(MaxAttempts::get), Ok(11));
+    }
+}

@@ -1,0 +1,341 @@
+//! The dispatcher, the delay-queue pump and the reconciler, and the handle
+//! intake uses to offer new tasks.
+
+use crate::HttpSender;
+use async_trait::async_trait;
+use callback_core::{
+    decide, AttemptFacts, ClaimedTask, DelayQueue, Dispatch, Disposition, RetrySchedule, TaskId,
+    TaskStore,
+};
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Attempts in flight at once, over all receivers.
+    pub concurrency: usize,
+    /// Ids waiting for a worker. Past this, due tasks wait in the store.
+    pub channel_capacity: usize,
+    pub default_schedule: RetrySchedule,
+    /// At most this fraction of a default-schedule delay is added at random.
+    pub jitter: f64,
+    /// A lease lasts a task's timeout plus this margin.
+    pub lease_margin: Duration,
+    pub reconcile_interval: Duration,
+    /// Due tasks read from the store per reconciler pass, at most.
+    pub reconcile_batch: u32,
+    /// Scheduled tasks loaded into the delay queue at start, at most.
+    pub rebuild_limit: u32,
+    /// How long attempts in flight may finish at shutdown before their
+    /// leases are released.
+    pub shutdown_grace: Duration,
+}
+
+struct Engine {
+    store: Arc<dyn TaskStore>,
+    queue: Arc<dyn DelayQueue>,
+    sender: HttpSender,
+    config: DeliveryConfig,
+    tx: mpsc::Sender<TaskId>,
+    /// Ids in the channel or being delivered here, so that the reconciler
+    /// and the pump do not queue one task twice.
+    queued: Mutex<HashSet<TaskId>>,
+    /// Cancelled when the shutdown grace is over: attempts still in flight
+    /// give their lease back and stop.
+    hard_stop: CancellationToken,
+}
+
+/// The delivery engine, built and ready to run.
+pub struct Delivery {
+    engine: Arc<Engine>,
+    rx: mpsc::Receiver<TaskId>,
+}
+
+/// What intake holds to offer committed tasks to delivery.
+#[derive(Clone)]
+pub struct DeliveryHandle {
+    engine: Arc<Engine>,
+}
+
+impl Delivery {
+    pub fn new(
+        store: Arc<dyn TaskStore>,
+        queue: Arc<dyn DelayQueue>,
+        sender: HttpSender,
+        config: DeliveryConfig,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
+        let engine = Arc::new(Engine {
+            store,
+            queue,
+            sender,
+            config,
+            tx,
+            queued: Mutex::new(HashSet::new()),
+            hard_stop: CancellationToken::new(),
+        });
+        Self { engine, rx }
+    }
+
+    pub fn handle(&self) -> DeliveryHandle {
+        DeliveryHandle {
+            engine: self.engine.clone(),
+        }
+    }
+
+    /// Delivers until `shutdown` is cancelled, then lets attempts in flight
+    /// finish within the grace period and releases the leases of the rest.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Delivery { engine, mut rx } = self;
+        let background = TaskTracker::new();
+        background.spawn(reconcile(engine.clone(), shutdown.clone()));
+        background.spawn(pump(engine.clone(), shutdown.clone()));
+
+        let permits = Arc::new(Semaphore::new(engine.config.concurrency.max(1)));
+        let attempts = TaskTracker::new();
+        loop {
+            let permit = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let id = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                id = rx.recv() => match id {
+                    Some(id) => id,
+                    None => break,
+                },
+            };
+            let engine = engine.clone();
+            attempts.spawn(async move {
+                engine.deliver(id).await;
+                drop(permit);
+            });
+        }
+
+        background.close();
+        attempts.close();
+        if tokio::time::timeout(engine.config.shutdown_grace, attempts.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = attempts.len(),
+                "shutdown grace over: releasing the leases of attempts still in flight"
+            );
+            engine.hard_stop.cancel();
+            attempts.wait().await;
+        }
+        background.wait().await;
+    }
+}
+
+#[async_trait]
+impl Dispatch for DeliveryHandle {
+    async fn accepted(&self, id: TaskId, due: DateTime<Utc>) {
+        if due <= Utc::now() {
+            // A full channel is fine: the reconciler finds the task in the store.
+            self.engine.offer(id);
+        } else if let Err(err) = self.engine.queue.schedule(id, due).await {
+            tracing::warn!(task_id = %id, error = %err, "delay queue refused a task; the reconciler will find it");
+        }
+    }
+}
+
+impl Engine {
+    fn queued(&self) -> MutexGuard<'_, HashSet<TaskId>> {
+        // The set stays consistent under a panic (single insert/remove calls).
+        self.queued.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts an id in the channel unless it is already queued here or the
+    /// channel is full. Never waits.
+    fn offer(&self, id: TaskId) -> bool {
+        if !self.queued().insert(id) {
+            return false;
+        }
+        match self.tx.try_send(id) {
+            Ok(()) => true,
+            Err(_) => {
+                self.queued().remove(&id);
+                false
+            }
+        }
+    }
+
+    async fn deliver(&self, id: TaskId) {
+        let claim = match self
+            .store
+            .claim(id, Utc::now(), self.config.lease_margin)
+            .await
+        {
+            Ok(Some(claim)) => claim,
+            Ok(None) => {
+                // Another worker or instance has it, or it is no longer due.
+                self.queued().remove(&id);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(task_id = %id, error = %err, "could not claim a task; it stays due in the store");
+                self.queued().remove(&id);
+                return;
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = self.sender.send(&claim) => outcome,
+            _ = self.hard_stop.cancelled() => {
+                if let Err(err) = self.store.release(&claim, Utc::now()).await {
+                    tracing::warn!(task_id = %id, error = %err, "could not release a lease; it expires on its own");
+                }
+                self.queued().remove(&id);
+                return;
+            }
+        };
+        let task = &claim.task;
+        let (schedule, jitter) = match &task.spec.retry_schedule {
+            Some(own) => (own, 0.0),
+            None => (
+                &self.config.default_schedule,
+                fastrand::f64() * self.config.jitter,
+            ),
+        };
+        let next = decide(
+            AttemptFacts {
+                success: outcome.success,
+                attempts_used: task.attempts_used() + 1,
+                max_attempts: task.spec.max_attempts.get(),
+                retry_after: outcome.retry_after,
+            },
+            schedule,
+            jitter,
+            Utc::now(),
+        );
+        let attempt = outcome.to_attempt(claim.attempt_number);
+        tracing::debug!(task_id = %id, attempt = attempt.number, success = attempt.success, ?next, "attempt finished");
+        let recorded = self.record(&claim, &attempt, next).await;
+        self.queued().remove(&id);
+        if let (true, Disposition::RetryAt(at)) = (recorded, next) {
+            if let Err(err) = self.queue.schedule(id, at).await {
+                tracing::warn!(task_id = %id, error = %err, "delay queue refused a retry; the reconciler will find it");
+            }
+        }
+        if let Err(err) = self.queue.ack(id).await {
+            tracing::debug!(task_id = %id, error = %err, "delay queue ack failed");
+        }
+    }
+
+    /// Writes the attempt and the next step, retrying while the store is
+    /// unreachable for as long as the lease lasts. Returns whether the state
+    /// change applied. If it never could be written, the lease expires and
+    /// the task is delivered again: at least once, never lost.
+    async fn record(
+        &self,
+        claim: &ClaimedTask,
+        attempt: &callback_core::Attempt,
+        next: Disposition,
+    ) -> bool {
+        let give_up_at = tokio::time::Instant::now() + self.config.lease_margin;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.store.complete(claim, attempt, next, Utc::now()).await {
+                Ok(applied) => {
+                    if !applied {
+                        tracing::info!(task_id = %claim.task.id, "attempt recorded, but the task had changed meanwhile (cancelled or lease lost)");
+                    }
+                    return applied;
+                }
+                Err(err) if tokio::time::Instant::now() + backoff < give_up_at => {
+                    tracing::warn!(task_id = %claim.task.id, error = %err, "could not record an attempt; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => {
+                    tracing::error!(task_id = %claim.task.id, error = %err, "gave up recording an attempt; the task will be delivered again when its lease expires");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Hands due ids from the delay queue to the channel as their time comes.
+async fn pump(engine: Arc<Engine>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = engine.queue.wait(Duration::from_secs(1)) => {}
+        }
+        let free = engine.tx.capacity();
+        if free == 0 {
+            // Workers are behind; due ids stay in the queue meanwhile.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        match engine.queue.take_due(Utc::now(), free).await {
+            Ok(ids) => {
+                for id in ids {
+                    engine.offer(id);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "delay queue unavailable; the reconciler polls the store");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Loads the delay queue from the store at start, then periodically offers
+/// every due task nobody holds: overflow from a full channel, tasks whose
+/// worker died, entries a queue lost.
+async fn reconcile(engine: Arc<Engine>, shutdown: CancellationToken) {
+    match engine
+        .store
+        .scheduled(Utc::now(), engine.config.rebuild_limit)
+        .await
+    {
+        Ok(entries) => {
+            let count = entries.len();
+            for (id, due) in entries {
+                if let Err(err) = engine.queue.schedule(id, due).await {
+                    tracing::warn!(error = %err, "could not rebuild the delay queue");
+                    break;
+                }
+            }
+            tracing::info!(scheduled = count, "delay queue rebuilt from the store");
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not rebuild the delay queue; polling the store instead")
+        }
+    }
+    loop {
+        let free = engine.tx.capacity() as u32;
+        if free > 0 {
+            match engine
+                .store
+                .due(Utc::now(), free.min(engine.config.reconcile_batch))
+                .await
+            {
+                Ok(ids) => {
+                    for id in ids {
+                        engine.offer(id);
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "reconciler could not read due tasks"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(engine.config.reconcile_interval) => {}
+        }
+    }
+}

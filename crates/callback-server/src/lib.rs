@@ -1,0 +1,9 @@
+//! The callback-center server: settings, telemetry, and the one place that
+//! turns settings into concrete backends and starts everything.
+
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,172 @@
+//! Settings: the embedded, documented defaults (`config/default.toml`), then
+//! an optional TOML file, then `CBC__SECTION__KEY` environment variables.
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub data: DataSettings,
+    pub delivery: DeliverySettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub admin_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub concurrency: usize,
+    pub channel_capacity: usize,
+    pub max_attempts: u32,
+    pub timeout_ms: u32,
+    pub connect_timeout_ms: u64,
+    pub retry_schedule_s: Vec<u32>,
+    pub jitter: f64,
+    pub lease_margin_ms: u64,
+    pub reconcile_interval_ms: u64,
+    pub reconcile_batch: u32,
+    pub delay_queue_capacity: usize,
+    pub response_record_bytes: usize,
+    pub response_read_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, config::ConfigError> {
+        Self::load_from(file, Environment::with_prefix("CBC"))
+    }
+
+    /// The defaults alone, for tests that set fields directly.
+    pub fn defaults() -> Result<Self, config::ConfigError> {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()?
+            .try_deserialize()
+    }
+
+    fn load_from(file: Option<&Path>, env: Environment) -> Result<Self, config::ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        builder
+            .add_source(
+                env.prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("delivery.retry_schedule_s"),
+            )
+            .build()?
+            .try_deserialize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Environment::with_prefix("CBC").source(Some(map))
+    }
+
+    #[test]
+    fn embedded_defaults_parse() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert!(s.database.url.expose_secret().starts_with("sqlite://"));
+        assert_eq!(s.delivery.retry_schedule_s.len(), 10);
+        assert!(s.auth.admin_token.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_defaults_with_double_underscores() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CBC__SERVER__BIND", "0.0.0.0:9000"),
+                ("CBC__DATABASE__URL", "mysql://root@127.0.0.1:3306/x"),
+                ("CBC__AUTH__ADMIN_TOKEN", "secret"),
+                ("CBC__DELIVERY__CONCURRENCY", "8"),
+                ("CBC__DELIVERY__RETRY_SCHEDULE_S", "1,2,3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.bind, "0.0.0.0:9000");
+        assert_eq!(
+            s.database.url.expose_secret(),
+            "mysql://root@127.0.0.1:3306/x"
+        );
+        assert_eq!(
+            s.auth
+                .admin_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            Some("secret".into())
+        );
+        assert_eq!(s.delivery.concurrency, 8);
+        assert_eq!(s.delivery.retry_schedule_s, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_config_file_overrides_defaults_and_unknown_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("cbc-settings-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "[delivery]\nconcurrency = 3\n").unwrap();
+        let s = Settings::load_from(Some(&good), env(&[])).unwrap();
+        assert_eq!(s.delivery.concurrency, 3);
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[delivery]\nconcurency = 3\n").unwrap();
+        assert!(Settings::load_from(Some(&bad), env(&[])).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,262 @@
+//! The composition root: settings in, a running server out. `main` and the
+//! tests build the application through the same `Application::build`.
+
+use crate::settings::Settings;
+use actix_web::{dev::Server, web, App, HttpServer};
+use anyhow::Context;
+use callback_api::{AdminToken, ApiState, TaskDefaults};
+use callback_core::{DelayQueue, MaxAttempts, RetrySchedule, TaskStore};
+use callback_delivery::{Delivery, DeliveryConfig, HttpSender, SenderConfig};
+use callback_queue::InProcessDelayQueue;
+use callback_store::StoreOptions;
+use secrecy::{ExposeSecret, SecretString};
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Where the admin token came from, so that the start banner can say so
+/// without printing a token an operator configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Configured,
+    Generated(/* first start */ bool),
+}
+
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    delivery: Delivery,
+    admin_token: SecretString,
+    token_source: TokenSource,
+    token_file: PathBuf,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data.dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data.dir.display()
+            )
+        })?;
+        let database_url = settings.database.url.expose_secret().to_string();
+        if let Some(parent) = sqlite_parent_dir(&database_url) {
+            std::fs::create_dir_all(&parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let token_file = settings.data.dir.join("admin-token");
+        let (admin_token, token_source) = match &settings.auth.admin_token {
+            Some(token) => (token.clone(), TokenSource::Configured),
+            None => load_or_generate_token(&token_file)?,
+        };
+
+        let store: Arc<dyn TaskStore> = Arc::new(
+            callback_store::connect(&StoreOptions {
+                url: database_url,
+                max_connections: settings.database.max_connections,
+                connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
+            })
+            .await
+            .context("cannot open the task store")?,
+        );
+        let queue: Arc<dyn DelayQueue> = Arc::new(InProcessDelayQueue::new(
+            settings.delivery.delay_queue_capacity,
+        ));
+
+        let d = &settings.delivery;
+        let sender = HttpSender::new(SenderConfig {
+            connect_timeout: Duration::from_millis(d.connect_timeout_ms),
+            read_limit: d.response_read_bytes,
+            record_limit: d.response_record_bytes,
+            user_agent: format!("callback-center/{}", env!("CARGO_PKG_VERSION")),
+        })?;
+        let default_schedule = RetrySchedule::parse(d.retry_schedule_s.clone())
+            .map_err(|e| anyhow::anyhow!("delivery.retry_schedule_s {e}"))?;
+        let delivery = Delivery::new(
+            store.clone(),
+            queue,
+            sender,
+            DeliveryConfig {
+                concurrency: d.concurrency,
+                channel_capacity: d.channel_capacity,
+                default_schedule,
+                jitter: d.jitter,
+                lease_margin: Duration::from_millis(d.lease_margin_ms),
+                reconcile_interval: Duration::from_millis(d.reconcile_interval_ms),
+                reconcile_batch: d.reconcile_batch,
+                rebuild_limit: u32::try_from(d.delay_queue_capacity).unwrap_or(u32::MAX),
+                shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
+            },
+        );
+
+        let defaults = TaskDefaults {
+            max_attempts: MaxAttempts::parse(i64::from(d.max_attempts))
+                .map_err(|e| anyhow::anyhow!("delivery.max_attempts {e}"))?,
+            timeout_ms: d.timeout_ms,
+        };
+        let state = web::Data::new(ApiState {
+            store,
+            dispatch: Arc::new(delivery.handle()),
+            defaults,
+            max_body_bytes: settings.server.max_body_bytes,
+        });
+        let token = web::Data::new(AdminToken(admin_token.clone()));
+
+        let listener = TcpListener::bind(&settings.server.bind)
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let address = listener.local_addr()?;
+        let mut server = HttpServer::new(move || {
+            App::new().configure(callback_api::configure(state.clone(), token.clone()))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_grace_ms.div_ceil(1000));
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Self {
+            address,
+            server: server.run(),
+            delivery,
+            admin_token,
+            token_source,
+            token_file,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn admin_token(&self) -> &SecretString {
+        &self.admin_token
+    }
+
+    /// Lines for the operator: where to reach the server and how to log in.
+    pub fn banner(&self) -> String {
+        let login = match self.token_source {
+            TokenSource::Configured => "admin token: as configured (auth.admin_token)".to_string(),
+            TokenSource::Generated(first) => format!(
+                "admin token: {} ({} {})",
+                self.admin_token.expose_secret(),
+                if first {
+                    "generated and kept in"
+                } else {
+                    "kept in"
+                },
+                self.token_file.display()
+            ),
+        };
+        format!(
+            "callback-center {} listening on http://{}\n{login}\nexample: curl -H 'Authorization: Bearer <token>' http://{}/api/v1/tasks",
+            env!("CARGO_PKG_VERSION"),
+            self.address,
+            self.address
+        )
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets requests
+    /// and attempts in flight finish within the grace period, and releases
+    /// the leases of what did not finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let stop_delivery = CancellationToken::new();
+        let delivery = tokio::spawn(self.delivery.run(stop_delivery.clone()));
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            _ = shutdown => {
+                tracing::info!("shutting down: no new requests; finishing what is in flight");
+                handle.stop(true).await;
+            }
+            result = &mut server => {
+                stop_delivery.cancel();
+                let _ = delivery.await;
+                return result.context("HTTP server task failed")?.context("HTTP server failed");
+            }
+        }
+        server.await.context("HTTP server task failed")??;
+        stop_delivery.cancel();
+        delivery.await.context("delivery task failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The directory of a `sqlite://` file URL, to create before connecting.
+fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
+    if path.is_empty() || path.starts_with(":memory:") {
+        return None;
+    }
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
+fn load_or_generate_token(file: &Path) -> anyhow::Result<(SecretString, TokenSource)> {
+    if let Ok(existing) = std::fs::read_to_string(file) {
+        let token = existing.trim();
+        if !token.is_empty() {
+            return Ok((
+                SecretString::from(token.to_string()),
+                TokenSource::Generated(false),
+            ));
+        }
+    }
+    let token = format!(
+        "cbc_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    write_private(file, &token).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok((SecretString::from(token), TokenSource::Generated(true)))
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_the_directory_to_create() {
+        assert_eq!(
+            sqlite_parent_dir("sqlite://./data/cbc.db?mode=rwc"),
+            Some(PathBuf::from("./data"))
+        );
+        assert_eq!(sqlite_parent_dir("sqlite://cbc.db"), None);
+        assert_eq!(sqlite_parent_dir("sqlite::memory:"), None);
+        assert_eq!(sqlite_parent_dir("mysql://root@localhost/x"), None);
+    }
+
+    #[test]
+    fn a_generated_token_is_kept_and_reused() {
+        let dir = std::env::temp_dir().join(format!("cbc-token-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("admin-token");
+        let (first, source) = load_or_generate_token(&file).unwrap();
+        assert_eq!(source, TokenSource::Generated(true));
+        let (again, source) = load_or_generate_token(&file).unwrap();
+        assert_eq!(source, TokenSource::Generated(false));
+        assert_eq!(first.expose_secret(), again.expose_secret());
+        assert!(first.expose_secret().len() > 40);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

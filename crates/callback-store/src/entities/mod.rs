@@ -1,0 +1,5 @@
+//! Table rows as sea-orm sees them. Private to this crate: the rest of the
+//! system sees only the domain types of `callback-core`.
+
+pub mod attempt;
+pub mod task;

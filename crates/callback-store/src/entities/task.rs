@@ -1,0 +1,40 @@
+use sea_orm::entity::prelude::*;
+
+/// A row of `tasks`. Times are epoch milliseconds; ids 16-byte UUIDs.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tasks")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Vec<u8>,
+    pub status: String,
+    pub url: String,
+    pub method: String,
+    /// JSON list of `[name, value]` pairs.
+    pub headers: String,
+    /// JSON list of `[name, value]` pairs.
+    pub query: String,
+    pub content_type: Option<String>,
+    pub body: Option<Vec<u8>>,
+    pub max_attempts: i32,
+    /// JSON list of seconds.
+    pub retry_delays_s: Option<String>,
+    pub timeout_ms: i32,
+    /// JSON `Expectation`.
+    pub expect: Option<String>,
+    pub source_app: Option<String>,
+    pub target_app: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub attempts_made: i32,
+    pub attempts_base: i32,
+    pub next_attempt_at: Option<i64>,
+    pub lease_token: Option<Vec<u8>>,
+    pub lease_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

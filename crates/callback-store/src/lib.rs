@@ -1,0 +1,13 @@
+//! The task store: one sea-orm implementation of `TaskStore` for MySQL
+//! (MariaDB) and SQLite, chosen by the database URL.
+//!
+//! Every state change is a conditional UPDATE whose WHERE clause states the
+//! transition's precondition, so concurrent workers and instances never need
+//! a lock, and no transaction is ever held across an outgoing HTTP call.
+
+mod db_error;
+mod entities;
+mod mapping;
+mod store;
+
+pub use store::{connect, SqlTaskStore, StoreOptions};

@@ -1,0 +1,150 @@
+//! Conversion between table rows and domain types. A row that does not
+//! parse back into a valid task is reported as corrupt, never guessed at.
+
+use crate::entities::{attempt, task};
+use callback_core::{
+    Attempt, Body, Expectation, HeaderList, MaxAttempts, Method, NewTask, QueryList, RetrySchedule,
+    StoreError, TargetUrl, Task, TaskId, TaskSpec, TaskStatus,
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub fn id_bytes(id: TaskId) -> Vec<u8> {
+    id.as_uuid().as_bytes().to_vec()
+}
+
+pub fn ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {detail}"))
+}
+
+fn time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| corrupt("time", ms))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Serialising these plain data types cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+pub fn task_id(bytes: &[u8]) -> Result<TaskId, StoreError> {
+    Uuid::from_slice(bytes)
+        .map(TaskId::from_uuid)
+        .map_err(|e| corrupt("task id", e))
+}
+
+pub fn new_task_row(task: &NewTask) -> task::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    let spec = &task.spec;
+    task::ActiveModel {
+        id: Set(id_bytes(task.id)),
+        status: Set(TaskStatus::Pending.as_str().into()),
+        url: Set(spec.url.as_str().into()),
+        method: Set(spec.method.as_str().into()),
+        headers: Set(json(&spec.headers)),
+        query: Set(json(&spec.query)),
+        content_type: Set(spec.body.as_ref().map(|b| b.content_type.clone())),
+        body: Set(spec.body.as_ref().map(|b| b.bytes.clone())),
+        max_attempts: Set(spec.max_attempts.get() as i32),
+        retry_delays_s: Set(spec.retry_schedule.as_ref().map(|s| json(&s.as_slice()))),
+        timeout_ms: Set(spec.timeout_ms as i32),
+        expect: Set((spec.expect != Expectation::default()).then(|| json(&spec.expect))),
+        source_app: Set(spec.source_app.clone()),
+        target_app: Set(spec.target_app.clone()),
+        idempotency_key: Set(spec.idempotency_key.clone()),
+        attempts_made: Set(0),
+        attempts_base: Set(0),
+        next_attempt_at: Set(Some(ms(task.first_attempt_at))),
+        lease_token: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(ms(task.created_at)),
+        updated_at: Set(ms(task.created_at)),
+    }
+}
+
+pub fn task_from_row(row: task::Model) -> Result<Task, StoreError> {
+    let body = match (row.body, row.content_type) {
+        (Some(bytes), Some(content_type)) => Some(Body {
+            content_type,
+            bytes,
+        }),
+        (Some(bytes), None) => Some(Body {
+            content_type: "application/octet-stream".into(),
+            bytes,
+        }),
+        (None, _) => None,
+    };
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(&row.headers).map_err(|e| corrupt("headers", e))?;
+    let query: QueryList = serde_json::from_str(&row.query).map_err(|e| corrupt("query", e))?;
+    let retry_schedule = row
+        .retry_delays_s
+        .map(|raw| {
+            let delays: Vec<u32> =
+                serde_json::from_str(&raw).map_err(|e| corrupt("retry_delays_s", e))?;
+            RetrySchedule::parse(delays).map_err(|e| corrupt("retry_delays_s", e))
+        })
+        .transpose()?;
+    let expect = row
+        .expect
+        .map(|raw| serde_json::from_str(&raw).map_err(|e| corrupt("expect", e)))
+        .transpose()?
+        .unwrap_or_default();
+    let spec = TaskSpec {
+        url: TargetUrl::parse(&row.url).map_err(|e| corrupt("url", e))?,
+        method: Method::parse(&row.method).map_err(|e| corrupt("method", e))?,
+        headers: HeaderList::parse(headers).map_err(|e| corrupt("headers", e))?,
+        query,
+        body,
+        max_attempts: MaxAttempts::parse(row.max_attempts.into())
+            .map_err(|e| corrupt("max_attempts", e))?,
+        retry_schedule,
+        timeout_ms: u32::try_from(row.timeout_ms).map_err(|e| corrupt("timeout_ms", e))?,
+        expect,
+        source_app: row.source_app,
+        target_app: row.target_app,
+        idempotency_key: row.idempotency_key,
+    };
+    Ok(Task {
+        id: task_id(&row.id)?,
+        spec,
+        status: TaskStatus::parse(&row.status).map_err(|e| corrupt("status", e))?,
+        attempts_made: u32::try_from(row.attempts_made).map_err(|e| corrupt("attempts", e))?,
+        attempts_base: u32::try_from(row.attempts_base).map_err(|e| corrupt("attempts", e))?,
+        next_attempt_at: row.next_attempt_at.map(time).transpose()?,
+        last_error: row.last_error,
+        created_at: time(row.created_at)?,
+        updated_at: time(row.updated_at)?,
+    })
+}
+
+pub fn attempt_row(task: TaskId, attempt: &Attempt) -> attempt::ActiveModel {
+    use sea_orm::ActiveValue::{NotSet, Set};
+    attempt::ActiveModel {
+        id: NotSet,
+        task_id: Set(id_bytes(task)),
+        number: Set(attempt.number as i32),
+        started_at: Set(ms(attempt.started_at)),
+        duration_ms: Set(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX)),
+        status_code: Set(attempt.status_code.map(i32::from)),
+        response_body: Set(attempt.response_body.clone()),
+        error: Set(attempt.error.clone()),
+        success: Set(attempt.success),
+    }
+}
+
+pub fn attempt_from_row(row: attempt::Model) -> Result<Attempt, StoreError> {
+    Ok(Attempt {
+        number: u32::try_from(row.number).map_err(|e| corrupt("attempt number", e))?,
+        started_at: time(row.started_at)?,
+        duration_ms: u64::try_from(row.duration_ms).unwrap_or(0),
+        status_code: row.status_code.and_then(|c| u16::try_from(c).ok()),
+        response_body: row.response_body,
+        error: row.error,
+        success: row.success,
+    })
+}

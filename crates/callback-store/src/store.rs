@@ -1,0 +1,386 @@
+//! `SqlTaskStore`: the `TaskStore` port on sea-orm.
+
+use crate::db_error::{is_unique_violation, unavailable};
+use crate::entities::{attempt, task};
+use crate::mapping::{
+    attempt_from_row, attempt_row, id_bytes, ms, new_task_row, task_from_row, task_id,
+};
+use async_trait::async_trait;
+use callback_core::{
+    Attempt, ClaimedTask, Disposition, Inserted, LeaseToken, NewTask, Page, PageRequest,
+    StoreError, Task, TaskDetail, TaskFilter, TaskId, TaskStatus, TaskStore,
+};
+use callback_migrations::{Migrator, MigratorTrait};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use std::time::Duration;
+
+/// How to reach the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path?mode=rwc` or `mysql://user:pass@host:port/db`.
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+/// The task store over a sea-orm connection pool.
+#[derive(Debug, Clone)]
+pub struct SqlTaskStore {
+    db: DatabaseConnection,
+}
+
+/// Connects, and brings the schema up to date before anything else runs.
+pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError> {
+    let mut connect = ConnectOptions::new(options.url.clone());
+    connect
+        .max_connections(options.max_connections)
+        .connect_timeout(options.connect_timeout)
+        .acquire_timeout(options.connect_timeout)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            // WAL lets readers run beside the one writer; FULL makes every
+            // acknowledged commit survive a power cut, not just a crash.
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+    let db = Database::connect(connect).await.map_err(unavailable)?;
+    Migrator::up(&db, None).await.map_err(unavailable)?;
+    Ok(SqlTaskStore { db })
+}
+
+impl SqlTaskStore {
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        task::Entity::find_by_id(id_bytes(id))
+            .one(&self.db)
+            .await
+            .map_err(unavailable)?
+            .map(task_from_row)
+            .transpose()
+    }
+
+    /// Runs a guarded transition; when it matched no row, says why.
+    async fn transition(
+        &self,
+        id: TaskId,
+        from: &[TaskStatus],
+        sets: Vec<(task::Column, SimpleExpr)>,
+    ) -> Result<Task, StoreError> {
+        let mut update = task::Entity::update_many()
+            .filter(task::Column::Id.eq(id_bytes(id)))
+            .filter(task::Column::Status.is_in(from.iter().map(|s| s.as_str())));
+        for (column, value) in sets {
+            update = update.col_expr(column, value);
+        }
+        let result = update.exec(&self.db).await.map_err(unavailable)?;
+        let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
+        if result.rows_affected == 1 {
+            Ok(current)
+        } else {
+            Err(StoreError::InvalidState {
+                current: current.status,
+            })
+        }
+    }
+}
+
+fn status(s: TaskStatus) -> SimpleExpr {
+    Expr::value(s.as_str())
+}
+
+/// Live tasks whose due time has come and that nobody holds a valid lease on.
+fn claimable(now_ms: i64) -> Condition {
+    Condition::all()
+        .add(
+            task::Column::Status.is_in(
+                [
+                    TaskStatus::Pending,
+                    TaskStatus::Retrying,
+                    TaskStatus::Delivering,
+                ]
+                .map(|s| s.as_str()),
+            ),
+        )
+        .add(task::Column::NextAttemptAt.lte(now_ms))
+        .add(
+            Condition::any()
+                .add(task::Column::LeaseUntil.is_null())
+                .add(task::Column::LeaseUntil.lt(now_ms)),
+        )
+}
+
+#[async_trait]
+impl TaskStore for SqlTaskStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(unavailable)
+    }
+
+    async fn insert(&self, new: &NewTask) -> Result<Inserted, StoreError> {
+        match task::Entity::insert(new_task_row(new)).exec(&self.db).await {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                if let Some(key) = &new.spec.idempotency_key {
+                    let existing = task::Entity::find()
+                        .filter(task::Column::IdempotencyKey.eq(key.as_str()))
+                        .one(&self.db)
+                        .await
+                        .map_err(unavailable)?;
+                    if let Some(row) = existing {
+                        return Ok(Inserted::Existing(task_from_row(row)?));
+                    }
+                }
+                return Err(unavailable(err));
+            }
+            Err(err) => return Err(unavailable(err)),
+        }
+        let stored = self.find(new.id).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("task {} vanished right after its insert", new.id))
+        })?;
+        Ok(Inserted::Created(stored))
+    }
+
+    async fn get(&self, id: TaskId) -> Result<Option<TaskDetail>, StoreError> {
+        let Some(task) = self.find(id).await? else {
+            return Ok(None);
+        };
+        let attempts = attempt::Entity::find()
+            .filter(attempt::Column::TaskId.eq(id_bytes(id)))
+            .order_by_asc(attempt::Column::Number)
+            .order_by_asc(attempt::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(attempt_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Some(TaskDetail { task, attempts }))
+    }
+
+    async fn list(&self, filter: &TaskFilter, page: PageRequest) -> Result<Page<Task>, StoreError> {
+        let mut query = task::Entity::find();
+        if let Some(s) = filter.status {
+            query = query.filter(task::Column::Status.eq(s.as_str()));
+        }
+        if let Some(app) = &filter.source_app {
+            query = query.filter(task::Column::SourceApp.eq(app.as_str()));
+        }
+        if let Some(app) = &filter.target_app {
+            query = query.filter(task::Column::TargetApp.eq(app.as_str()));
+        }
+        if let Some(after) = page.after {
+            query = query.filter(task::Column::Id.lt(id_bytes(after)));
+        }
+        let limit = u64::from(page.limit.max(1));
+        let rows = query
+            .order_by_desc(task::Column::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?;
+        let has_more = rows.len() as u64 > limit;
+        let items: Vec<Task> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(task_from_row)
+            .collect::<Result<_, _>>()?;
+        let next_cursor = if has_more {
+            items.last().map(|t| t.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn claim(
+        &self,
+        id: TaskId,
+        now: DateTime<Utc>,
+        lease_margin: Duration,
+    ) -> Result<Option<ClaimedTask>, StoreError> {
+        let lease = LeaseToken::new();
+        let now_ms = ms(now);
+        let result = task::Entity::update_many()
+            .col_expr(task::Column::Status, status(TaskStatus::Delivering))
+            .col_expr(
+                task::Column::LeaseToken,
+                Expr::value(lease.0.as_bytes().to_vec()),
+            )
+            .col_expr(
+                task::Column::LeaseUntil,
+                Expr::col(task::Column::TimeoutMs)
+                    .add(now_ms + i64::try_from(lease_margin.as_millis()).unwrap_or(i64::MAX / 2)),
+            )
+            .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
+            .filter(task::Column::Id.eq(id_bytes(id)))
+            .filter(claimable(now_ms))
+            .exec(&self.db)
+            .await
+            .map_err(unavailable)?;
+        if result.rows_affected != 1 {
+            return Ok(None);
+        }
+        let Some(task) = self.find(id).await? else {
+            return Ok(None);
+        };
+        let attempt_number = task.attempts_made + 1;
+        Ok(Some(ClaimedTask {
+            task,
+            lease,
+            attempt_number,
+        }))
+    }
+
+    async fn complete(
+        &self,
+        claim: &ClaimedTask,
+        attempt: &Attempt,
+        next: Disposition,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (new_status, next_at) = match next {
+            Disposition::Succeeded => (TaskStatus::Succeeded, None),
+            Disposition::Failed => (TaskStatus::Failed, None),
+            Disposition::RetryAt(at) => (TaskStatus::Retrying, Some(ms(at))),
+        };
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        attempt::Entity::insert(attempt_row(claim.task.id, attempt))
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        let result = task::Entity::update_many()
+            .col_expr(task::Column::Status, status(new_status))
+            .col_expr(
+                task::Column::AttemptsMade,
+                Expr::col(task::Column::AttemptsMade).add(1),
+            )
+            .col_expr(task::Column::NextAttemptAt, Expr::value(next_at))
+            .col_expr(
+                task::Column::LeaseToken,
+                Expr::value(Option::<Vec<u8>>::None),
+            )
+            .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+            .col_expr(task::Column::LastError, Expr::value(attempt.error.clone()))
+            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(task::Column::Id.eq(id_bytes(claim.task.id)))
+            .filter(task::Column::LeaseToken.eq(claim.lease.0.as_bytes().to_vec()))
+            .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn release(&self, claim: &ClaimedTask, now: DateTime<Utc>) -> Result<(), StoreError> {
+        task::Entity::update_many()
+            .col_expr(
+                task::Column::Status,
+                Expr::cust("CASE WHEN attempts_made = 0 THEN 'pending' ELSE 'retrying' END"),
+            )
+            .col_expr(
+                task::Column::LeaseToken,
+                Expr::value(Option::<Vec<u8>>::None),
+            )
+            .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+            .col_expr(task::Column::NextAttemptAt, Expr::value(ms(now)))
+            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(task::Column::Id.eq(id_bytes(claim.task.id)))
+            .filter(task::Column::LeaseToken.eq(claim.lease.0.as_bytes().to_vec()))
+            .exec(&self.db)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<TaskId>, StoreError> {
+        let ids: Vec<Vec<u8>> = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .filter(claimable(ms(now)))
+            .order_by_asc(task::Column::NextAttemptAt)
+            .limit(u64::from(limit))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?;
+        ids.iter().map(|b| task_id(b)).collect()
+    }
+
+    async fn scheduled(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(TaskId, DateTime<Utc>)>, StoreError> {
+        let rows: Vec<(Vec<u8>, i64)> = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .column(task::Column::NextAttemptAt)
+            .filter(
+                task::Column::Status
+                    .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
+            )
+            .filter(task::Column::NextAttemptAt.gt(ms(now)))
+            .order_by_asc(task::Column::NextAttemptAt)
+            .limit(u64::from(limit))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(id, at)| {
+                let at = DateTime::from_timestamp_millis(at)
+                    .ok_or_else(|| StoreError::Corrupt(format!("next_attempt_at {at}")))?;
+                Ok((task_id(&id)?, at))
+            })
+            .collect()
+    }
+
+    async fn cancel(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        self.transition(
+            id,
+            &TaskStatus::CANCELLABLE,
+            vec![
+                (task::Column::Status, status(TaskStatus::Cancelled)),
+                (
+                    task::Column::NextAttemptAt,
+                    Expr::value(Option::<i64>::None),
+                ),
+                (
+                    task::Column::LeaseToken,
+                    Expr::value(Option::<Vec<u8>>::None),
+                ),
+                (task::Column::LeaseUntil, Expr::value(Option::<i64>::None)),
+                (task::Column::UpdatedAt, Expr::value(ms(now))),
+            ],
+        )
+        .await
+    }
+
+    async fn resend(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        self.transition(
+            id,
+            &TaskStatus::RESENDABLE,
+            vec![
+                (task::Column::Status, status(TaskStatus::Pending)),
+                (
+                    task::Column::AttemptsBase,
+                    Expr::col(task::Column::AttemptsMade).into(),
+                ),
+                (task::Column::NextAttemptAt, Expr::value(ms(now))),
+                (task::Column::UpdatedAt, Expr::value(ms(now))),
+            ],
+        )
+        .await
+    }
+}

@@ -1,0 +1,18 @@
+//! Schema migrations, portable across MySQL/MariaDB and SQLite.
+//!
+//! Times are stored as BIGINT milliseconds since the Unix epoch: the same
+//! precision and ordering on both backends, with no time-zone conversion by
+//! the server. Ids are 16-byte binary UUIDs.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_tasks;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_tasks::Migration)]
+    }
+}
