@@ -51,18 +51,16 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             return ApiError::MalformedBody(format!("the body is not valid JSON: {inner}"));
         }
         let message = inner.to_string();
-        // serde names an unknown field in its message, at its parent's path.
-        let field = match message.strip_prefix("unknown field `") {
-            Some(rest) => {
-                let name = rest.split('`').next().unwrap_or(rest);
-                if path == "." {
-                    name.to_string()
-                } else {
-                    format!("{path}.{name}")
-                }
-            }
-            None if path == "." => "body".to_string(),
-            None => path,
+        // serde_path_to_error ends the path at an unknown field itself, but
+        // at the parent of a missing one, whose name is only in the message.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (missing, path.as_str()) {
+            (Some(name), ".") => name.to_string(),
+            (Some(name), parent) => format!("{parent}.{name}"),
+            (None, ".") => "body".to_string(),
+            (None, _) => path,
         };
         let mut errors = callback_core::ValidationErrors::default();
         errors.push(field, strip_position(&message));
@@ -121,6 +119,12 @@ mod tests {
         let err =
             parse_json::<Sample>(br#"{"count": 1, "inner": {"flag": true, "x": 1}}"#).unwrap_err();
         assert_eq!(field_of(err), "inner.x");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let err = parse_json::<Sample>(br#"{"inner": null}"#).unwrap_err();
+        assert_eq!(field_of(err), "count");
     }
 
     #[test]

@@ -124,7 +124,7 @@ mod tests {
             .collect();
         assert_eq!(minutes, [2, 10, 30, 60, 120, 360, 360, 600, 900, 900]);
         let total_h: u64 = minutes.iter().sum::<u64>() / 60;
-        assert_eq!(total_h, 54);
+        assert_eq!(total_h, 55);
     }
 
     #[test]

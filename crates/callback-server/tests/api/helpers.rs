@@ -1,0 +1,168 @@
+//! `spawn_app`: the application built exactly as `main` builds it, on port
+//! 0, with its own database, plus one helper per endpoint.
+
+use callback_server::{Application, Settings};
+use callback_testkit::{Backend, TestDatabase};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub const TOKEN: &str = "test-admin-token";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub db: std::sync::Arc<TestDatabase>,
+    data_dir: PathBuf,
+}
+
+/// Settings for a test server: fast reconciler, short leases.
+pub fn test_settings(database_url: &str, data_dir: &std::path::Path) -> Settings {
+    let mut s = Settings::defaults().unwrap();
+    s.server.bind = "127.0.0.1:0".into();
+    s.server.workers = 2;
+    s.server.shutdown_grace_ms = 2_000;
+    s.database.url = SecretString::from(database_url.to_string());
+    s.database.max_connections = 8;
+    s.auth.admin_token = Some(SecretString::from(TOKEN.to_string()));
+    s.data.dir = data_dir.to_path_buf();
+    s.delivery.reconcile_interval_ms = 200;
+    s.delivery.lease_margin_ms = 2_000;
+    s
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = std::sync::Arc::new(TestDatabase::create(backend).await);
+    spawn_app_on(db, tweak).await
+}
+
+/// Another instance on the same database.
+pub async fn spawn_app_on(
+    db: std::sync::Arc<TestDatabase>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let data_dir = std::env::temp_dir().join(format!("cbc-data-{}", uuid::Uuid::new_v4()));
+    let mut settings = test_settings(&db.url, &data_dir);
+    tweak(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let address = format!("http://{}", app.address());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        running: Some(running),
+        db,
+        data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_task(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/tasks"))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits a task that must be accepted; returns its id.
+    pub async fn submit(&self, body: Value) -> String {
+        let response = self.post_task(&body).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 201, "submit failed: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["task_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn task(&self, id: &str) -> Value {
+        let response = self.get(&format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Polls the task until it reaches `status`; panics with its last state
+    /// otherwise.
+    pub async fn wait_for_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let task = self.task(id).await;
+            if task["status"] == status {
+                return task;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("task {id} did not become {status} within {timeout:?}: {task:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A URL on which nothing listens.
+pub fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/gone")
+}
+
+pub fn fast_task(url: &str) -> Value {
+    json!({"url": url, "retry_delays_s": [1], "max_attempts": 3})
+}

@@ -1,0 +1,265 @@
+//! Submitting tasks: acceptance, idempotency, authentication, and every way
+//! a request can be refused.
+
+use crate::helpers::{spawn_app, TOKEN};
+use callback_testkit::{Backend, Receiver};
+use serde_json::{json, Value};
+
+async fn accepted_task_answers_201_with_location_and_pending_state(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let receiver = Receiver::start().await;
+    let response = app
+        .post_task(&json!({"url": receiver.url("/hook"), "delay_s": 3600}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let body: Value = response.json().await.unwrap();
+    let id = body["task_id"].as_str().unwrap();
+    assert_eq!(location, format!("/api/v1/tasks/{id}"));
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["max_attempts"], 11);
+    assert_eq!(body["method"], "POST");
+    let stored = app.task(id).await;
+    assert_eq!(stored["attempts"], json!([]));
+    assert!(stored["next_attempt_at"].is_string());
+}
+
+async fn missing_or_wrong_token_is_refused_with_401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let none = app
+        .client
+        .get(app.url("/api/v1/tasks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(none.headers()["content-type"], "application/problem+json");
+    let wrong = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .bearer_auth(format!("{TOKEN}x"))
+        .json(&json!({"url": "http://127.0.0.1:1/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let problem: Value = wrong.json().await.unwrap();
+    assert_eq!(problem["code"], "unauthorized");
+    // Nothing was created by the refused submission.
+    let list: Value = app.get("/api/v1/tasks").await.json().await.unwrap();
+    assert_eq!(list["items"], json!([]));
+}
+
+async fn same_idempotency_key_returns_the_first_task_and_creates_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let task =
+        json!({"url": "https://example.com/x", "idempotency_key": "order-42", "delay_s": 3600});
+    let first = app.post_task(&task).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = app.post_task(&task).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["task_id"], again["task_id"]);
+    let list: Value = app.get("/api/v1/tasks").await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+/// Posts `body` and returns the status and the problem's field names.
+async fn refusal(app: &crate::helpers::TestApp, body: Value) -> (u16, Vec<String>) {
+    let response = app.post_task(&body).await;
+    let status = response.status().as_u16();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], status);
+    let fields = problem["errors"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|f| f["field"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, fields)
+}
+
+async fn invalid_fields_are_refused_with_400_naming_each_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cases = [
+        (json!({"url": "https://e.com", "colour": "red"}), "colour"),
+        (json!({"url": 42}), "url"),
+        (json!({"url": "not a url"}), "url"),
+        (json!({"url": "ftp://e.com/x"}), "url"),
+        (json!({"url": "https://e.com", "method": "TRACE"}), "method"),
+        (
+            json!({"url": "https://e.com", "body": {}, "body_text": "x"}),
+            "body_text",
+        ),
+        (
+            json!({"url": "https://e.com", "max_attempts": 0}),
+            "max_attempts",
+        ),
+        (
+            json!({"url": "https://e.com", "max_attempts": 101}),
+            "max_attempts",
+        ),
+        (
+            json!({"url": "https://e.com", "timeout_ms": 0}),
+            "timeout_ms",
+        ),
+        (
+            json!({"url": "https://e.com", "retry_delays_s": [-1]}),
+            "retry_delays_s[0]",
+        ),
+        (
+            json!({"url": "https://e.com", "headers": {"X-Callback-Attempt": "9"}}),
+            "headers",
+        ),
+        (
+            json!({"url": "https://e.com", "expect": {"json": {"pointer": "code", "equals": 0}}}),
+            "expect.json.pointer",
+        ),
+        (
+            json!({"url": "https://e.com", "expect": {"bogus": 1}}),
+            "expect.bogus",
+        ),
+        (json!({"method": "GET"}), "url"),
+    ];
+    for (body, field) in cases {
+        let (status, fields) = refusal(&app, body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            fields.iter().any(|f| f == field),
+            "{body}: expected {field} in {fields:?}"
+        );
+    }
+    let list: Value = app.get("/api/v1/tasks").await.json().await.unwrap();
+    assert_eq!(list["items"], json!([]), "nothing refused may be stored");
+}
+
+async fn oversized_and_non_json_bodies_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let huge = "x".repeat(1024 * 1024 + 1);
+    let (status, _) = refusal(&app, json!({"url": "https://e.com", "body_text": huge})).await;
+    assert_eq!(status, 413);
+    let text = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "text/plain")
+        .body("url=https://e.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 415);
+    let broken = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{\"url\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 400);
+    let problem: Value = broken.json().await.unwrap();
+    assert_eq!(problem["code"], "malformed_request");
+}
+
+async fn unknown_task_is_404_and_malformed_id_is_400(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let missing = app
+        .get("/api/v1/tasks/0190a5b4-0000-7000-8000-000000000000")
+        .await;
+    assert_eq!(missing.status(), 404);
+    let problem: Value = missing.json().await.unwrap();
+    assert_eq!(problem["code"], "not_found");
+    assert_eq!(app.get("/api/v1/tasks/not-a-uuid").await.status(), 400);
+}
+
+async fn store_failure_answers_503_and_acknowledges_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.db
+        .execute("ALTER TABLE tasks RENAME TO tasks_away")
+        .await;
+    let (status, _) = refusal(&app, json!({"url": "https://e.com/x"})).await;
+    assert_eq!(status, 503);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "the store itself still answers");
+    app.db
+        .execute("ALTER TABLE tasks_away RENAME TO tasks")
+        .await;
+    let list: Value = app.get("/api/v1/tasks").await.json().await.unwrap();
+    assert_eq!(list["items"], json!([]));
+}
+
+async fn listing_filters_and_pages_newest_first(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let app_name = if i % 2 == 0 { "billing" } else { "chat" };
+        ids.push(
+            app.submit(json!({"url": "https://e.com/x", "delay_s": 3600, "source_app": app_name, "target_app": "shop"}))
+                .await,
+        );
+    }
+    let page: Value = app.get("/api/v1/tasks?limit=2").await.json().await.unwrap();
+    let first: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(first, [ids[4].as_str(), ids[3].as_str()]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let page2: Value = app
+        .get(&format!("/api/v1/tasks?limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page2["items"][0]["task_id"], ids[2].as_str());
+    let billing: Value = app
+        .get("/api/v1/tasks?source_app=billing&status=pending")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(billing["items"].as_array().unwrap().len(), 3);
+    assert!(billing["next_cursor"].is_null());
+    assert_eq!(app.get("/api/v1/tasks?status=done").await.status(), 400);
+    assert_eq!(app.get("/api/v1/tasks?limit=0").await.status(), 400);
+}
+
+async fn health_readiness_and_openapi_are_served(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    for path in [
+        "/api/v1/tasks",
+        "/api/v1/tasks/{task_id}",
+        "/api/v1/tasks/{task_id}/retry",
+        "/api/v1/tasks/{task_id}/cancel",
+    ] {
+        assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
+    assert!(doc["components"]["schemas"]["CreateTaskRequest"].is_object());
+}
+
+on_every_backend!(
+    accepted_task_answers_201_with_location_and_pending_state,
+    missing_or_wrong_token_is_refused_with_401,
+    same_idempotency_key_returns_the_first_task_and_creates_nothing,
+    invalid_fields_are_refused_with_400_naming_each_field,
+    oversized_and_non_json_bodies_are_refused,
+    unknown_task_is_404_and_malformed_id_is_400,
+    store_failure_answers_503_and_acknowledges_nothing,
+    listing_filters_and_pages_newest_first,
+    health_readiness_and_openapi_are_served,
+);

@@ -1,0 +1,103 @@
+//! One private database per test: a temporary SQLite file, or a MariaDB
+//! database created for the test and dropped when it ends. A backend that
+//! cannot be reached fails the test; nothing is skipped.
+
+use sea_orm::{ConnectionTrait, Database};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mysql,
+}
+
+/// The MariaDB server the suites use: `CBC_TEST_MYSQL_URL`, default the
+/// local server with root and no password.
+pub fn mysql_server_url() -> String {
+    std::env::var("CBC_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    MysqlDatabase(String),
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("cbc-test-{tag}"));
+                std::fs::create_dir_all(&dir).expect("create temp dir");
+                Self {
+                    url: format!("sqlite://{}?mode=rwc", dir.join("tasks.db").display()),
+                    cleanup: Cleanup::Dir(dir),
+                }
+            }
+            Backend::Mysql => {
+                let name = format!("cbc_test_{}", &tag[..16]);
+                let server = mysql_server_url();
+                let admin = Database::connect(&server).await.unwrap_or_else(|e| {
+                    panic!("MariaDB at {server} is unreachable ({e}); start it with scripts/test")
+                });
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                Self {
+                    url: format!("{server}/{name}"),
+                    cleanup: Cleanup::MysqlDatabase(name),
+                }
+            }
+        }
+    }
+}
+
+impl TestDatabase {
+    /// Runs SQL against the test database behind the server's back, e.g. to
+    /// break the store on purpose.
+    pub async fn execute(&self, sql: &str) {
+        let db = Database::connect(&self.url)
+            .await
+            .expect("connect to test database");
+        db.execute_unprepared(sql).await.expect("execute test SQL");
+        db.close().await.ok();
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::MysqlDatabase(name) => {
+                // Drop runs inside the test's runtime, which cannot block on
+                // itself: use a short-lived runtime on another thread.
+                let name = name.clone();
+                let _ = std::thread::spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    rt.block_on(async {
+                        if let Ok(admin) = Database::connect(mysql_server_url()).await {
+                            let _ = admin
+                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                                .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}

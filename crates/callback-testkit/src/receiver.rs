@@ -1,0 +1,194 @@
+//! A recording HTTP receiver on a random port. Each request is kept with its
+//! headers and body; answers come from a script, then from a default.
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// One request as the receiver got it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Lower-case names.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    pub fn task_id(&self) -> String {
+        self.header("x-callback-task-id")
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// How the receiver answers one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    /// Wait this long before answering.
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            body: String::new(),
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: Mutex<Vec<Received>>,
+    script: Mutex<VecDeque<Reply>>,
+    default: Mutex<Option<Reply>>,
+    arrived: Notify,
+}
+
+pub struct Receiver {
+    pub port: u16,
+    state: Arc<State>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    /// Starts a receiver answering 200 `ok` unless told otherwise.
+    pub async fn start() -> Self {
+        let state = Arc::new(State::default());
+        let shared = web::Data::from(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let port = listener.local_addr().expect("receiver address").port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                .default_service(web::to(record))
+        })
+        .listen(listener)
+        .expect("listen")
+        .workers(2)
+        .disable_signals()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            port,
+            state,
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Answers the next requests with these, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.state.script).extend(replies);
+    }
+
+    /// Answers with this once the script is used up.
+    pub fn set_default(&self, reply: Reply) {
+        *lock(&self.state.default) = Some(reply);
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        lock(&self.state.requests).clone()
+    }
+
+    /// Requests per `X-Callback-Task-Id`.
+    pub fn counts_by_task(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for r in lock(&self.state.requests).iter() {
+            *counts.entry(r.task_id()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Waits until at least `n` requests arrived or `timeout` passed, and
+    /// returns what arrived.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.state.arrived.notified();
+            let got = self.requests();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.requests();
+            }
+        }
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn record(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let received = Received {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+        query: req.query_string().to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+        body: body.to_vec(),
+        at: Instant::now(),
+    };
+    lock(&state.requests).push(received);
+    state.arrived.notify_waiters();
+    let reply = lock(&state.script)
+        .pop_front()
+        .or_else(|| lock(&state.default).clone())
+        .unwrap_or_else(|| Reply::status(200).body("ok"));
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(reply.status).unwrap_or_default(),
+    );
+    for (name, value) in &reply.headers {
+        response.insert_header((name.as_str(), value.as_str()));
+    }
+    response.body(reply.body)
+}
