@@ -93,8 +93,15 @@ pub trait TaskStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Gives a claimed task back without an attempt (shutdown), due at once.
-    async fn release(&self, claim: &ClaimedTask, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Gives a claimed task back at shutdown, due at once. The interrupted
+    /// attempt is recorded (the receiver may have seen it) but does not use
+    /// up one of the task's attempts.
+    async fn release(
+        &self,
+        claim: &ClaimedTask,
+        interrupted: &Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Ids of tasks due by `now` and not leased (or with an expired lease),
     /// the longest-waiting first.

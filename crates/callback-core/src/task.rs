@@ -169,8 +169,8 @@ pub struct Task {
     pub status: TaskStatus,
     /// Attempts made over the task's whole life.
     pub attempts_made: u32,
-    /// `attempts_made` when an operator last re-sent the task; the budget of
-    /// `max_attempts` counts from here.
+    /// Attempts that do not count against `max_attempts`: those made before
+    /// an operator's last re-send, and those interrupted by a shutdown.
     pub attempts_base: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,

@@ -190,10 +190,20 @@ impl Engine {
                 return;
             }
         };
+        let started_at = Utc::now();
         let outcome = tokio::select! {
             outcome = self.sender.send(&claim) => outcome,
             _ = self.hard_stop.cancelled() => {
-                if let Err(err) = self.store.release(&claim, Utc::now()).await {
+                let interrupted = callback_core::Attempt {
+                    number: claim.attempt_number,
+                    started_at,
+                    duration_ms: u64::try_from((Utc::now() - started_at).num_milliseconds()).unwrap_or(0),
+                    status_code: None,
+                    response_body: None,
+                    error: Some("interrupted by shutdown; will be attempted again".into()),
+                    success: false,
+                };
+                if let Err(err) = self.store.release(&claim, &interrupted, Utc::now()).await {
                     tracing::warn!(task_id = %id, error = %err, "could not release a lease; it expires on its own");
                 }
                 self.queued().remove(&id);

@@ -3,7 +3,7 @@
 use crate::db_error::{is_unique_violation, unavailable};
 use crate::entities::{attempt, task};
 use crate::mapping::{
-    attempt_from_row, attempt_row, id_bytes, ms, new_task_row, task_from_row, task_id,
+    attempt_from_row, attempt_row, id_bytes, ms, new_task_row, task_from_row, task_id, time,
 };
 use async_trait::async_trait;
 use callback_core::{
@@ -282,11 +282,22 @@ impl TaskStore for SqlTaskStore {
         Ok(result.rows_affected == 1)
     }
 
-    async fn release(&self, claim: &ClaimedTask, now: DateTime<Utc>) -> Result<(), StoreError> {
-        task::Entity::update_many()
+    async fn release(
+        &self,
+        claim: &ClaimedTask,
+        interrupted: &Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        let result = task::Entity::update_many()
+            .col_expr(task::Column::Status, status(TaskStatus::Retrying))
             .col_expr(
-                task::Column::Status,
-                Expr::cust("CASE WHEN attempts_made = 0 THEN 'pending' ELSE 'retrying' END"),
+                task::Column::AttemptsMade,
+                Expr::col(task::Column::AttemptsMade).add(1),
+            )
+            .col_expr(
+                task::Column::AttemptsBase,
+                Expr::col(task::Column::AttemptsBase).add(1),
             )
             .col_expr(
                 task::Column::LeaseToken,
@@ -297,10 +308,18 @@ impl TaskStore for SqlTaskStore {
             .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
             .filter(task::Column::Id.eq(id_bytes(claim.task.id)))
             .filter(task::Column::LeaseToken.eq(claim.lease.0.as_bytes().to_vec()))
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(unavailable)?;
-        Ok(())
+        // Without the lease (cancelled meanwhile), the task is no longer ours
+        // to number attempts for; the receiver's log has the request.
+        if result.rows_affected == 1 {
+            attempt::Entity::insert(attempt_row(claim.task.id, interrupted))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+        }
+        txn.commit().await.map_err(unavailable)
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<TaskId>, StoreError> {
@@ -338,11 +357,7 @@ impl TaskStore for SqlTaskStore {
             .await
             .map_err(unavailable)?;
         rows.into_iter()
-            .map(|(id, at)| {
-                let at = DateTime::from_timestamp_millis(at)
-                    .ok_or_else(|| StoreError::Corrupt(format!("next_attempt_at {at}")))?;
-                Ok((task_id(&id)?, at))
-            })
+            .map(|(id, at)| Ok((task_id(&id)?, time(at)?)))
             .collect()
     }
 

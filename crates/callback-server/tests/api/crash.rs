@@ -18,6 +18,14 @@ struct Server {
 
 /// Starts the real binary on the database and returns once it listens.
 async fn start_binary(db: &TestDatabase, data_dir: &std::path::Path) -> Server {
+    start_binary_with(db, data_dir, &[]).await
+}
+
+async fn start_binary_with(
+    db: &TestDatabase,
+    data_dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callback-center"))
         .env("CBC__SERVER__BIND", "127.0.0.1:0")
         .env("CBC__DATABASE__URL", &db.url)
@@ -27,6 +35,7 @@ async fn start_binary(db: &TestDatabase, data_dir: &std::path::Path) -> Server {
         .env("CBC__DELIVERY__RECONCILE_INTERVAL_MS", "200")
         .env("CBC__SERVER__SHUTDOWN_GRACE_MS", "5000")
         .env("CBC__LOG__LEVEL", "warn")
+        .envs(extra_env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -68,48 +77,93 @@ fn temp_dir() -> std::path::PathBuf {
     dir
 }
 
+/// Submits `count` tasks from 8 concurrent clients; returns their ids.
+async fn submit_many(
+    client: &reqwest::Client,
+    address: &str,
+    count: usize,
+    task: Value,
+) -> Vec<String> {
+    let mut submitters = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, address, task) = (client.clone(), address.to_string(), task.clone());
+        submitters.spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..count / 8 {
+                ids.push(submit(&client, &address, &task).await);
+            }
+            ids
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(batch) = submitters.join_next().await {
+        ids.extend(batch.unwrap());
+    }
+    ids
+}
+
+/// How many tasks are in `status`, counted through the paginated listing.
+async fn count_in_status(client: &reqwest::Client, address: &str, status: &str) -> usize {
+    let mut count = 0;
+    let mut cursor = String::new();
+    loop {
+        let page: Value = client
+            .get(format!(
+                "{address}/api/v1/tasks?status={status}&limit=200{cursor}"
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        count += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return count,
+        }
+    }
+}
+
 async fn killed_server_delivers_everything_it_accepted_after_restart(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let data_dir = temp_dir();
     let receiver = Receiver::start().await;
-    receiver.set_default(Reply::status(200).delay(Duration::from_millis(100)));
+    // Answers take a second, so attempts are in flight when the kill lands.
+    receiver.set_default(Reply::status(200).delay(Duration::from_secs(1)));
     let client = reqwest::Client::new();
 
     let mut server = start_binary(&db, &data_dir).await;
-    let mut accepted = Vec::new();
-    for i in 0..300 {
-        let task = json!({"url": receiver.url(&format!("/t/{i}")), "timeout_ms": 2000, "retry_delays_s": [1]});
-        accepted.push(submit(&client, &server.address, &task).await);
-    }
-    receiver.wait_for(50, Duration::from_secs(30)).await;
+    let task = json!({"url": receiver.url("/t"), "timeout_ms": 5000, "retry_delays_s": [1]});
+    let accepted = submit_many(&client, &server.address, 304, task).await;
     server.child.kill().await.unwrap(); // SIGKILL
-    let before_restart = receiver.requests().len();
-    assert!(
-        before_restart < accepted.len(),
-        "the kill must interrupt the run"
-    );
+    let requests_at_kill = receiver.requests().len();
 
-    let _restarted = start_binary(&db, &data_dir).await;
+    let restarted = start_binary(&db, &data_dir).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let expected: HashSet<String> = accepted.iter().cloned().collect();
-    loop {
-        let got: HashSet<String> = receiver.counts_by_task().into_keys().collect();
-        if expected.is_subset(&got) || tokio::time::Instant::now() > deadline {
-            let missing = expected.difference(&got).count();
-            let duplicates: usize = receiver
-                .counts_by_task()
-                .values()
-                .map(|n| n.saturating_sub(1))
-                .sum();
-            eprintln!(
-                "kill -9: accepted {}, delivered before kill {before_restart}, missing {missing}, duplicates {duplicates}",
-                accepted.len()
-            );
-            assert_eq!(missing, 0, "every accepted task is delivered after a crash");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    while count_in_status(&client, &restarted.address, "succeeded").await < accepted.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every accepted task succeeded after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let counts = receiver.counts_by_task();
+    let missing = accepted
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .count();
+    let duplicates: usize = counts.values().map(|n| n.saturating_sub(1)).sum();
+    eprintln!(
+        "kill -9: accepted {}, requests before the kill {requests_at_kill}, missing {missing}, duplicates {duplicates}",
+        accepted.len()
+    );
+    assert_eq!(missing, 0, "every accepted task reached the receiver");
+    assert!(
+        receiver.requests().len() > requests_at_kill,
+        "the restarted server delivered what the killed one left"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
@@ -141,23 +195,85 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_cleanly(backend: Backe
 
     // The attempt in flight finished and was recorded before the exit.
     let restarted = start_binary(&db, &data_dir).await;
-    let task: Value = client
-        .get(format!("{}/api/v1/tasks/{id}", restarted.address))
+    let task = get_task(&client, &restarted.address, &id).await;
+    assert_eq!(task["status"], "succeeded", "{task:#}");
+    assert_eq!(receiver.requests().len(), 1);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+async fn get_task(client: &reqwest::Client, address: &str, id: &str) -> Value {
+    client
+        .get(format!("{address}/api/v1/tasks/{id}"))
         .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap()
         .json()
         .await
+        .unwrap()
+}
+
+async fn sigterm_past_the_grace_releases_leases_for_the_next_start(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let data_dir = temp_dir();
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(200).delay(Duration::from_secs(30))]);
+    let client = reqwest::Client::new();
+    let grace = [("CBC__SERVER__SHUTDOWN_GRACE_MS", "500")];
+    let mut server = start_binary_with(&db, &data_dir, &grace).await;
+    // A 60 s timeout means a 61 s lease: only a released lease lets the
+    // next start deliver the task soon.
+    let id = submit(
+        &client,
+        &server.address,
+        &json!({"url": receiver.url("/hang"), "timeout_ms": 60000}),
+    )
+    .await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let pid = server.child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
+        .await
+        .expect("exits soon after the grace period")
         .unwrap();
-    assert_eq!(task["status"], "succeeded", "{task:#}");
-    assert_eq!(receiver.requests().len(), 1);
+    assert!(exit.success(), "exit status {exit:?}");
+
+    let restarted = start_binary_with(&db, &data_dir, &grace).await;
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        got.len(),
+        2,
+        "the released task is delivered by the next start"
+    );
+    assert_eq!(got[1].task_id(), id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let task = get_task(&client, &restarted.address, &id).await;
+        if task["status"] == "succeeded" {
+            let attempts = task["attempts"].as_array().unwrap();
+            assert_eq!(attempts.len(), 2, "the interrupted attempt is recorded too");
+            assert!(attempts[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("interrupted by shutdown"));
+            assert_eq!(attempts[1]["number"], 2);
+            assert_eq!(attempts[1]["success"], true);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{task:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 on_every_backend!(
     killed_server_delivers_everything_it_accepted_after_restart,
     sigterm_lets_attempts_in_flight_finish_and_exits_cleanly,
+    sigterm_past_the_grace_releases_leases_for_the_next_start,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
