@@ -10,20 +10,40 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The store answers; without it no task can be accepted.
+/// Ready when the store answers: without it no task can be accepted. The
+/// delay queue is reported beside it; while it is unreachable the server is
+/// `degraded` but still ready, since delivery falls back to polling the store.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Store unreachable"))
+    responses(
+        (status = 200, description = "Ready (`status` is `ready`, or `degraded` while the delay queue is unreachable)"),
+        (status = 503, description = "Store unreachable")
+    )
 )]
 pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "store": "ok"})),
+    let (store, queue) = tokio::join!(state.store.ping(), state.queue.ping());
+    let queue_report = json!({
+        "backend": state.queue.backend(),
+        "status": if queue.is_ok() { "ok" } else { "unreachable" },
+    });
+    if let Err(err) = &queue {
+        tracing::warn!(error = %err, "readiness check: delay queue unreachable");
+    }
+    match store {
+        Ok(()) => HttpResponse::Ok().json(json!({
+            "status": if queue.is_ok() { "ready" } else { "degraded" },
+            "store": "ok",
+            "queue": queue_report,
+        })),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check: store unreachable");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "unavailable", "store": "unreachable"}))
+            HttpResponse::ServiceUnavailable().json(json!({
+                "status": "unavailable",
+                "store": "unreachable",
+                "queue": queue_report,
+            }))
         }
     }
 }

@@ -17,12 +17,14 @@ pub use dto::TaskDefaults;
 pub use error::{ApiError, Problem};
 
 use actix_web::{middleware, web};
-use callback_core::{Dispatch, TaskStore};
+use callback_core::{DelayQueue, Dispatch, TaskStore};
 use std::sync::Arc;
 
 /// What every handler shares.
 pub struct ApiState {
     pub store: Arc<dyn TaskStore>,
+    /// Only for readiness: intake never waits on the queue.
+    pub queue: Arc<dyn DelayQueue>,
     pub dispatch: Arc<dyn Dispatch>,
     pub defaults: TaskDefaults,
     /// Request bodies larger than this are refused with 413.

@@ -126,9 +126,25 @@ pub trait TaskStore: Send + Sync + 'static {
 
 /// An index of task ids by due time. It only accelerates delivery: the store
 /// stays the truth, and whatever a queue loses is found again there.
+///
+/// A queue may keep taken ids "in flight" until they are acknowledged, so
+/// that ids taken by a process that died come back; the store's lease is
+/// what guarantees one delivery at a time, never the queue.
 #[async_trait]
 pub trait DelayQueue: Send + Sync + 'static {
+    /// A short name of the backend, for readiness and logs.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the queue answers.
+    async fn ping(&self) -> Result<(), QueueError>;
+
+    /// Puts `id` in the queue, due at `due`, replacing any entry it had,
+    /// in flight or not. Used after an attempt to schedule the next one.
     async fn schedule(&self, id: TaskId, due: DateTime<Utc>) -> Result<(), QueueError>;
+
+    /// Puts back entries the store knows and the queue may have lost,
+    /// leaving alone ids that someone took and still holds.
+    async fn restore(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError>;
 
     /// Removes and returns up to `limit` ids due by `now`.
     async fn take_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<TaskId>, QueueError>;

@@ -36,6 +36,16 @@ pub struct DeliveryConfig {
     pub shutdown_grace: Duration,
 }
 
+/// What became of an id offered to the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    Taken,
+    /// In the channel or being delivered here already.
+    AlreadyHere,
+    /// The channel is full; the id must wait elsewhere.
+    ChannelFull,
+}
+
 struct Engine {
     store: Arc<dyn TaskStore>,
     queue: Arc<dyn DelayQueue>,
@@ -142,11 +152,13 @@ impl Delivery {
 #[async_trait]
 impl Dispatch for DeliveryHandle {
     async fn accepted(&self, id: TaskId, due: DateTime<Utc>) {
-        if due <= Utc::now() {
-            // A full channel is fine: the reconciler finds the task in the store.
-            self.engine.offer(id);
-        } else if let Err(err) = self.engine.queue.schedule(id, due).await {
-            tracing::warn!(task_id = %id, error = %err, "delay queue refused a task; the reconciler will find it");
+        if due <= Utc::now() && self.engine.offer(id) == Offer::Taken {
+            return;
+        }
+        // Not due yet, or our workers are busy: a shared queue lets any
+        // instance take it. Should that fail, the reconciler finds it.
+        if let Err(err) = self.engine.queue.schedule(id, due).await {
+            tracing::debug!(task_id = %id, error = %err, "delay queue refused a task; the reconciler will find it");
         }
     }
 }
@@ -159,15 +171,15 @@ impl Engine {
 
     /// Puts an id in the channel unless it is already queued here or the
     /// channel is full. Never waits.
-    fn offer(&self, id: TaskId) -> bool {
+    fn offer(&self, id: TaskId) -> Offer {
         if !self.queued().insert(id) {
-            return false;
+            return Offer::AlreadyHere;
         }
         match self.tx.try_send(id) {
-            Ok(()) => true,
+            Ok(()) => Offer::Taken,
             Err(_) => {
                 self.queued().remove(&id);
-                false
+                Offer::ChannelFull
             }
         }
     }
@@ -180,11 +192,15 @@ impl Engine {
         {
             Ok(Some(claim)) => claim,
             Ok(None) => {
-                // Another worker or instance has it, or it is no longer due.
+                // Another worker or instance has it, or it is no longer due:
+                // whoever holds it schedules what comes next.
                 self.queued().remove(&id);
+                self.ack(id).await;
                 return;
             }
             Err(err) => {
+                // Left in flight in the queue: it comes back when that
+                // lease ends, and it stays due in the store meanwhile.
                 tracing::warn!(task_id = %id, error = %err, "could not claim a task; it stays due in the store");
                 self.queued().remove(&id);
                 return;
@@ -203,10 +219,15 @@ impl Engine {
                     error: Some("interrupted by shutdown; will be attempted again".into()),
                     success: false,
                 };
-                if let Err(err) = self.store.release(&claim, &interrupted, Utc::now()).await {
+                let now = Utc::now();
+                if let Err(err) = self.store.release(&claim, &interrupted, now).await {
                     tracing::warn!(task_id = %id, error = %err, "could not release a lease; it expires on its own");
                 }
                 self.queued().remove(&id);
+                // Due again at once, for another instance sharing the queue.
+                if let Err(err) = self.queue.schedule(id, now).await {
+                    tracing::debug!(task_id = %id, error = %err, "delay queue refused a released task; the reconciler will find it");
+                }
                 return;
             }
         };
@@ -233,13 +254,20 @@ impl Engine {
         tracing::debug!(task_id = %id, attempt = attempt.number, success = attempt.success, ?next, "attempt finished");
         let recorded = self.record(&claim, &attempt, next).await;
         self.queued().remove(&id);
-        if let (true, Disposition::RetryAt(at)) = (recorded, next) {
-            if let Err(err) = self.queue.schedule(id, at).await {
-                tracing::warn!(task_id = %id, error = %err, "delay queue refused a retry; the reconciler will find it");
+        match (recorded, next) {
+            (true, Disposition::RetryAt(at)) => {
+                // Scheduling also takes the id out of flight.
+                if let Err(err) = self.queue.schedule(id, at).await {
+                    tracing::debug!(task_id = %id, error = %err, "delay queue refused a retry; the reconciler will find it");
+                }
             }
+            _ => self.ack(id).await,
         }
+    }
+
+    async fn ack(&self, id: TaskId) {
         if let Err(err) = self.queue.ack(id).await {
-            tracing::debug!(task_id = %id, error = %err, "delay queue ack failed");
+            tracing::debug!(task_id = %id, error = %err, "delay queue ack failed; its in-flight lease expires on its own");
         }
     }
 
@@ -279,6 +307,7 @@ impl Engine {
 
 /// Hands due ids from the delay queue to the channel as their time comes.
 async fn pump(engine: Arc<Engine>, shutdown: CancellationToken) {
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -292,56 +321,90 @@ async fn pump(engine: Arc<Engine>, shutdown: CancellationToken) {
         }
         match engine.queue.take_due(Utc::now(), free).await {
             Ok(ids) => {
+                failing = false;
                 for id in ids {
-                    engine.offer(id);
+                    match engine.offer(id) {
+                        Offer::Taken => {}
+                        // Its holder here schedules what comes next.
+                        Offer::AlreadyHere => engine.ack(id).await,
+                        // Due again, for whichever worker is free first.
+                        Offer::ChannelFull => {
+                            if let Err(err) = engine.queue.schedule(id, Utc::now()).await {
+                                tracing::debug!(task_id = %id, error = %err, "could not put a task back; the reconciler will find it");
+                            }
+                        }
+                    }
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %err, "delay queue unavailable; the reconciler polls the store");
+                if !failing {
+                    tracing::warn!(error = %err, "delay queue unavailable; the reconciler polls the store");
+                    failing = true;
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
 }
 
-/// Loads the delay queue from the store at start, then periodically offers
-/// every due task nobody holds: overflow from a full channel, tasks whose
-/// worker died, entries a queue lost.
+/// Loads the delay queue from the store at start, then periodically puts
+/// back every due task nobody holds: overflow from a full channel, tasks
+/// whose worker or instance died, entries a queue lost (a Redis flush or
+/// restart). While the queue cannot be reached, it offers those tasks to the
+/// workers itself: delivery goes on by polling the store.
 async fn reconcile(engine: Arc<Engine>, shutdown: CancellationToken) {
     match engine
         .store
         .scheduled(Utc::now(), engine.config.rebuild_limit)
         .await
     {
-        Ok(entries) => {
-            let count = entries.len();
-            for (id, due) in entries {
-                if let Err(err) = engine.queue.schedule(id, due).await {
-                    tracing::warn!(error = %err, "could not rebuild the delay queue");
-                    break;
-                }
+        Ok(entries) => match engine.queue.restore(&entries).await {
+            Ok(()) => tracing::info!(
+                scheduled = entries.len(),
+                queue = engine.queue.backend(),
+                "delay queue rebuilt from the store"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not rebuild the delay queue; the reconciler polls the store")
             }
-            tracing::info!(scheduled = count, "delay queue rebuilt from the store");
-        }
+        },
         Err(err) => {
             tracing::warn!(error = %err, "could not rebuild the delay queue; polling the store instead")
         }
     }
+    let mut queue_was_down = false;
     loop {
-        let free = engine.tx.capacity() as u32;
-        if free > 0 {
-            match engine
-                .store
-                .due(Utc::now(), free.min(engine.config.reconcile_batch))
-                .await
-            {
-                Ok(ids) => {
-                    for id in ids {
-                        engine.offer(id);
+        let now = Utc::now();
+        match engine.store.due(now, engine.config.reconcile_batch).await {
+            Ok(ids) if !ids.is_empty() => {
+                let entries: Vec<_> = ids.iter().map(|&id| (id, now)).collect();
+                match engine.queue.restore(&entries).await {
+                    Ok(()) => {
+                        if queue_was_down {
+                            tracing::info!(
+                                queue = engine.queue.backend(),
+                                "delay queue reachable again"
+                            );
+                            queue_was_down = false;
+                        }
+                    }
+                    Err(err) => {
+                        if !queue_was_down {
+                            tracing::warn!(error = %err, "delay queue unreachable; delivering by polling the store");
+                            queue_was_down = true;
+                        }
+                        for id in ids {
+                            if engine.tx.capacity() == 0 {
+                                break;
+                            }
+                            // Whatever does not fit waits for the next pass.
+                            let _ = engine.offer(id);
+                        }
                     }
                 }
-                Err(err) => tracing::warn!(error = %err, "reconciler could not read due tasks"),
             }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "reconciler could not read due tasks"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -16,6 +16,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub data: DataSettings,
     pub delivery: DeliverySettings,
+    pub redis: RedisSettings,
     pub log: LogSettings,
 }
 
@@ -64,6 +65,18 @@ pub struct DeliverySettings {
     pub delay_queue_capacity: usize,
     pub response_record_bytes: usize,
     pub response_read_bytes: usize,
+}
+
+/// The shared delay queue. Without a URL the queue is in-process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: Option<SecretString>,
+    pub key_prefix: String,
+    pub pool_size: usize,
+    pub command_timeout_ms: u64,
+    pub poll_interval_ms: u64,
+    pub inflight_lease_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +138,8 @@ mod tests {
         assert!(s.database.url.expose_secret().starts_with("sqlite://"));
         assert_eq!(s.delivery.retry_schedule_s.len(), 10);
         assert!(s.auth.admin_token.is_none());
+        assert!(s.redis.url.is_none(), "the default needs no Redis");
+        assert_eq!(s.redis.key_prefix, "cbc");
     }
 
     #[test]
@@ -137,6 +152,7 @@ mod tests {
                 ("CBC__AUTH__ADMIN_TOKEN", "secret"),
                 ("CBC__DELIVERY__CONCURRENCY", "8"),
                 ("CBC__DELIVERY__RETRY_SCHEDULE_S", "1,2,3"),
+                ("CBC__REDIS__URL", "redis://127.0.0.1:6379"),
             ]),
         )
         .unwrap();
@@ -154,6 +170,10 @@ mod tests {
         );
         assert_eq!(s.delivery.concurrency, 8);
         assert_eq!(s.delivery.retry_schedule_s, [1, 2, 3]);
+        assert_eq!(
+            s.redis.url.as_ref().map(|u| u.expose_secret().to_string()),
+            Some("redis://127.0.0.1:6379".into())
+        );
     }
 
     #[test]

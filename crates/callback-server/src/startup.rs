@@ -7,7 +7,7 @@ use anyhow::Context;
 use callback_api::{AdminToken, ApiState, TaskDefaults};
 use callback_core::{DelayQueue, MaxAttempts, RetrySchedule, TaskStore};
 use callback_delivery::{Delivery, DeliveryConfig, HttpSender, SenderConfig};
-use callback_queue::InProcessDelayQueue;
+use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions};
 use callback_store::StoreOptions;
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
@@ -62,9 +62,7 @@ impl Application {
             .await
             .context("cannot open the task store")?,
         );
-        let queue: Arc<dyn DelayQueue> = Arc::new(InProcessDelayQueue::new(
-            settings.delivery.delay_queue_capacity,
-        ));
+        let queue = build_queue(&settings).await?;
 
         let d = &settings.delivery;
         let sender = HttpSender::new(SenderConfig {
@@ -77,7 +75,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("delivery.retry_schedule_s {e}"))?;
         let delivery = Delivery::new(
             store.clone(),
-            queue,
+            queue.clone(),
             sender,
             DeliveryConfig {
                 concurrency: d.concurrency,
@@ -99,6 +97,7 @@ impl Application {
         };
         let state = web::Data::new(ApiState {
             store,
+            queue,
             dispatch: Arc::new(delivery.handle()),
             defaults,
             max_body_bytes: settings.server.max_body_bytes,
@@ -183,6 +182,31 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The one place that picks the delay queue: Redis when `redis.url` is set,
+/// in-process otherwise. A Redis that is down at start is no reason not to
+/// start: delivery polls the store until it answers.
+async fn build_queue(settings: &Settings) -> anyhow::Result<Arc<dyn DelayQueue>> {
+    let Some(url) = &settings.redis.url else {
+        return Ok(Arc::new(InProcessDelayQueue::new(
+            settings.delivery.delay_queue_capacity,
+        )));
+    };
+    let r = &settings.redis;
+    let queue = RedisDelayQueue::new(RedisQueueOptions {
+        url: url.expose_secret().to_string(),
+        key_prefix: r.key_prefix.clone(),
+        pool_size: r.pool_size,
+        command_timeout: Duration::from_millis(r.command_timeout_ms),
+        poll_interval: Duration::from_millis(r.poll_interval_ms),
+        inflight_lease: Duration::from_millis(r.inflight_lease_ms),
+    })
+    .context("invalid [redis] settings")?;
+    if let Err(err) = queue.ping().await {
+        tracing::warn!(error = %err, "Redis is unreachable; delivering by polling the store until it answers");
+    }
+    Ok(Arc::new(queue))
 }
 
 /// The directory of a `sqlite://` file URL, to create before connecting.

@@ -1,8 +1,16 @@
 //! Test-only helpers shared by the suites: a private database per test on
-//! every backend, and a recording HTTP receiver whose answers a test scripts.
+//! every backend, Redis key prefixes and private Redis servers, the contract
+//! every delay queue passes, and a recording HTTP receiver whose answers a
+//! test scripts.
 
 mod database;
+mod queue_contract;
 mod receiver;
+mod redis;
 
 pub use database::{Backend, TestDatabase};
+pub use queue_contract::check_delay_queue;
 pub use receiver::{Received, Receiver, Reply};
+pub use redis::{
+    free_port, redis_command, redis_server_url, wait_until_listening, PrivateRedis, TestRedis,
+};

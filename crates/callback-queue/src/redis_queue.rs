@@ -1,0 +1,320 @@
+//! `RedisDelayQueue`: the delay queue shared by every instance.
+//!
+//! Two sorted sets hold task ids (as hyphenated UUID strings):
+//!
+//! - `{prefix}:due`, scored by the due time in epoch milliseconds;
+//! - `{prefix}:inflight`, ids taken by some instance, scored by the end of
+//!   their lease.
+//!
+//! Taking due ids is one Lua script that first returns expired leases to
+//! `due`, then moves up to `limit` due ids to `inflight`: any number of
+//! instances may poll at once and none gets an id another holds. Both keys
+//! carry the hash tag `{prefix}`, so every script touches a single slot and
+//! runs unchanged on Redis Cluster.
+//!
+//! Nothing here is the truth: the store is. Every call is bounded by a
+//! command timeout, so an unreachable Redis turns into a `QueueError`
+//! quickly and the dispatcher falls back to polling the store.
+
+use async_trait::async_trait;
+use callback_core::{DelayQueue, QueueError, TaskId};
+use chrono::{DateTime, Utc};
+use deadpool_redis::redis::{self, FromRedisValue, Script};
+use deadpool_redis::{Connection, Pool, PoolConfig, Runtime, Timeouts};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Lua: return expired leases to `due`, then move up to `limit` due ids to
+/// `inflight` with a lease. KEYS: due, inflight. ARGV: now, limit, lease end.
+const TAKE_DUE: &str = r"
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[1], ARGV[1], id)
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], ARGV[3], id)
+end
+return ids
+";
+
+/// Lua: the id is due at the given time and no longer in flight.
+/// KEYS: due, inflight. ARGV: due, id.
+const SCHEDULE: &str = r"
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+/// Lua: put back (id, due) pairs unless the id is in flight under a lease
+/// that has not expired. KEYS: due, inflight. ARGV: now, id1, due1, ...
+const RESTORE: &str = r"
+local now = tonumber(ARGV[1])
+local restored = 0
+for i = 2, #ARGV, 2 do
+  local lease = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if (not lease) or tonumber(lease) < now then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
+    restored = restored + 1
+  end
+end
+return restored
+";
+
+/// Entries sent in one restore script, so that a large rebuild never blocks
+/// Redis for long.
+const RESTORE_CHUNK: usize = 1000;
+
+/// How to reach Redis and how to use it.
+#[derive(Debug, Clone)]
+pub struct RedisQueueOptions {
+    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS-less
+    /// deployments behind a proxy; TLS itself is not built in).
+    pub url: String,
+    /// Names the keys and is their hash tag: `{prefix}:due`,
+    /// `{prefix}:inflight`. Instances sharing a queue use the same prefix.
+    pub key_prefix: String,
+    pub pool_size: usize,
+    /// Longest wait for any one Redis call, connecting included.
+    pub command_timeout: Duration,
+    /// How often an idle instance looks for ids other instances scheduled.
+    pub poll_interval: Duration,
+    /// How long a taken id stays in flight before it returns to the queue,
+    /// should its taker die before finishing with it.
+    pub inflight_lease: Duration,
+}
+
+/// Why a Redis queue could not be built or could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisQueueError {
+    #[error("redis.key_prefix must be 1 to 64 characters without braces, not {0:?}")]
+    InvalidPrefix(String),
+    #[error("cannot build the Redis connection pool")]
+    Pool(#[source] deadpool_redis::CreatePoolError),
+    #[error("no Redis connection")]
+    Connection(#[source] deadpool_redis::PoolError),
+    #[error("Redis refused the command")]
+    Command(#[source] redis::RedisError),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("Redis returned a member that is not a task id: {0:?}")]
+    BadMember(String),
+}
+
+impl From<RedisQueueError> for QueueError {
+    fn from(err: RedisQueueError) -> Self {
+        QueueError::Unavailable(Box::new(err))
+    }
+}
+
+pub struct RedisDelayQueue {
+    pool: Pool,
+    due_key: String,
+    inflight_key: String,
+    options: RedisQueueOptions,
+    take_due: Script,
+    schedule: Script,
+    restore: Script,
+    /// Woken when this instance schedules an id that is due (almost) now,
+    /// so the pump does not sleep through it.
+    sooner: Notify,
+}
+
+impl RedisDelayQueue {
+    /// Builds the pool; connects lazily, so a Redis that is down at start
+    /// only means delivery polls the store until it is back.
+    pub fn new(options: RedisQueueOptions) -> Result<Self, RedisQueueError> {
+        let prefix = &options.key_prefix;
+        if prefix.is_empty() || prefix.len() > 64 || prefix.contains(['{', '}']) {
+            return Err(RedisQueueError::InvalidPrefix(prefix.clone()));
+        }
+        let timeout = Some(options.command_timeout);
+        let mut config = deadpool_redis::Config::from_url(options.url.clone());
+        config.pool = Some(PoolConfig {
+            max_size: options.pool_size.max(1),
+            timeouts: Timeouts {
+                wait: timeout,
+                create: timeout,
+                recycle: timeout,
+            },
+            ..PoolConfig::default()
+        });
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(RedisQueueError::Pool)?;
+        Ok(Self {
+            pool,
+            due_key: format!("{{{prefix}}}:due"),
+            inflight_key: format!("{{{prefix}}}:inflight"),
+            options,
+            take_due: Script::new(TAKE_DUE),
+            schedule: Script::new(SCHEDULE),
+            restore: Script::new(RESTORE),
+            sooner: Notify::new(),
+        })
+    }
+
+    /// The keys this queue uses, e.g. for an operator or a test to inspect.
+    pub fn keys(&self) -> [&str; 2] {
+        [&self.due_key, &self.inflight_key]
+    }
+
+    /// Runs one operation on a pooled connection within the command timeout.
+    async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, RedisQueueError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let limit = self.options.command_timeout;
+        let work = async {
+            let conn = self.pool.get().await.map_err(RedisQueueError::Connection)?;
+            op(conn).await.map_err(RedisQueueError::Command)
+        };
+        tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| RedisQueueError::Timeout(limit))?
+    }
+
+    async fn run_script<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        args: Vec<String>,
+    ) -> Result<T, RedisQueueError> {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(&self.due_key).key(&self.inflight_key);
+        for arg in &args {
+            invocation.arg(arg);
+        }
+        self.with_conn(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
+    }
+
+    /// The soonest due time in the queue, if any.
+    async fn earliest_due_ms(&self) -> Result<Option<i64>, RedisQueueError> {
+        let first: Vec<(String, f64)> = self
+            .with_conn(|mut conn| async move {
+                redis::cmd("ZRANGE")
+                    .arg(&self.due_key)
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        // Scores are whole milliseconds well inside f64's exact range.
+        Ok(first.first().map(|(_, score)| *score as i64))
+    }
+}
+
+#[async_trait]
+impl DelayQueue for RedisDelayQueue {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        let _: String = self
+            .with_conn(|mut conn| async move { redis::cmd("PING").query_async(&mut conn).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn schedule(&self, id: TaskId, due: DateTime<Utc>) -> Result<(), QueueError> {
+        let _: i64 = self
+            .run_script(
+                &self.schedule,
+                vec![due.timestamp_millis().to_string(), id.to_string()],
+            )
+            .await?;
+        if due <= Utc::now() {
+            self.sooner.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError> {
+        let now = Utc::now();
+        for chunk in entries.chunks(RESTORE_CHUNK) {
+            let mut args = Vec::with_capacity(1 + chunk.len() * 2);
+            args.push(now.timestamp_millis().to_string());
+            for (id, due) in chunk {
+                args.push(id.to_string());
+                args.push(due.timestamp_millis().to_string());
+            }
+            let restored: i64 = self.run_script(&self.restore, args).await?;
+            if restored > 0 {
+                tracing::debug!(restored, "delay queue entries restored from the store");
+            }
+        }
+        if entries.iter().any(|(_, due)| *due <= now) {
+            self.sooner.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn take_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<TaskId>, QueueError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease = chrono::TimeDelta::from_std(self.options.inflight_lease)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let members: Vec<String> = self
+            .run_script(
+                &self.take_due,
+                vec![
+                    now.timestamp_millis().to_string(),
+                    limit.to_string(),
+                    (now + lease).timestamp_millis().to_string(),
+                ],
+            )
+            .await?;
+        let mut ids = Vec::with_capacity(members.len());
+        for member in members {
+            match member.parse::<TaskId>() {
+                Ok(id) => ids.push(id),
+                Err(_) => {
+                    tracing::warn!(error = %RedisQueueError::BadMember(member), "skipping a foreign member of the delay queue")
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn ack(&self, id: TaskId) -> Result<(), QueueError> {
+        let _: i64 = self
+            .with_conn(|mut conn| async move {
+                redis::cmd("ZREM")
+                    .arg(&self.inflight_key)
+                    .arg(id.to_string())
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn wait(&self, max_wait: Duration) {
+        let cap = self.options.poll_interval.min(max_wait);
+        let wait = match self.earliest_due_ms().await {
+            Ok(Some(due_ms)) => {
+                let until = due_ms.saturating_sub(Utc::now().timestamp_millis());
+                Duration::from_millis(u64::try_from(until).unwrap_or(0)).min(cap)
+            }
+            Ok(None) => cap,
+            // Unreachable: the caller's next call fails too and backs off.
+            Err(_) => max_wait,
+        };
+        if wait.is_zero() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.sooner.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Both delay queues against the one contract, and what only the shared
+//! Redis queue promises: atomic takes across instances, leases for ids in
+//! flight, and quick failure when Redis is gone. Redis tests use a key
+//! prefix of their own on the real server.
+#![allow(clippy::unwrap_used)]
+
+use callback_core::{DelayQueue, TaskId};
+use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions};
+use callback_testkit::{check_delay_queue, free_port, TestRedis};
+use chrono::{TimeDelta, Utc};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn options(url: &str, prefix: &str) -> RedisQueueOptions {
+    RedisQueueOptions {
+        url: url.to_string(),
+        key_prefix: prefix.to_string(),
+        pool_size: 4,
+        command_timeout: Duration::from_secs(2),
+        poll_interval: Duration::from_millis(50),
+        inflight_lease: Duration::from_secs(30),
+    }
+}
+
+#[tokio::test]
+async fn in_process_queue_keeps_the_contract() {
+    check_delay_queue(|| async { InProcessDelayQueue::new(1000) }).await;
+}
+
+#[tokio::test]
+async fn redis_queue_keeps_the_contract() {
+    let redis = TestRedis::create().await;
+    // Each check gets a fresh prefix under the test's own.
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let prefixes = std::sync::Mutex::new(Vec::new());
+    check_delay_queue(|| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let prefix = format!("{}-{n}", redis.prefix);
+        prefixes.lock().unwrap().push(prefix.clone());
+        let url = redis.url.clone();
+        async move { RedisDelayQueue::new(options(&url, &prefix)).unwrap() }
+    })
+    .await;
+    for prefix in prefixes.into_inner().unwrap() {
+        let q = RedisDelayQueue::new(options(&redis.url, &prefix)).unwrap();
+        let keys = q.keys().map(str::to_string);
+        let _: i64 =
+            callback_testkit::redis_command(&redis.url, &["DEL", &keys[0], &keys[1]]).await;
+    }
+}
+
+#[tokio::test]
+async fn keys_share_one_hash_tag_for_redis_cluster() {
+    let q = RedisDelayQueue::new(options("redis://127.0.0.1:6379", "shop")).unwrap();
+    assert_eq!(q.keys(), ["{shop}:due", "{shop}:inflight"]);
+    assert!(RedisDelayQueue::new(options("redis://127.0.0.1:6379", "a{b}")).is_err());
+    assert!(RedisDelayQueue::new(options("redis://127.0.0.1:6379", "")).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_taking_at_once_never_get_the_same_id() {
+    let redis = TestRedis::create().await;
+    let first = Arc::new(RedisDelayQueue::new(options(&redis.url, &redis.prefix)).unwrap());
+    let second = Arc::new(RedisDelayQueue::new(options(&redis.url, &redis.prefix)).unwrap());
+    let now = Utc::now();
+    let scheduled: HashSet<TaskId> = (0..2000).map(|_| TaskId::new()).collect();
+    let entries: Vec<_> = scheduled.iter().map(|&id| (id, now)).collect();
+    first.restore(&entries).await.unwrap();
+
+    let mut takers = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let q = if n % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        takers.spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let ids = q.take_due(Utc::now(), 37).await.unwrap();
+                if ids.is_empty() {
+                    return got;
+                }
+                got.extend(ids);
+            }
+        });
+    }
+    let mut taken = Vec::new();
+    while let Some(got) = takers.join_next().await {
+        taken.extend(got.unwrap());
+    }
+    let distinct: HashSet<TaskId> = taken.iter().copied().collect();
+    assert_eq!(taken.len(), distinct.len(), "an id was taken twice");
+    assert_eq!(distinct, scheduled, "every id was taken");
+    assert_eq!(redis.members("inflight").await.len(), 2000);
+}
+
+#[tokio::test]
+async fn an_id_whose_taker_died_returns_when_its_lease_ends() {
+    let redis = TestRedis::create().await;
+    let mut short = options(&redis.url, &redis.prefix);
+    short.inflight_lease = Duration::from_millis(300);
+    let q = RedisDelayQueue::new(short).unwrap();
+    let (kept, acked) = (TaskId::new(), TaskId::new());
+    q.schedule(kept, Utc::now()).await.unwrap();
+    q.schedule(acked, Utc::now()).await.unwrap();
+    assert_eq!(q.take_due(Utc::now(), 10).await.unwrap().len(), 2);
+    q.ack(acked).await.unwrap();
+    assert!(q.take_due(Utc::now(), 10).await.unwrap().is_empty());
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(q.take_due(Utc::now(), 10).await.unwrap(), vec![kept]);
+}
+
+#[tokio::test]
+async fn restore_leaves_held_ids_alone_and_scheduling_ends_the_hold() {
+    let redis = TestRedis::create().await;
+    let q = RedisDelayQueue::new(options(&redis.url, &redis.prefix)).unwrap();
+    let id = TaskId::new();
+    q.schedule(id, Utc::now()).await.unwrap();
+    assert_eq!(q.take_due(Utc::now(), 10).await.unwrap(), vec![id]);
+
+    // The store sees it due and unclaimed (not claimed yet): while the
+    // taker's lease lasts, restoring it changes nothing.
+    q.restore(&[(id, Utc::now())]).await.unwrap();
+    assert!(q.take_due(Utc::now(), 10).await.unwrap().is_empty());
+    assert_eq!(redis.members("inflight").await, vec![id.to_string()]);
+
+    // The attempt failed; the retry is scheduled and the hold is over.
+    let retry_at = Utc::now() + TimeDelta::milliseconds(100);
+    q.schedule(id, retry_at).await.unwrap();
+    assert!(redis.members("inflight").await.is_empty());
+    assert_eq!(q.take_due(retry_at, 10).await.unwrap(), vec![id]);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_fast_instead_of_hanging() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let mut opts = options(&url, "gone");
+    opts.command_timeout = Duration::from_millis(500);
+    let q = RedisDelayQueue::new(opts).unwrap();
+    let started = Instant::now();
+    assert!(q.ping().await.is_err());
+    assert!(q.schedule(TaskId::new(), Utc::now()).await.is_err());
+    assert!(q.take_due(Utc::now(), 10).await.is_err());
+    assert!(q.restore(&[(TaskId::new(), Utc::now())]).await.is_err());
+    q.wait(Duration::from_millis(100)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}

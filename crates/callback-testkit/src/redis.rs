@@ -1,0 +1,158 @@
+//! Redis for tests: a private key prefix on the shared server (deleted when
+//! the test ends), or a private `redis-server` process on its own port that
+//! a test may flush, stop and start again without touching anyone else's.
+
+use deadpool_redis::redis;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The shared Redis server the suites use: `CBC_TEST_REDIS_URL`, default the
+/// local server.
+pub fn redis_server_url() -> String {
+    std::env::var("CBC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Sends one command; panics with the server's answer if it fails.
+pub async fn redis_command<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
+    let client = redis::Client::open(url).unwrap_or_else(|e| panic!("bad Redis URL {url}: {e}"));
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("Redis at {url} is unreachable ({e}); start it with scripts/test")
+        });
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("Redis {args:?} failed: {e}"))
+}
+
+/// A key prefix of its own on the shared server; its keys are deleted on
+/// drop. Creating one fails the test when the server is unreachable.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    pub async fn create() -> Self {
+        let url = redis_server_url();
+        let pong: String = redis_command(&url, &["PING"]).await;
+        assert_eq!(pong, "PONG");
+        let prefix = format!(
+            "cbc-test-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        );
+        Self { url, prefix }
+    }
+
+    /// Members of `{prefix}:due`, or of `{prefix}:inflight`.
+    pub async fn members(&self, set: &str) -> Vec<String> {
+        let key = format!("{{{}}}:{set}", self.prefix);
+        redis_command(&self.url, &["ZRANGE", &key, "0", "-1"]).await
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let (url, prefix) = (self.url.clone(), self.prefix.clone());
+        // Drop runs inside the test's runtime, which cannot block on itself.
+        let _ = std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            if let Ok(mut conn) = client.get_connection() {
+                let keys = [
+                    format!("{{{prefix}}}:due"),
+                    format!("{{{prefix}}}:inflight"),
+                ];
+                let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+            }
+        })
+        .join();
+    }
+}
+
+/// A `redis-server` of the test's own on a free port, keeping nothing on
+/// disk. Killed on drop.
+pub struct PrivateRedis {
+    pub port: u16,
+    process: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let mut redis = Self {
+            port,
+            process: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again on the same port (it comes back empty).
+    pub async fn restart(&mut self) {
+        assert!(self.process.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        self.process = Some(child);
+        wait_until_listening(self.port, Duration::from_secs(10)).await;
+    }
+
+    /// Kills the server; its port refuses connections until `restart`.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn flushall(&self) {
+        let ok: String = redis_command(&self.url(), &["FLUSHALL"]).await;
+        assert_eq!(ok, "OK");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// Waits until something accepts connections on the port; panics after
+/// `timeout`.
+pub async fn wait_until_listening(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
