@@ -3,12 +3,15 @@
 //! every delay queue passes, and a recording HTTP receiver whose answers a
 //! test scripts.
 
+pub mod chaos;
 mod database;
+mod process;
 mod queue_contract;
 mod receiver;
 mod redis;
 
 pub use database::{Backend, TestDatabase};
+pub use process::{PrivateMariaDb, ServerProcess};
 pub use queue_contract::check_delay_queue;
 pub use receiver::{Received, Receiver, Reply};
 pub use redis::{

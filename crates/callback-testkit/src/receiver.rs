@@ -17,6 +17,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// The status code the receiver answered with.
+    pub replied: u16,
 }
 
 impl Received {
@@ -137,6 +139,18 @@ impl Receiver {
         counts
     }
 
+    /// Requests answered with a 2xx, per `X-Callback-Task-Id`: a task
+    /// counted more than once was delivered more than once.
+    pub fn successes_by_task(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for r in lock(&self.state.requests).iter() {
+            if (200..300).contains(&r.replied) {
+                *counts.entry(r.task_id()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// Waits until at least `n` requests arrived or `timeout` passed, and
     /// returns what arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
@@ -163,6 +177,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn record(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let reply = lock(&state.script)
+        .pop_front()
+        .or_else(|| lock(&state.default).clone())
+        .unwrap_or_else(|| Reply::status(200).body("ok"));
     let received = Received {
         method: req.method().to_string(),
         path: req.path().to_string(),
@@ -174,13 +192,10 @@ async fn record(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> 
             .collect(),
         body: body.to_vec(),
         at: Instant::now(),
+        replied: reply.status,
     };
     lock(&state.requests).push(received);
     state.arrived.notify_waiters();
-    let reply = lock(&state.script)
-        .pop_front()
-        .or_else(|| lock(&state.default).clone())
-        .unwrap_or_else(|| Reply::status(200).body("ok"));
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }

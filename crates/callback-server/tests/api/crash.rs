@@ -2,22 +2,15 @@
 //! flight, and two instances sharing one database.
 
 use crate::helpers::{spawn_app_on, TOKEN};
-use callback_testkit::{Backend, Receiver, Reply, TestDatabase};
+use callback_testkit::{Backend, Receiver, Reply, ServerProcess, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-struct Server {
-    child: Child,
-    address: String,
-}
 
 /// Starts the real binary on the database and returns once it listens.
-async fn start_binary(db: &TestDatabase, data_dir: &std::path::Path) -> Server {
+async fn start_binary(db: &TestDatabase, data_dir: &std::path::Path) -> ServerProcess {
     start_binary_with(db, data_dir, &[]).await
 }
 
@@ -25,37 +18,22 @@ async fn start_binary_with(
     db: &TestDatabase,
     data_dir: &std::path::Path,
     extra_env: &[(&str, &str)],
-) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callback-center"))
-        .env("CBC__SERVER__BIND", "127.0.0.1:0")
-        .env("CBC__DATABASE__URL", &db.url)
-        .env("CBC__AUTH__ADMIN_TOKEN", TOKEN)
-        .env("CBC__DATA__DIR", data_dir)
-        .env("CBC__DELIVERY__LEASE_MARGIN_MS", "1000")
-        .env("CBC__DELIVERY__RECONCILE_INTERVAL_MS", "200")
-        .env("CBC__SERVER__SHUTDOWN_GRACE_MS", "5000")
-        .env("CBC__LOG__LEVEL", "warn")
-        .envs(extra_env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("server starts within 30 s")
-            .unwrap()
-            .expect("server printed its address");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server { child, address }
+) -> ServerProcess {
+    let data_dir = data_dir.display().to_string();
+    let env: Vec<(String, String)> = [
+        ("CBC__DATABASE__URL", db.url.as_str()),
+        ("CBC__AUTH__ADMIN_TOKEN", TOKEN),
+        ("CBC__DATA__DIR", &data_dir),
+        ("CBC__DELIVERY__LEASE_MARGIN_MS", "1000"),
+        ("CBC__DELIVERY__RECONCILE_INTERVAL_MS", "200"),
+        ("CBC__SERVER__SHUTDOWN_GRACE_MS", "5000"),
+        ("CBC__LOG__LEVEL", "warn"),
+    ]
+    .iter()
+    .chain(extra_env)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_callback-center")), &env).await
 }
 
 async fn submit(client: &reqwest::Client, address: &str, body: &Value) -> String {
@@ -137,7 +115,7 @@ async fn killed_server_delivers_everything_it_accepted_after_restart(backend: Ba
     let mut server = start_binary(&db, &data_dir).await;
     let task = json!({"url": receiver.url("/t"), "timeout_ms": 5000, "retry_delays_s": [1]});
     let accepted = submit_many(&client, &server.address, 304, task).await;
-    server.child.kill().await.unwrap(); // SIGKILL
+    server.kill().await; // SIGKILL
     let requests_at_kill = receiver.requests().len();
 
     let restarted = start_binary(&db, &data_dir).await;
@@ -181,16 +159,7 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_cleanly(backend: Backe
     )
     .await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    let pid = server.child.id().unwrap();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
-        .await
-        .expect("exits within the grace period")
-        .unwrap();
+    let exit = server.terminate(Duration::from_secs(15)).await;
     assert!(exit.success(), "exit status {exit:?}");
 
     // The attempt in flight finished and was recorded before the exit.
@@ -230,16 +199,7 @@ async fn sigterm_past_the_grace_releases_leases_for_the_next_start(backend: Back
     )
     .await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    let pid = server.child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
-        .await
-        .expect("exits soon after the grace period")
-        .unwrap();
+    let exit = server.terminate(Duration::from_secs(15)).await;
     assert!(exit.success(), "exit status {exit:?}");
 
     let restarted = start_binary_with(&db, &data_dir, &grace).await;

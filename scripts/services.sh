@@ -1,0 +1,63 @@
+# Sourced by scripts/test and scripts/chaos: makes sure the servers the
+# suites talk to are up. MariaDB on 127.0.0.1:3306 (root, empty password)
+# and Redis on 127.0.0.1:6379; one that is installed but stopped is
+# started, one that is missing is installed with apt-get when running as
+# root.
+
+MYSQL_HOST=127.0.0.1
+MYSQL_PORT=3306
+REDIS_PORT=6379
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() {
+  local port=$1 name=$2
+  for _ in $(seq 1 60); do
+    port_open "$port" && return 0
+    sleep 0.5
+  done
+  log "$name did not start listening on port $port"
+  return 1
+}
+
+apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    log "$* missing and cannot be installed here (needs root and apt-get)"
+    return 1
+  fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_mariadb() {
+  # The fault scenarios start private servers, so the binaries are needed
+  # even when the shared server runs elsewhere.
+  if ! command -v mariadb-install-db >/dev/null || { ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; }; then
+    apt_install mariadb-server
+  fi
+  if ! port_open "$MYSQL_PORT"; then
+    log "starting MariaDB"
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+    wait_for_port "$MYSQL_PORT" MariaDB
+  fi
+  # A fresh Debian install lets root in only through the Unix socket; the
+  # suites connect over TCP as root with an empty password.
+  if ! mariadb -h "$MYSQL_HOST" -P "$MYSQL_PORT" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+    log "allowing root over TCP with an empty password (test server only)"
+    mariadb -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); FLUSH PRIVILEGES;"
+  fi
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  if port_open "$REDIS_PORT"; then return 0; fi
+  log "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/test.log
+  wait_for_port "$REDIS_PORT" Redis
+}
