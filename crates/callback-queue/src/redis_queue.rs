@@ -19,8 +19,9 @@
 use async_trait::async_trait;
 use callback_core::{DelayQueue, QueueError, TaskId};
 use chrono::{DateTime, Utc};
-use deadpool_redis::redis::{self, FromRedisValue, Script};
-use deadpool_redis::{Connection, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::redis::aio::ConnectionLike;
+use deadpool_redis::redis::{self, Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
+use deadpool_redis::{PoolConfig, Runtime, Timeouts};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -69,12 +70,19 @@ return restored
 /// Redis for long.
 const RESTORE_CHUNK: usize = 1000;
 
+/// Where Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One server (or a proxy): `redis://[:password@]host:port[/db]`.
+    Single(String),
+    /// A Redis Cluster, found through these seed nodes.
+    Cluster(Vec<String>),
+}
+
 /// How to reach Redis and how to use it.
 #[derive(Debug, Clone)]
 pub struct RedisQueueOptions {
-    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS-less
-    /// deployments behind a proxy; TLS itself is not built in).
-    pub url: String,
+    pub topology: RedisTopology,
     /// Names the keys and is their hash tag: `{prefix}:due`,
     /// `{prefix}:inflight`. Instances sharing a queue use the same prefix.
     pub key_prefix: String,
@@ -93,6 +101,8 @@ pub struct RedisQueueOptions {
 pub enum RedisQueueError {
     #[error("redis.key_prefix must be 1 to 64 characters without braces, not {0:?}")]
     InvalidPrefix(String),
+    #[error("a Redis Cluster needs at least one node URL")]
+    NoClusterNodes,
     #[error("cannot build the Redis connection pool")]
     Pool(#[source] deadpool_redis::CreatePoolError),
     #[error("no Redis connection")]
@@ -111,8 +121,82 @@ impl From<RedisQueueError> for QueueError {
     }
 }
 
+/// A pool of connections to one server or to a cluster.
+enum RedisPool {
+    Single(deadpool_redis::Pool),
+    Cluster(deadpool_redis::cluster::Pool),
+}
+
+/// A pooled connection of either kind; the scripts run on both alike.
+enum PooledConnection {
+    Single(deadpool_redis::Connection),
+    Cluster(deadpool_redis::cluster::Connection),
+}
+
+impl ConnectionLike for PooledConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl RedisPool {
+    fn build(topology: &RedisTopology, config: PoolConfig) -> Result<Self, RedisQueueError> {
+        match topology {
+            RedisTopology::Single(url) => {
+                let mut single = deadpool_redis::Config::from_url(url.clone());
+                single.pool = Some(config);
+                single
+                    .create_pool(Some(Runtime::Tokio1))
+                    .map(Self::Single)
+                    .map_err(RedisQueueError::Pool)
+            }
+            RedisTopology::Cluster(urls) => {
+                if urls.is_empty() {
+                    return Err(RedisQueueError::NoClusterNodes);
+                }
+                let mut cluster = deadpool_redis::cluster::Config::from_urls(urls.clone());
+                cluster.pool = Some(config);
+                cluster
+                    .create_pool(Some(Runtime::Tokio1))
+                    .map(Self::Cluster)
+                    .map_err(RedisQueueError::Pool)
+            }
+        }
+    }
+
+    async fn get(&self) -> Result<PooledConnection, RedisQueueError> {
+        match self {
+            Self::Single(pool) => pool.get().await.map(PooledConnection::Single),
+            Self::Cluster(pool) => pool.get().await.map(PooledConnection::Cluster),
+        }
+        .map_err(RedisQueueError::Connection)
+    }
+}
+
 pub struct RedisDelayQueue {
-    pool: Pool,
+    pool: RedisPool,
     due_key: String,
     inflight_key: String,
     options: RedisQueueOptions,
@@ -133,19 +217,18 @@ impl RedisDelayQueue {
             return Err(RedisQueueError::InvalidPrefix(prefix.clone()));
         }
         let timeout = Some(options.command_timeout);
-        let mut config = deadpool_redis::Config::from_url(options.url.clone());
-        config.pool = Some(PoolConfig {
-            max_size: options.pool_size.max(1),
-            timeouts: Timeouts {
-                wait: timeout,
-                create: timeout,
-                recycle: timeout,
+        let pool = RedisPool::build(
+            &options.topology,
+            PoolConfig {
+                max_size: options.pool_size.max(1),
+                timeouts: Timeouts {
+                    wait: timeout,
+                    create: timeout,
+                    recycle: timeout,
+                },
+                ..PoolConfig::default()
             },
-            ..PoolConfig::default()
-        });
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(RedisQueueError::Pool)?;
+        )?;
         Ok(Self {
             pool,
             due_key: format!("{{{prefix}}}:due"),
@@ -166,12 +249,12 @@ impl RedisDelayQueue {
     /// Runs one operation on a pooled connection within the command timeout.
     async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, RedisQueueError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: FnOnce(PooledConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let limit = self.options.command_timeout;
         let work = async {
-            let conn = self.pool.get().await.map_err(RedisQueueError::Connection)?;
+            let conn = self.pool.get().await?;
             op(conn).await.map_err(RedisQueueError::Command)
         };
         tokio::time::timeout(limit, work)

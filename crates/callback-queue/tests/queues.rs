@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use callback_core::{DelayQueue, TaskId};
-use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions};
+use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions, RedisTopology};
 use callback_testkit::{check_delay_queue, free_port, TestRedis};
 use chrono::{TimeDelta, Utc};
 use std::collections::HashSet;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 fn options(url: &str, prefix: &str) -> RedisQueueOptions {
     RedisQueueOptions {
-        url: url.to_string(),
+        topology: RedisTopology::Single(url.to_string()),
         key_prefix: prefix.to_string(),
         pool_size: 4,
         command_timeout: Duration::from_secs(2),
@@ -151,4 +151,35 @@ async fn an_unreachable_redis_fails_fast_instead_of_hanging() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_works_unchanged_on_a_redis_cluster() {
+    let cluster = callback_testkit::PrivateRedisCluster::start().await;
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let cluster_options = |prefix: String| RedisQueueOptions {
+        topology: RedisTopology::Cluster(cluster.urls()),
+        ..options("unused", &prefix)
+    };
+    check_delay_queue(|| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let opts = cluster_options(format!("contract-{n}"));
+        async move { RedisDelayQueue::new(opts).unwrap() }
+    })
+    .await;
+
+    // Prefixes land on different nodes; takes stay atomic on each.
+    for prefix in ["alpha", "beta", "gamma"] {
+        let q = RedisDelayQueue::new(cluster_options(prefix.into())).unwrap();
+        let ids: HashSet<TaskId> = (0..50).map(|_| TaskId::new()).collect();
+        let entries: Vec<_> = ids.iter().map(|&id| (id, Utc::now())).collect();
+        q.restore(&entries).await.unwrap();
+        let taken: HashSet<TaskId> = q
+            .take_due(Utc::now(), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(taken, ids, "prefix {prefix}");
+    }
 }

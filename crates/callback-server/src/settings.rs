@@ -72,6 +72,7 @@ pub struct DeliverySettings {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: Option<SecretString>,
+    pub cluster: bool,
     pub key_prefix: String,
     pub pool_size: usize,
     pub command_timeout_ms: u64,

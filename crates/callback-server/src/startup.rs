@@ -7,7 +7,7 @@ use anyhow::Context;
 use callback_api::{AdminToken, ApiState, TaskDefaults};
 use callback_core::{DelayQueue, MaxAttempts, RetrySchedule, TaskStore};
 use callback_delivery::{Delivery, DeliveryConfig, HttpSender, SenderConfig};
-use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions};
+use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions, RedisTopology};
 use callback_store::StoreOptions;
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
@@ -194,8 +194,20 @@ async fn build_queue(settings: &Settings) -> anyhow::Result<Arc<dyn DelayQueue>>
         )));
     };
     let r = &settings.redis;
+    let url = url.expose_secret();
+    let topology = if r.cluster {
+        RedisTopology::Cluster(
+            url.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect(),
+        )
+    } else {
+        RedisTopology::Single(url.to_string())
+    };
     let queue = RedisDelayQueue::new(RedisQueueOptions {
-        url: url.expose_secret().to_string(),
+        topology,
         key_prefix: r.key_prefix.clone(),
         pool_size: r.pool_size,
         command_timeout: Duration::from_millis(r.command_timeout_ms),

@@ -316,12 +316,19 @@ pub async fn redis_flushall(binary: &Path, tasks: usize) -> Report {
     let fleet = Fleet::start(binary, 2, &db.url, &redis.url(), "chaos").await;
     let started = Instant::now();
     let intake = Arc::new(Intake::default());
-    let task = json!({"url": receiver.url("/flush"), "retry_delays_s": [3], "max_attempts": 5});
+    // Every retry must still be pending when the last first attempt is
+    // made, however long submitting takes at this size.
+    let retry_delay_s = 5 + tasks / 500;
+    let task = json!({"url": receiver.url("/flush"), "retry_delays_s": [retry_delay_s], "max_attempts": 5});
     submit(intake.clone(), fleet.addresses(), tasks, task).await;
     wait_until("every first attempt made", deadline_for(tasks), || {
-        receiver.requests().len() >= tasks
+        receiver.counts_by_task().len() >= tasks
     })
     .await;
+    assert!(
+        receiver.successes_by_task().is_empty(),
+        "no retry ran before the flush (retry delay {retry_delay_s} s too short for {tasks} tasks)"
+    );
     let pending: i64 = redis_command(&redis.url(), &["ZCARD", "{chaos}:due"]).await;
     assert!(pending > 0, "retries are pending in Redis before the flush");
     redis.flushall().await;

@@ -15,5 +15,6 @@ pub use process::{PrivateMariaDb, ServerProcess};
 pub use queue_contract::check_delay_queue;
 pub use receiver::{Received, Receiver, Reply};
 pub use redis::{
-    free_port, redis_command, redis_server_url, wait_until_listening, PrivateRedis, TestRedis,
+    free_port, redis_command, redis_server_url, wait_until_listening, PrivateRedis,
+    PrivateRedisCluster, TestRedis,
 };

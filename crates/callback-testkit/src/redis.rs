@@ -156,3 +156,92 @@ pub async fn wait_until_listening(port: u16, timeout: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A Redis Cluster of three primaries of the test's own, on free ports,
+/// keeping nothing on disk but their cluster state. Killed on drop.
+pub struct PrivateRedisCluster {
+    pub ports: Vec<u16>,
+    dir: std::path::PathBuf,
+    processes: Vec<Child>,
+}
+
+impl PrivateRedisCluster {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("cbc-cluster-{}", uuid::Uuid::new_v4()));
+        let mut cluster = Self {
+            ports: Vec::new(),
+            dir,
+            processes: Vec::new(),
+        };
+        for _ in 0..3 {
+            let port = free_port();
+            let node_dir = cluster.dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("create the node directory");
+            let child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("redis-server is installed (scripts/test installs it)");
+            cluster.processes.push(child);
+            cluster.ports.push(port);
+            wait_until_listening(port, Duration::from_secs(10)).await;
+        }
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("redis-cli is installed");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for url in cluster.urls() {
+            loop {
+                let info: String = redis_command(&url, &["CLUSTER", "INFO"]).await;
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster never became ok: {info}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        cluster
+    }
+
+    /// One URL per node, to seed a cluster client.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+}
+
+impl Drop for PrivateRedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.processes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -31,3 +31,4 @@ mod faults;
 mod helpers;
 mod intake;
 mod operators;
+mod redis_queue;

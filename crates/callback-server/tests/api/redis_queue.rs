@@ -1,0 +1,61 @@
+//! The server on the Redis delay queue, as configured by `[redis]`: delayed
+//! tasks and retries wait in Redis and are delivered from it.
+
+use crate::helpers::spawn_app_with;
+use callback_testkit::{Backend, PrivateRedisCluster, Receiver, Reply, TestRedis};
+use secrecy::SecretString;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_tasks_and_retries_wait_in_redis_and_are_delivered_from_it() {
+    let redis = TestRedis::create().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(503)]);
+    let app = spawn_app_with(Backend::Mysql, |s| {
+        s.redis.url = Some(SecretString::from(redis.url.clone()));
+        s.redis.key_prefix = redis.prefix.clone();
+        // Only the queue may bring these tasks in on time.
+        s.delivery.reconcile_interval_ms = 60_000;
+    })
+    .await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["queue"], json!({"backend": "redis", "status": "ok"}));
+
+    let id = app
+        .submit(json!({"url": receiver.url("/later"), "delay_s": 1, "retry_delays_s": [1]}))
+        .await;
+    assert_eq!(redis.members("due").await, vec![id.clone()]);
+    let task = app
+        .wait_for_status(&id, "succeeded", Duration::from_secs(15))
+        .await;
+    assert_eq!(task["attempts"].as_array().unwrap().len(), 2, "{task:#}");
+    assert!(redis.members("due").await.is_empty());
+    assert!(redis.members("inflight").await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_is_configured_by_its_seed_nodes() {
+    let cluster = PrivateRedisCluster::start().await;
+    let receiver = Receiver::start().await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.redis.url = Some(SecretString::from(cluster.urls().join(",")));
+        s.redis.cluster = true;
+        s.delivery.reconcile_interval_ms = 60_000;
+    })
+    .await;
+    let ids = [
+        app.submit(json!({"url": receiver.url("/a"), "delay_s": 1}))
+            .await,
+        app.submit(json!({"url": receiver.url("/b"), "delay_s": 1}))
+            .await,
+    ];
+    for id in &ids {
+        app.wait_for_status(id, "succeeded", Duration::from_secs(15))
+            .await;
+    }
+    assert_eq!(receiver.requests().len(), 2);
+    app.stop().await;
+}
