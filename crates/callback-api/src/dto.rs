@@ -201,6 +201,8 @@ impl CreateTaskRequest {
                 source_app,
                 target_app,
                 idempotency_key,
+                endpoint: None,
+                event_type: None,
             },
             first_attempt_at: now + TimeDelta::seconds(i64::from(delay_s)),
             created_at: now,

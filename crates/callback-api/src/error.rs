@@ -23,6 +23,10 @@ pub enum ApiError {
         action: &'static str,
         current: TaskStatus,
     },
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("the endpoint did not answer usefully: {0}")]
+    InvokeFailed(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body must be JSON (Content-Type: application/json)")]
@@ -42,6 +46,8 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::InvalidState { .. } => "invalid_state",
+            Self::AlreadyExists(_) => "already_exists",
+            Self::InvokeFailed(_) => "invoke_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -56,6 +62,8 @@ impl ApiError {
             Self::Unauthorized => "Unauthorized",
             Self::NotFound(_) => "Not found",
             Self::InvalidState { .. } => "Not allowed in the current state",
+            Self::AlreadyExists(_) => "Already exists",
+            Self::InvokeFailed(_) => "Endpoint call failed",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::StoreUnavailable(_) => "Service unavailable",
@@ -63,10 +71,23 @@ impl ApiError {
         }
     }
 
+    /// Maps a store error met while looking up or changing an endpoint.
+    pub fn from_endpoint_store(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound("no endpoint has this name".into()),
+            StoreError::AlreadyExists => {
+                Self::AlreadyExists("an endpoint with this name exists already".into())
+            }
+            StoreError::InvalidState { .. } | StoreError::Corrupt(_) => Self::Internal(err),
+            StoreError::Unavailable(_) => Self::StoreUnavailable(err),
+        }
+    }
+
     /// Maps a store error met while looking up or changing a task.
     pub fn from_store(err: StoreError, action: &'static str) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound("no task has this id".into()),
+            StoreError::AlreadyExists => Self::AlreadyExists("it exists already".into()),
             StoreError::InvalidState { current } => Self::InvalidState { action, current },
             StoreError::Unavailable(_) => Self::StoreUnavailable(err),
             StoreError::Corrupt(_) => Self::Internal(err),
@@ -112,7 +133,8 @@ impl ResponseError for ApiError {
             Self::Validation(_) | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::InvalidState { .. } => StatusCode::CONFLICT,
+            Self::InvalidState { .. } | Self::AlreadyExists(_) => StatusCode::CONFLICT,
+            Self::InvokeFailed(_) => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -6,7 +6,10 @@
 
 mod auth;
 pub mod dto;
+pub mod endpoint_dto;
+mod endpoints;
 mod error;
+mod events;
 mod health;
 mod json_body;
 pub mod openapi;
@@ -17,8 +20,12 @@ pub use dto::TaskDefaults;
 pub use error::{ApiError, Problem};
 
 use actix_web::{middleware, web};
-use callback_core::{DelayQueue, Dispatch, TaskStore};
-use std::sync::Arc;
+use callback_core::{
+    DelayQueue, Dispatch, EndpointDefaults, EndpointName, EndpointStore, Invoke, ReceiverWatch,
+    TaskStore,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// What every handler shares.
 pub struct ApiState {
@@ -26,9 +33,34 @@ pub struct ApiState {
     /// Only for readiness: intake never waits on the queue.
     pub queue: Arc<dyn DelayQueue>,
     pub dispatch: Arc<dyn Dispatch>,
+    pub endpoints: Arc<dyn EndpointStore>,
+    pub receivers: Arc<dyn ReceiverWatch>,
+    pub invoker: Arc<dyn Invoke>,
     pub defaults: TaskDefaults,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// Failed synchronous calls per endpoint since start, for the log.
+    pub invoke_failures: Mutex<HashMap<EndpointName, u64>>,
+}
+
+impl ApiState {
+    pub fn endpoint_defaults(&self) -> EndpointDefaults {
+        EndpointDefaults {
+            max_attempts: self.defaults.max_attempts,
+            timeout_ms: self.defaults.timeout_ms,
+        }
+    }
+
+    /// Counts a failed synchronous call; returns the endpoint's count.
+    pub fn count_invoke_failure(&self, name: &EndpointName) -> u64 {
+        let mut counts = self
+            .invoke_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(name.clone()).or_insert(0);
+        *count += 1;
+        *count
+    }
 }
 
 /// Mounts every route. `state` and `token` are shared by all workers.
@@ -57,6 +89,27 @@ pub fn configure(
                         "/tasks/{task_id}/cancel",
                         web::post().to(tasks::cancel_task),
                     )
+                    .route("/endpoints", web::post().to(endpoints::create_endpoint))
+                    .route("/endpoints", web::get().to(endpoints::list_endpoints))
+                    .route("/endpoints/{name}", web::get().to(endpoints::get_endpoint))
+                    .route(
+                        "/endpoints/{name}",
+                        web::patch().to(endpoints::update_endpoint),
+                    )
+                    .route(
+                        "/endpoints/{name}",
+                        web::delete().to(endpoints::delete_endpoint),
+                    )
+                    .route(
+                        "/endpoints/{name}/rotate-secret",
+                        web::post().to(endpoints::rotate_secret),
+                    )
+                    .route(
+                        "/endpoints/{name}/invoke",
+                        web::post().to(endpoints::invoke_endpoint),
+                    )
+                    .route("/breakers", web::get().to(endpoints::list_breakers))
+                    .route("/events", web::post().to(events::publish_event))
                     .default_service(web::to(|| async {
                         Err::<actix_web::HttpResponse, _>(ApiError::NotFound(
                             "no such API endpoint".into(),

@@ -13,6 +13,15 @@ use utoipa::{Modify, OpenApi};
         crate::tasks::list_tasks,
         crate::tasks::retry_task,
         crate::tasks::cancel_task,
+        crate::endpoints::create_endpoint,
+        crate::endpoints::get_endpoint,
+        crate::endpoints::list_endpoints,
+        crate::endpoints::update_endpoint,
+        crate::endpoints::delete_endpoint,
+        crate::endpoints::rotate_secret,
+        crate::endpoints::invoke_endpoint,
+        crate::endpoints::list_breakers,
+        crate::events::publish_event,
         crate::health::healthz,
         crate::health::readyz,
     ),
@@ -23,11 +32,25 @@ use utoipa::{Modify, OpenApi};
         crate::dto::TaskView,
         crate::dto::AttemptView,
         crate::dto::TaskList,
+        crate::endpoint_dto::CreateEndpointRequest,
+        crate::endpoint_dto::UpdateEndpointRequest,
+        crate::endpoint_dto::EndpointView,
+        crate::endpoint_dto::EndpointList,
+        crate::endpoint_dto::SecretView,
+        crate::endpoint_dto::PublishEventRequest,
+        crate::endpoint_dto::PublishedView,
+        crate::endpoint_dto::InvokeEndpointRequest,
+        crate::endpoint_dto::InvokeView,
+        crate::endpoint_dto::BreakerList,
         crate::error::Problem,
         crate::error::ProblemField,
     )),
     modifiers(&BearerAuth),
-    tags((name = "tasks", description = "Submit and manage callback tasks"))
+    tags(
+        (name = "tasks", description = "Submit and manage callback tasks"),
+        (name = "endpoints", description = "Receivers subscribed to event types"),
+        (name = "events", description = "Publish events to subscribed endpoints"),
+    )
 )]
 pub struct ApiDoc;
 

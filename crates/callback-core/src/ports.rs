@@ -3,7 +3,8 @@
 //! `Arc<dyn ...>` and never learn which backend is behind them.
 
 use crate::{
-    Attempt, ClaimedTask, Disposition, Inserted, NewTask, Task, TaskDetail, TaskId, TaskStatus,
+    Attempt, ClaimedTask, Disposition, Endpoint, EndpointName, EventType, Inserted, NewEvent,
+    NewTask, Published, Task, TaskDetail, TaskId, TaskStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,8 +14,11 @@ type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("task not found")]
+    #[error("not found")]
     NotFound,
+    /// Something with the same unique name exists already.
+    #[error("already exists")]
+    AlreadyExists,
     /// The operation is not allowed from the task's current state.
     #[error("the task is {current}")]
     InvalidState { current: TaskStatus },
@@ -107,6 +111,16 @@ pub trait TaskStore: Send + Sync + 'static {
     /// the longest-waiting first.
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<TaskId>, StoreError>;
 
+    /// Gives a claimed task back without an attempt, due at `until`: its
+    /// receiver is paused, disabled or at its limit. Nothing is recorded and
+    /// no attempt is used up.
+    async fn defer(
+        &self,
+        claim: &ClaimedTask,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Tasks due after `now`, soonest first: to rebuild an in-process delay
     /// queue at start.
     async fn scheduled(
@@ -122,6 +136,53 @@ pub trait TaskStore: Send + Sync + 'static {
     /// An operator's re-send of a finished task: pending again, due now,
     /// with a fresh budget of attempts and its history kept.
     async fn resend(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError>;
+}
+
+/// Endpoints and the events published to them.
+#[async_trait]
+pub trait EndpointStore: Send + Sync + 'static {
+    /// `AlreadyExists` when the name is taken.
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
+
+    async fn endpoint(&self, name: &EndpointName) -> Result<Option<Endpoint>, StoreError>;
+
+    /// By name, after `after`, at most `limit`.
+    async fn endpoints(
+        &self,
+        after: Option<&EndpointName>,
+        limit: u32,
+    ) -> Result<Vec<Endpoint>, StoreError>;
+
+    /// Replaces every field but the name and creation time; `NotFound` when
+    /// there is no such endpoint.
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
+
+    /// Deletes the endpoint and cancels its unfinished tasks, in one
+    /// transaction.
+    async fn delete_endpoint(
+        &self,
+        name: &EndpointName,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Enabled endpoints that want this event.
+    async fn subscribers(
+        &self,
+        event_type: &EventType,
+        app: Option<&str>,
+    ) -> Result<Vec<Endpoint>, StoreError>;
+
+    /// Stores the event and its tasks in one transaction. With a call id
+    /// already taken, creates nothing and returns the first event's tasks.
+    async fn publish(&self, event: &NewEvent, tasks: &[NewTask]) -> Result<Published, StoreError>;
+
+    /// Makes the endpoint's waiting tasks due now (after it was enabled
+    /// again); returns their ids.
+    async fn wake_endpoint(
+        &self,
+        name: &EndpointName,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskId>, StoreError>;
 }
 
 /// An index of task ids by due time. It only accelerates delivery: the store
@@ -155,6 +216,78 @@ pub trait DelayQueue: Send + Sync + 'static {
 
     /// Returns when an id may have become due, or after `max_wait`.
     async fn wait(&self, max_wait: Duration);
+}
+
+/// What an operator sees of one receiver's health on this instance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReceiverStatus {
+    /// `endpoint:NAME`, or a URL origin for plain tasks.
+    pub receiver: String,
+    /// `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
+    pub open_until: Option<DateTime<Utc>>,
+    /// Failed attempts within the breaker's window.
+    pub recent_failures: u32,
+    /// Times the breaker opened in the last 24 hours.
+    pub openings_24h: u32,
+    pub in_flight: u32,
+}
+
+impl ReceiverStatus {
+    /// A receiver this instance has nothing on.
+    pub fn idle(receiver: String) -> Self {
+        Self {
+            receiver,
+            breaker: "closed",
+            open_until: None,
+            recent_failures: 0,
+            openings_24h: 0,
+            in_flight: 0,
+        }
+    }
+}
+
+/// Delivery's view of its receivers, for the API.
+pub trait ReceiverWatch: Send + Sync + 'static {
+    fn endpoint_status(&self, name: &EndpointName) -> ReceiverStatus;
+    /// Receivers whose breaker is open or half open.
+    fn open_breakers(&self) -> Vec<ReceiverStatus>;
+    /// The endpoint changed: drop what is cached of it.
+    fn forget_endpoint(&self, name: &EndpointName);
+}
+
+/// A synchronous call to an endpoint, made now and answered within its
+/// timeout.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    pub url: crate::TargetUrl,
+    pub headers: crate::HeaderList,
+    pub body: crate::Body,
+    /// `webhook-id` and the secret, to sign with the standard scheme.
+    pub signing: Option<(String, crate::SigningSecret)>,
+    pub timeout: Duration,
+}
+
+/// What a synchronous call came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeOutcome {
+    /// The endpoint answered with a status below 500.
+    Answered {
+        status: u16,
+        body: Vec<u8>,
+        duration_ms: u64,
+    },
+    /// A timeout, a connection error or a 5xx.
+    Failed {
+        status: Option<u16>,
+        error: String,
+        duration_ms: u64,
+    },
+}
+
+#[async_trait]
+pub trait Invoke: Send + Sync + 'static {
+    async fn invoke(&self, request: InvokeRequest) -> InvokeOutcome;
 }
 
 /// How the API hands a freshly committed task to delivery.

@@ -1,6 +1,9 @@
 //! Tasks, their states and their attempts.
 
-use crate::{Body, Expectation, HeaderList, Method, QueryList, RetrySchedule, TargetUrl};
+use crate::{
+    Body, EndpointName, EventType, Expectation, HeaderList, Method, QueryList, RetrySchedule,
+    TargetUrl,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -149,6 +152,11 @@ pub struct TaskSpec {
     pub source_app: Option<String>,
     pub target_app: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The endpoint an event task goes to: it signs, gates and limits the
+    /// delivery. `None` for a plain task.
+    pub endpoint: Option<EndpointName>,
+    /// The event an event task delivers.
+    pub event_type: Option<EventType>,
 }
 
 /// A task about to be stored.

@@ -1,6 +1,7 @@
 //! The dispatcher, the delay-queue pump and the reconciler, and the handle
 //! intake uses to offer new tasks.
 
+use crate::receivers::{Admission, Receivers};
 use crate::HttpSender;
 use async_trait::async_trait;
 use callback_core::{
@@ -50,6 +51,7 @@ struct Engine {
     store: Arc<dyn TaskStore>,
     queue: Arc<dyn DelayQueue>,
     sender: HttpSender,
+    receivers: Arc<Receivers>,
     config: DeliveryConfig,
     tx: mpsc::Sender<TaskId>,
     /// Ids in the channel or being delivered here, so that the reconciler
@@ -77,6 +79,7 @@ impl Delivery {
         store: Arc<dyn TaskStore>,
         queue: Arc<dyn DelayQueue>,
         sender: HttpSender,
+        receivers: Arc<Receivers>,
         config: DeliveryConfig,
     ) -> Self {
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
@@ -84,6 +87,7 @@ impl Delivery {
             store,
             queue,
             sender,
+            receivers,
             config,
             tx,
             queued: Mutex::new(HashSet::new()),
@@ -206,9 +210,31 @@ impl Engine {
                 return;
             }
         };
+        let pass = match self.receivers.admit(&claim.task, Utc::now()).await {
+            Admission::Send(pass) => pass,
+            Admission::Defer { until, why } => {
+                self.defer(&claim, until, &why).await;
+                return;
+            }
+            Admission::Fail(why) => {
+                let attempt = callback_core::Attempt {
+                    number: claim.attempt_number,
+                    started_at: Utc::now(),
+                    duration_ms: 0,
+                    status_code: None,
+                    response_body: None,
+                    error: Some(why),
+                    success: false,
+                };
+                self.record(&claim, &attempt, Disposition::Failed).await;
+                self.queued().remove(&id);
+                self.ack(id).await;
+                return;
+            }
+        };
         let started_at = Utc::now();
         let outcome = tokio::select! {
-            outcome = self.sender.send(&claim) => outcome,
+            outcome = self.sender.send(&claim, pass.signing.as_ref()) => outcome,
             _ = self.hard_stop.cancelled() => {
                 let interrupted = callback_core::Attempt {
                     number: claim.attempt_number,
@@ -231,6 +257,8 @@ impl Engine {
                 return;
             }
         };
+        self.receivers.record(&pass, outcome.success);
+        drop(pass);
         let task = &claim.task;
         let (schedule, jitter) = match &task.spec.retry_schedule {
             Some(own) => (own, 0.0),
@@ -262,6 +290,19 @@ impl Engine {
                 }
             }
             _ => self.ack(id).await,
+        }
+    }
+
+    /// Gives a claimed task back, untried, for later.
+    async fn defer(&self, claim: &ClaimedTask, until: DateTime<Utc>, why: &str) {
+        let id = claim.task.id;
+        tracing::debug!(task_id = %id, %until, why, "task deferred without an attempt");
+        if let Err(err) = self.store.defer(claim, until, Utc::now()).await {
+            tracing::warn!(task_id = %id, error = %err, "could not defer a task; its lease expires on its own");
+        }
+        self.queued().remove(&id);
+        if let Err(err) = self.queue.schedule(id, until).await {
+            tracing::debug!(task_id = %id, error = %err, "delay queue refused a deferred task; the reconciler will find it");
         }
     }
 

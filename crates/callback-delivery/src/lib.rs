@@ -8,12 +8,16 @@
 //! in one transaction. The channel is bounded and offers never wait, so a
 //! backlog of any size waits in the store, not in memory.
 
+mod breaker;
 mod engine;
 mod outcome;
+mod receivers;
 mod sender;
 
+pub use breaker::BreakerConfig;
 pub use engine::{Delivery, DeliveryConfig, DeliveryHandle};
 pub use outcome::DeliveryOutcome;
+pub use receivers::{ReceiverLimits, Receivers};
 pub use sender::{HttpSender, SenderConfig};
 
 /// Errors building the delivery engine.

@@ -1,7 +1,9 @@
 //! Sends one attempt over HTTP and describes what happened.
 
 use crate::{DeliveryError, DeliveryOutcome};
-use callback_core::{ClaimedTask, TaskSpec};
+use callback_core::{
+    standard_signature, ClaimedTask, Invoke, InvokeOutcome, InvokeRequest, SigningSecret, TaskSpec,
+};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
 
@@ -35,11 +37,17 @@ impl HttpSender {
         Ok(Self { client, config })
     }
 
-    pub async fn send(&self, claim: &ClaimedTask) -> DeliveryOutcome {
+    /// Sends one attempt; with a secret, signed with the Standard Webhooks
+    /// headers (the timestamp is the send time, so each attempt is fresh).
+    pub async fn send(
+        &self,
+        claim: &ClaimedTask,
+        signing: Option<&SigningSecret>,
+    ) -> DeliveryOutcome {
         let started_at = Utc::now();
         let clock = Instant::now();
         let spec = &claim.task.spec;
-        let result = self.exchange(claim, spec).await;
+        let result = self.exchange(claim, spec, signing).await;
         let duration = clock.elapsed();
         match result {
             Ok((status, retry_after, body)) => {
@@ -71,6 +79,7 @@ impl HttpSender {
         &self,
         claim: &ClaimedTask,
         spec: &TaskSpec,
+        signing: Option<&SigningSecret>,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), Failure> {
         let mut url = spec.url.as_url().clone();
         if !spec.query.is_empty() {
@@ -97,6 +106,10 @@ impl HttpSender {
             if !name.eq_ignore_ascii_case("content-type") {
                 request = request.header(name, value);
             }
+        }
+        if let Some(secret) = signing {
+            let body = spec.body.as_ref().map_or(&[][..], |b| &b.bytes[..]);
+            request = sign(request, secret, &claim.task.id.to_string(), body);
         }
         if let Some(body) = &spec.body {
             request = request
@@ -132,6 +145,92 @@ impl HttpSender {
         }
         body.truncate(self.config.read_limit);
         Ok((status, retry_after, body))
+    }
+}
+
+/// Adds the Standard Webhooks headers.
+fn sign(
+    request: reqwest::RequestBuilder,
+    secret: &SigningSecret,
+    id: &str,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    let timestamp = Utc::now().timestamp();
+    request
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            standard_signature(secret, id, timestamp, body),
+        )
+}
+
+#[async_trait::async_trait]
+impl Invoke for HttpSender {
+    async fn invoke(&self, call: InvokeRequest) -> InvokeOutcome {
+        let clock = Instant::now();
+        let mut request = self
+            .client
+            .post(call.url.as_url().clone())
+            .timeout(call.timeout);
+        for (name, value) in call.headers.iter() {
+            if !name.eq_ignore_ascii_case("content-type") {
+                request = request.header(name, value);
+            }
+        }
+        if let Some((id, secret)) = &call.signing {
+            request = sign(request, secret, id, &call.body.bytes);
+        }
+        request = request
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                call.body.content_type.as_str(),
+            )
+            .body(call.body.bytes);
+        let elapsed =
+            |clock: Instant| u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                return InvokeOutcome::Failed {
+                    status: None,
+                    error: describe(&e, call.timeout),
+                    duration_ms: elapsed(clock),
+                }
+            }
+        };
+        let mut response = response;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while body.len() < self.config.read_limit {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => {
+                    return InvokeOutcome::Failed {
+                        status: Some(status),
+                        error: format!(
+                            "reading the response failed: {}",
+                            describe(&e, call.timeout)
+                        ),
+                        duration_ms: elapsed(clock),
+                    }
+                }
+            }
+        }
+        body.truncate(self.config.read_limit);
+        if status >= 500 {
+            return InvokeOutcome::Failed {
+                status: Some(status),
+                error: format!("the endpoint answered {status}"),
+                duration_ms: elapsed(clock),
+            };
+        }
+        InvokeOutcome::Answered {
+            status,
+            body,
+            duration_ms: elapsed(clock),
+        }
     }
 }
 

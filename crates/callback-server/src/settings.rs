@@ -16,6 +16,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub data: DataSettings,
     pub delivery: DeliverySettings,
+    pub breaker: BreakerSettings,
     pub redis: RedisSettings,
     pub log: LogSettings,
 }
@@ -65,6 +66,17 @@ pub struct DeliverySettings {
     pub delay_queue_capacity: usize,
     pub response_record_bytes: usize,
     pub response_read_bytes: usize,
+    pub max_in_flight_per_receiver: u32,
+}
+
+/// The circuit breaker every receiver has.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettings {
+    pub failure_threshold: u32,
+    pub window_s: u64,
+    pub base_pause_s: u64,
+    pub max_pause_s: u64,
 }
 
 /// The shared delay queue. Without a URL the queue is in-process.

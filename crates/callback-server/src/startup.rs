@@ -5,8 +5,10 @@ use crate::settings::Settings;
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context;
 use callback_api::{AdminToken, ApiState, TaskDefaults};
-use callback_core::{DelayQueue, MaxAttempts, RetrySchedule, TaskStore};
-use callback_delivery::{Delivery, DeliveryConfig, HttpSender, SenderConfig};
+use callback_core::{DelayQueue, EndpointStore, MaxAttempts, RetrySchedule, TaskStore};
+use callback_delivery::{
+    BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers, SenderConfig,
+};
 use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions, RedisTopology};
 use callback_store::StoreOptions;
 use secrecy::{ExposeSecret, SecretString};
@@ -53,7 +55,7 @@ impl Application {
             None => load_or_generate_token(&token_file)?,
         };
 
-        let store: Arc<dyn TaskStore> = Arc::new(
+        let sql = Arc::new(
             callback_store::connect(&StoreOptions {
                 url: database_url,
                 max_connections: settings.database.max_connections,
@@ -62,6 +64,8 @@ impl Application {
             .await
             .context("cannot open the task store")?,
         );
+        let store: Arc<dyn TaskStore> = sql.clone();
+        let endpoints: Arc<dyn EndpointStore> = sql;
         let queue = build_queue(&settings).await?;
 
         let d = &settings.delivery;
@@ -73,10 +77,24 @@ impl Application {
         })?;
         let default_schedule = RetrySchedule::parse(d.retry_schedule_s.clone())
             .map_err(|e| anyhow::anyhow!("delivery.retry_schedule_s {e}"))?;
+        let b = &settings.breaker;
+        let receivers = Arc::new(Receivers::new(
+            endpoints.clone(),
+            ReceiverLimits {
+                max_in_flight: d.max_in_flight_per_receiver.max(1),
+                breaker: BreakerConfig {
+                    failure_threshold: b.failure_threshold.max(1),
+                    window: Duration::from_secs(b.window_s),
+                    base_pause: Duration::from_secs(b.base_pause_s),
+                    max_pause: Duration::from_secs(b.max_pause_s),
+                },
+            },
+        ));
         let delivery = Delivery::new(
             store.clone(),
             queue.clone(),
-            sender,
+            sender.clone(),
+            receivers.clone(),
             DeliveryConfig {
                 concurrency: d.concurrency,
                 channel_capacity: d.channel_capacity,
@@ -99,8 +117,12 @@ impl Application {
             store,
             queue,
             dispatch: Arc::new(delivery.handle()),
+            endpoints,
+            receivers,
+            invoker: Arc::new(sender),
             defaults,
             max_body_bytes: settings.server.max_body_bytes,
+            invoke_failures: Default::default(),
         });
         let token = web::Data::new(AdminToken(admin_token.clone()));
 

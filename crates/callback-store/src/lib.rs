@@ -6,6 +6,7 @@
 //! a lock, and no transaction is ever held across an outgoing HTTP call.
 
 mod db_error;
+mod endpoints;
 mod entities;
 mod mapping;
 mod store;

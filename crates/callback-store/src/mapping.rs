@@ -1,10 +1,11 @@
 //! Conversion between table rows and domain types. A row that does not
 //! parse back into a valid task is reported as corrupt, never guessed at.
 
-use crate::entities::{attempt, task};
+use crate::entities::{attempt, endpoint, task};
 use callback_core::{
-    Attempt, Body, Expectation, HeaderList, MaxAttempts, Method, NewTask, QueryList, RetrySchedule,
-    StoreError, TargetUrl, Task, TaskId, TaskSpec, TaskStatus,
+    Attempt, Body, Endpoint, EndpointName, EventType, Expectation, HeaderList, MaxAttempts, Method,
+    NewTask, QueryList, RetrySchedule, SignatureScheme, SigningSecret, StoreError, TargetUrl, Task,
+    TaskId, TaskSpec, TaskStatus,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -17,7 +18,7 @@ pub fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
 }
 
@@ -25,7 +26,7 @@ pub fn time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms).ok_or_else(|| corrupt("time", ms))
 }
 
-fn json<T: serde::Serialize>(value: &T) -> String {
+pub fn json<T: serde::Serialize>(value: &T) -> String {
     // Serialising these plain data types cannot fail.
     serde_json::to_string(value).unwrap_or_default()
 }
@@ -63,6 +64,8 @@ pub fn new_task_row(task: &NewTask) -> task::ActiveModel {
         last_error: Set(None),
         created_at: Set(ms(task.created_at)),
         updated_at: Set(ms(task.created_at)),
+        endpoint: Set(spec.endpoint.as_ref().map(|e| e.as_str().to_string())),
+        event_type: Set(spec.event_type.as_ref().map(|t| t.as_str().to_string())),
     }
 }
 
@@ -78,17 +81,8 @@ pub fn task_from_row(row: task::Model) -> Result<Task, StoreError> {
         }),
         (None, _) => None,
     };
-    let headers: Vec<(String, String)> =
-        serde_json::from_str(&row.headers).map_err(|e| corrupt("headers", e))?;
     let query: QueryList = serde_json::from_str(&row.query).map_err(|e| corrupt("query", e))?;
-    let retry_schedule = row
-        .retry_delays_s
-        .map(|raw| {
-            let delays: Vec<u32> =
-                serde_json::from_str(&raw).map_err(|e| corrupt("retry_delays_s", e))?;
-            RetrySchedule::parse(delays).map_err(|e| corrupt("retry_delays_s", e))
-        })
-        .transpose()?;
+    let retry_schedule = retry_schedule(row.retry_delays_s)?;
     let expect = row
         .expect
         .map(|raw| serde_json::from_str(&raw).map_err(|e| corrupt("expect", e)))
@@ -97,7 +91,7 @@ pub fn task_from_row(row: task::Model) -> Result<Task, StoreError> {
     let spec = TaskSpec {
         url: TargetUrl::parse(&row.url).map_err(|e| corrupt("url", e))?,
         method: Method::parse(&row.method).map_err(|e| corrupt("method", e))?,
-        headers: HeaderList::parse(headers).map_err(|e| corrupt("headers", e))?,
+        headers: headers(&row.headers)?,
         query,
         body,
         max_attempts: MaxAttempts::parse(row.max_attempts.into())
@@ -108,6 +102,14 @@ pub fn task_from_row(row: task::Model) -> Result<Task, StoreError> {
         source_app: row.source_app,
         target_app: row.target_app,
         idempotency_key: row.idempotency_key,
+        endpoint: row
+            .endpoint
+            .map(|e| EndpointName::parse(&e).map_err(|err| corrupt("endpoint", err)))
+            .transpose()?,
+        event_type: row
+            .event_type
+            .map(|t| EventType::parse(&t).map_err(|err| corrupt("event_type", err)))
+            .transpose()?,
     };
     Ok(Task {
         id: task_id(&row.id)?,
@@ -146,5 +148,74 @@ pub fn attempt_from_row(row: attempt::Model) -> Result<Attempt, StoreError> {
         response_body: row.response_body,
         error: row.error,
         success: row.success,
+    })
+}
+
+fn retry_schedule(raw: Option<String>) -> Result<Option<RetrySchedule>, StoreError> {
+    raw.map(|raw| {
+        let delays: Vec<u32> =
+            serde_json::from_str(&raw).map_err(|e| corrupt("retry_delays_s", e))?;
+        RetrySchedule::parse(delays).map_err(|e| corrupt("retry_delays_s", e))
+    })
+    .transpose()
+}
+
+fn headers(raw: &str) -> Result<HeaderList, StoreError> {
+    let pairs: Vec<(String, String)> =
+        serde_json::from_str(raw).map_err(|e| corrupt("headers", e))?;
+    HeaderList::parse(pairs).map_err(|e| corrupt("headers", e))
+}
+
+pub fn endpoint_row(e: &Endpoint) -> endpoint::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    let types: Vec<&str> = e.event_types.iter().map(EventType::as_str).collect();
+    endpoint::ActiveModel {
+        name: Set(e.name.as_str().into()),
+        url: Set(e.url.as_str().into()),
+        enabled: Set(e.enabled),
+        app: Set(e.app.clone()),
+        event_types: Set(json(&types)),
+        signature: Set(e.signature.as_str().into()),
+        secret: Set(e.secret.expose().into()),
+        timeout_ms: Set(e.timeout_ms.map(|t| t as i32)),
+        max_attempts: Set(e.max_attempts.map(|m| m.get() as i32)),
+        retry_delays_s: Set(e.retry_schedule.as_ref().map(|s| json(&s.as_slice()))),
+        headers: Set(json(&e.headers)),
+        rate_limit_per_s: Set(e.rate_limit_per_s.map(|r| r as i32)),
+        max_in_flight: Set(e.max_in_flight.map(|m| m as i32)),
+        created_at: Set(ms(e.created_at)),
+        updated_at: Set(ms(e.updated_at)),
+    }
+}
+
+pub fn endpoint_from_row(row: endpoint::Model) -> Result<Endpoint, StoreError> {
+    let types: Vec<String> =
+        serde_json::from_str(&row.event_types).map_err(|e| corrupt("event_types", e))?;
+    let unsigned = |what: &str, v: Option<i32>| {
+        v.map(|n| u32::try_from(n).map_err(|e| corrupt(what, e)))
+            .transpose()
+    };
+    Ok(Endpoint {
+        name: EndpointName::parse(&row.name).map_err(|e| corrupt("endpoint name", e))?,
+        url: TargetUrl::parse(&row.url).map_err(|e| corrupt("url", e))?,
+        enabled: row.enabled,
+        app: row.app,
+        event_types: types
+            .iter()
+            .map(|t| EventType::parse(t).map_err(|e| corrupt("event_types", e)))
+            .collect::<Result<_, _>>()?,
+        signature: SignatureScheme::parse(&row.signature).map_err(|e| corrupt("signature", e))?,
+        secret: SigningSecret::from_stored(row.secret),
+        timeout_ms: unsigned("timeout_ms", row.timeout_ms)?,
+        max_attempts: row
+            .max_attempts
+            .map(|m| MaxAttempts::parse(m.into()).map_err(|e| corrupt("max_attempts", e)))
+            .transpose()?,
+        retry_schedule: retry_schedule(row.retry_delays_s)?,
+        headers: headers(&row.headers)?,
+        rate_limit_per_s: unsigned("rate_limit_per_s", row.rate_limit_per_s)?,
+        max_in_flight: unsigned("max_in_flight", row.max_in_flight)?,
+        created_at: time(row.created_at)?,
+        updated_at: time(row.updated_at)?,
     })
 }

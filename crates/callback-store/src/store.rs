@@ -322,6 +322,34 @@ impl TaskStore for SqlTaskStore {
         txn.commit().await.map_err(unavailable)
     }
 
+    async fn defer(
+        &self,
+        claim: &ClaimedTask,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let back_to = if claim.task.attempts_used() == 0 {
+            TaskStatus::Pending
+        } else {
+            TaskStatus::Retrying
+        };
+        task::Entity::update_many()
+            .col_expr(task::Column::Status, status(back_to))
+            .col_expr(
+                task::Column::LeaseToken,
+                Expr::value(Option::<Vec<u8>>::None),
+            )
+            .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+            .col_expr(task::Column::NextAttemptAt, Expr::value(ms(until)))
+            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(task::Column::Id.eq(id_bytes(claim.task.id)))
+            .filter(task::Column::LeaseToken.eq(claim.lease.0.as_bytes().to_vec()))
+            .exec(&self.db)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<TaskId>, StoreError> {
         let ids: Vec<Vec<u8>> = task::Entity::find()
             .select_only()

@@ -93,6 +93,9 @@ impl Fleet {
             ),
             ("CBC__DELIVERY__LEASE_MARGIN_MS", "2000"),
             ("CBC__DELIVERY__RECONCILE_INTERVAL_MS", "500"),
+            // Some scenarios fail every first attempt on purpose; a breaker
+            // opening would only slow them down.
+            ("CBC__BREAKER__FAILURE_THRESHOLD", "1000000"),
             ("CBC__LOG__LEVEL", "error"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -2,4 +2,6 @@
 //! system sees only the domain types of `callback-core`.
 
 pub mod attempt;
+pub mod endpoint;
+pub mod event;
 pub mod task;

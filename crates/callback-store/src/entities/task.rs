@@ -32,6 +32,9 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The endpoint of an event task.
+    pub endpoint: Option<String>,
+    pub event_type: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

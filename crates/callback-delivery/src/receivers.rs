@@ -1,0 +1,285 @@
+//! Per-receiver policy, consulted after a task is claimed and before it is
+//! sent. A receiver is an endpoint (for event tasks) or a URL origin (for
+//! plain tasks). Each has a cap on attempts in flight, an optional rate
+//! limit and a circuit breaker, so one slow, hanging or failing receiver
+//! cannot take the workers from the others. A task its receiver cannot take
+//! now is deferred in the store, not attempted, never dropped.
+//!
+//! State is per instance and bounded: idle receivers are forgotten.
+
+use crate::breaker::{Breaker, BreakerConfig, BreakerState, Transition, Verdict};
+use callback_core::{
+    Endpoint, EndpointName, EndpointStore, ReceiverStatus, ReceiverWatch, SignatureScheme,
+    SigningSecret, Task,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a task of a disabled endpoint is put off. Enabling the endpoint
+/// brings its tasks forward at once; this bounds the wait were that missed.
+const DISABLED_DEFERRAL: TimeDelta = TimeDelta::hours(1);
+/// How long endpoint settings are cached: an update is seen within this.
+const ENDPOINT_TTL: Duration = Duration::from_secs(2);
+/// Receivers remembered before idle ones are forgotten.
+const MAX_REMEMBERED: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiverLimits {
+    /// Attempts in flight per receiver unless its endpoint says otherwise.
+    pub max_in_flight: u32,
+    pub breaker: BreakerConfig,
+}
+
+/// What the gate decided for one claimed task.
+pub enum Admission {
+    Send(Pass),
+    /// Not now: give the task back, due at `until`, without an attempt.
+    Defer {
+        until: DateTime<Utc>,
+        why: String,
+    },
+    /// It can never be sent (its endpoint is gone).
+    Fail(String),
+}
+
+/// Leave to send one attempt: holds a slot of the receiver until dropped.
+pub struct Pass {
+    key: String,
+    _slot: OwnedSemaphorePermit,
+    /// The secret to sign with, for endpoints on the standard scheme.
+    pub signing: Option<SigningSecret>,
+}
+
+struct Receiver {
+    slots: Arc<Semaphore>,
+    capacity: u32,
+    limiter: Option<(u32, DefaultDirectRateLimiter)>,
+    breaker: Breaker,
+}
+
+impl Receiver {
+    fn new(capacity: u32, breaker: BreakerConfig) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+            limiter: None,
+            breaker: Breaker::new(breaker),
+        }
+    }
+
+    fn in_flight(&self) -> u32 {
+        self.capacity
+            .saturating_sub(u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX))
+    }
+}
+
+pub struct Receivers {
+    endpoints: Arc<dyn EndpointStore>,
+    limits: ReceiverLimits,
+    receivers: Mutex<HashMap<String, Receiver>>,
+    cache: Mutex<HashMap<EndpointName, (Instant, Option<Endpoint>)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every mutation is a single map operation; a panic leaves it usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The receiver key of a task: its endpoint, or its URL's origin.
+pub fn receiver_key(task: &Task) -> String {
+    match &task.spec.endpoint {
+        Some(name) => format!("endpoint:{name}"),
+        None => task.spec.url.as_url().origin().ascii_serialization(),
+    }
+}
+
+impl Receivers {
+    pub fn new(endpoints: Arc<dyn EndpointStore>, limits: ReceiverLimits) -> Self {
+        Self {
+            endpoints,
+            limits,
+            receivers: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn endpoint(&self, name: &EndpointName) -> Result<Option<Endpoint>, String> {
+        if let Some((at, cached)) = lock(&self.cache).get(name) {
+            if at.elapsed() < ENDPOINT_TTL {
+                return Ok(cached.clone());
+            }
+        }
+        let found = self
+            .endpoints
+            .endpoint(name)
+            .await
+            .map_err(|e| format!("cannot read endpoint {name}: {e}"))?;
+        let mut cache = lock(&self.cache);
+        if cache.len() >= MAX_REMEMBERED {
+            cache.clear();
+        }
+        cache.insert(name.clone(), (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    /// Decides whether the claimed task may be sent now.
+    pub async fn admit(&self, task: &Task, now: DateTime<Utc>) -> Admission {
+        let mut capacity = self.limits.max_in_flight;
+        let mut rate = None;
+        let mut signing = None;
+        if let Some(name) = &task.spec.endpoint {
+            let endpoint = match self.endpoint(name).await {
+                Ok(Some(endpoint)) => endpoint,
+                Ok(None) => {
+                    return Admission::Fail(format!("endpoint {name} no longer exists; not sent"))
+                }
+                Err(why) => {
+                    return Admission::Defer {
+                        until: now + TimeDelta::seconds(5),
+                        why,
+                    }
+                }
+            };
+            if !endpoint.enabled {
+                return Admission::Defer {
+                    until: now + DISABLED_DEFERRAL,
+                    why: format!("endpoint {name} is disabled"),
+                };
+            }
+            capacity = endpoint.max_in_flight.unwrap_or(capacity);
+            rate = endpoint.rate_limit_per_s;
+            if endpoint.signature == SignatureScheme::Standard {
+                signing = Some(endpoint.secret);
+            }
+        }
+        let key = receiver_key(task);
+        let clock = Instant::now();
+        let mut receivers = lock(&self.receivers);
+        if receivers.len() >= MAX_REMEMBERED && !receivers.contains_key(&key) {
+            receivers.retain(|_, r| r.in_flight() > 0 || !r.breaker.is_idle(clock));
+        }
+        let receiver = receivers
+            .entry(key.clone())
+            .or_insert_with(|| Receiver::new(capacity, self.limits.breaker));
+        if receiver.capacity != capacity.max(1) {
+            // Settings changed: new slots; attempts in flight keep the old ones.
+            receiver.slots = Arc::new(Semaphore::new(capacity.max(1) as usize));
+            receiver.capacity = capacity.max(1);
+        }
+        let Ok(slot) = receiver.slots.clone().try_acquire_owned() else {
+            // A slot frees when an attempt ends; spread the retries out.
+            let wait = u64::from(task.spec.timeout_ms).clamp(500, 2_000);
+            return Admission::Defer {
+                until: now + TimeDelta::milliseconds((wait + fastrand::u64(0..wait)) as i64),
+                why: format!("{key} has {capacity} attempts in flight"),
+            };
+        };
+        if let Some(per_s) = rate.and_then(NonZeroU32::new) {
+            let limiter = match &receiver.limiter {
+                Some((r, limiter)) if *r == per_s.get() => limiter,
+                _ => {
+                    receiver.limiter =
+                        Some((per_s.get(), RateLimiter::direct(Quota::per_second(per_s))));
+                    &receiver.limiter.as_ref().expect("just set").1
+                }
+            };
+            if let Err(not_until) = limiter.check() {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
+                return Admission::Defer {
+                    until: now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(1)),
+                    why: format!("{key} is limited to {per_s} requests a second"),
+                };
+            }
+        }
+        if let Verdict::WaitUntil(until) = receiver.breaker.check(clock) {
+            let wait = until.saturating_duration_since(clock);
+            return Admission::Defer {
+                until: now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(5)),
+                why: format!("the circuit breaker of {key} is open"),
+            };
+        }
+        Admission::Send(Pass {
+            key,
+            _slot: slot,
+            signing,
+        })
+    }
+
+    /// Feeds an attempt's outcome to the receiver's breaker; logs openings
+    /// and closings.
+    pub fn record(&self, pass: &Pass, success: bool) {
+        let now = Instant::now();
+        let transition = lock(&self.receivers)
+            .get_mut(&pass.key)
+            .and_then(|r| r.breaker.record(success, now));
+        match transition {
+            Some(Transition::Opened {
+                pause,
+                openings_24h,
+            }) => tracing::warn!(
+                receiver = %pass.key,
+                pause_s = pause.as_secs(),
+                openings_24h,
+                "circuit breaker opened: the receiver keeps failing; its tasks wait"
+            ),
+            Some(Transition::Closed) => {
+                tracing::info!(receiver = %pass.key, "circuit breaker closed: the receiver answers again")
+            }
+            None => {}
+        }
+    }
+
+    fn status(key: &str, r: &Receiver, now: Instant) -> ReceiverStatus {
+        let (breaker, open_until) = match r.breaker.state() {
+            BreakerState::Closed => ("closed", None),
+            BreakerState::Open { until } => (
+                "open",
+                Some(
+                    Utc::now()
+                        + TimeDelta::from_std(until.saturating_duration_since(now))
+                            .unwrap_or_default(),
+                ),
+            ),
+            BreakerState::HalfOpen { .. } => ("half_open", None),
+        };
+        ReceiverStatus {
+            receiver: key.to_string(),
+            breaker,
+            open_until,
+            recent_failures: u32::try_from(r.breaker.recent_failures(now)).unwrap_or(u32::MAX),
+            openings_24h: u32::try_from(r.breaker.openings_24h(now)).unwrap_or(u32::MAX),
+            in_flight: r.in_flight(),
+        }
+    }
+}
+
+impl ReceiverWatch for Receivers {
+    fn endpoint_status(&self, name: &EndpointName) -> ReceiverStatus {
+        let key = format!("endpoint:{name}");
+        let now = Instant::now();
+        match lock(&self.receivers).get(&key) {
+            Some(r) => Self::status(&key, r, now),
+            None => ReceiverStatus::idle(key),
+        }
+    }
+
+    fn open_breakers(&self) -> Vec<ReceiverStatus> {
+        let now = Instant::now();
+        let mut open: Vec<_> = lock(&self.receivers)
+            .iter()
+            .filter(|(_, r)| r.breaker.state() != BreakerState::Closed)
+            .map(|(k, r)| Self::status(k, r, now))
+            .collect();
+        open.sort_by(|a, b| a.receiver.cmp(&b.receiver));
+        open
+    }
+
+    fn forget_endpoint(&self, name: &EndpointName) {
+        lock(&self.cache).remove(name);
+    }
+}

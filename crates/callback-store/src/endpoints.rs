@@ -1,0 +1,210 @@
+//! `EndpointStore` on sea-orm: endpoints, and events published with their
+//! tasks in one transaction.
+
+use crate::db_error::{is_unique_violation, unavailable};
+use crate::entities::{endpoint, event, task};
+use crate::mapping::{corrupt, endpoint_from_row, endpoint_row, json, ms, new_task_row, task_id};
+use crate::SqlTaskStore;
+use async_trait::async_trait;
+use callback_core::{
+    Endpoint, EndpointName, EndpointStore, EventType, NewEvent, NewTask, Published, StoreError,
+    TaskId, TaskStatus,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+fn task_ids(raw: &str) -> Result<Vec<TaskId>, StoreError> {
+    let ids: Vec<String> = serde_json::from_str(raw).map_err(|e| corrupt("task_ids", e))?;
+    ids.iter()
+        .map(|id| id.parse().map_err(|e| corrupt("task_ids", e)))
+        .collect()
+}
+
+#[async_trait]
+impl EndpointStore for SqlTaskStore {
+    async fn create_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
+        match endpoint::Entity::insert(endpoint_row(e))
+            .exec(self.connection())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_unique_violation(&err) => Err(StoreError::AlreadyExists),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn endpoint(&self, name: &EndpointName) -> Result<Option<Endpoint>, StoreError> {
+        endpoint::Entity::find_by_id(name.as_str())
+            .one(self.connection())
+            .await
+            .map_err(unavailable)?
+            .map(endpoint_from_row)
+            .transpose()
+    }
+
+    async fn endpoints(
+        &self,
+        after: Option<&EndpointName>,
+        limit: u32,
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        let mut query = endpoint::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(endpoint::Column::Name.gt(after.as_str()));
+        }
+        query
+            .order_by_asc(endpoint::Column::Name)
+            .limit(u64::from(limit))
+            .all(self.connection())
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(endpoint_from_row)
+            .collect()
+    }
+
+    async fn update_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
+        let mut row = endpoint_row(e);
+        row.created_at = sea_orm::ActiveValue::NotSet;
+        match row.update(self.connection()).await {
+            Ok(_) => Ok(()),
+            Err(sea_orm::DbErr::RecordNotUpdated) => Err(StoreError::NotFound),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn delete_endpoint(
+        &self,
+        name: &EndpointName,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let deleted = endpoint::Entity::delete_by_id(name.as_str())
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // An attempt in flight finishes and is recorded; nothing follows it.
+        task::Entity::update_many()
+            .col_expr(
+                task::Column::Status,
+                Expr::value(TaskStatus::Cancelled.as_str()),
+            )
+            .col_expr(
+                task::Column::NextAttemptAt,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                task::Column::LastError,
+                Expr::value("its endpoint was deleted"),
+            )
+            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(task::Column::Endpoint.eq(name.as_str()))
+            .filter(
+                task::Column::Status
+                    .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
+            )
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)
+    }
+
+    async fn subscribers(
+        &self,
+        event_type: &EventType,
+        app: Option<&str>,
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        // Few endpoints, many events: filter the enabled ones here rather
+        // than teach SQL to search a JSON list portably.
+        let rows = endpoint::Entity::find()
+            .filter(endpoint::Column::Enabled.eq(true))
+            .order_by_asc(endpoint::Column::Name)
+            .all(self.connection())
+            .await
+            .map_err(unavailable)?;
+        let mut wanted = Vec::new();
+        for row in rows {
+            let e = endpoint_from_row(row)?;
+            if e.wants(event_type, app) {
+                wanted.push(e);
+            }
+        }
+        Ok(wanted)
+    }
+
+    async fn publish(&self, e: &NewEvent, tasks: &[NewTask]) -> Result<Published, StoreError> {
+        let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let stored = event::Entity::insert(event::ActiveModel {
+            call_id: sea_orm::ActiveValue::Set(e.call_id.clone()),
+            event_type: sea_orm::ActiveValue::Set(e.event_type.as_str().into()),
+            app: sea_orm::ActiveValue::Set(e.app.clone()),
+            task_ids: sea_orm::ActiveValue::Set(json(&ids)),
+            created_at: sea_orm::ActiveValue::Set(ms(e.created_at)),
+        })
+        .exec(&txn)
+        .await;
+        match stored {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                txn.rollback().await.map_err(unavailable)?;
+                let first = event::Entity::find_by_id(e.call_id.as_str())
+                    .one(self.connection())
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| unavailable(err))?;
+                return Ok(Published::Existing(task_ids(&first.task_ids)?));
+            }
+            Err(err) => return Err(unavailable(err)),
+        }
+        if !tasks.is_empty() {
+            task::Entity::insert_many(tasks.iter().map(new_task_row))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+        }
+        txn.commit().await.map_err(unavailable)?;
+        Ok(Published::Created(tasks.iter().map(|t| t.id).collect()))
+    }
+
+    async fn wake_endpoint(
+        &self,
+        name: &EndpointName,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let waiting: Vec<Vec<u8>> = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .filter(task::Column::Endpoint.eq(name.as_str()))
+            .filter(
+                task::Column::Status
+                    .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
+            )
+            .filter(task::Column::NextAttemptAt.gt(ms(now)))
+            .into_tuple()
+            .all(self.connection())
+            .await
+            .map_err(unavailable)?;
+        if waiting.is_empty() {
+            return Ok(Vec::new());
+        }
+        task::Entity::update_many()
+            .col_expr(task::Column::NextAttemptAt, Expr::value(ms(now)))
+            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(task::Column::Id.is_in(waiting.clone()))
+            .filter(
+                task::Column::Status
+                    .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
+            )
+            .exec(self.connection())
+            .await
+            .map_err(unavailable)?;
+        waiting.iter().map(|b| task_id(b)).collect()
+    }
+}
