@@ -61,3 +61,11 @@ ensure_redis() {
     --dir /var/lib/redis --logfile /var/log/redis/test.log
   wait_for_port "$REDIS_PORT" Redis
 }
+
+# The interop tests verify our signatures with reference libraries.
+ensure_python_interop() {
+  if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
+    log "installing the standardwebhooks package from PyPI (interop tests)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore standardwebhooks
+  fi
+}

@@ -113,6 +113,34 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates an endpoint that must be accepted; returns its view (with
+    /// the secret).
+    pub async fn create_endpoint(&self, body: Value) -> Value {
+        let (status, view) = self.send_json("POST", "/api/v1/endpoints", &body).await;
+        assert_eq!(status, 201, "create endpoint: {view:#}");
+        view
+    }
+
+    /// Publishes an event; returns the answer's status and body.
+    pub async fn publish(&self, body: Value) -> (u16, Value) {
+        self.send_json("POST", "/api/v1/events", &body).await
+    }
+
     pub async fn task(&self, id: &str) -> Value {
         let response = self.get(&format!("/api/v1/tasks/{id}")).await;
         assert_eq!(response.status(), 200);

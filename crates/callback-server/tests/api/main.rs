@@ -27,6 +27,7 @@ macro_rules! on_every_backend {
 
 mod crash;
 mod delivery;
+mod events;
 mod faults;
 mod helpers;
 mod intake;
