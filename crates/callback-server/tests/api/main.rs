@@ -31,5 +31,6 @@ mod events;
 mod faults;
 mod helpers;
 mod intake;
+mod isolation;
 mod operators;
 mod redis_queue;

@@ -1,0 +1,177 @@
+//! One receiver cannot harm the others: synchronous calls fail open, a
+//! hanging receiver keeps only its own slots, a failing one is paused by
+//! its circuit breaker and comes back, a rate limit spaces requests out.
+
+use crate::helpers::{spawn_app, spawn_app_with};
+use callback_testkit::{Backend, Receiver, Reply};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_returns_the_answer_or_fails_open_or_closed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start().await;
+    app.create_endpoint(json!({"name": "guard", "url": receiver.url("/guard?v=1")}))
+        .await;
+    receiver.script([
+        Reply::status(200).body(r#"{"allow": false, "reason": "spam"}"#),
+        Reply::status(200).delay(Duration::from_secs(3)),
+        Reply::status(503),
+    ]);
+    let call =
+        json!({"event_type": "message.before_send", "payload": {"text": "buy now"}, "app": "im"});
+    let (status, answer) = app
+        .send_json("POST", "/api/v1/endpoints/guard/invoke", &call)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["outcome"], "answered");
+    assert_eq!(answer["status"], 200);
+    assert_eq!(answer["body"], json!({"allow": false, "reason": "spam"}));
+    let request = receiver.requests().pop().unwrap();
+    assert!(request.query.contains("v=1"), "{}", request.query);
+    assert!(request.query.contains("event_type=message.before_send"));
+    assert!(request.query.contains("app=im"));
+    assert_eq!(request.body, br#"{"text":"buy now"}"#);
+    assert!(request.header("webhook-signature").is_some());
+
+    // A hanging endpoint: the default 2 s timeout, then the fallback.
+    let started = Instant::now();
+    let (status, fallback) = app
+        .send_json("POST", "/api/v1/endpoints/guard/invoke", &call)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered within the timeout"
+    );
+    assert_eq!(status, 200);
+    assert_eq!(fallback["outcome"], "fallback");
+    assert!(
+        fallback["error"].as_str().unwrap().contains("timeout"),
+        "{fallback:#}"
+    );
+
+    // A 5xx with fail_closed: 502.
+    let mut closed = call.clone();
+    closed["fail_closed"] = json!(true);
+    let (status, problem) = app
+        .send_json("POST", "/api/v1/endpoints/guard/invoke", &closed)
+        .await;
+    assert_eq!(status, 502);
+    assert_eq!(problem["code"], "invoke_failed");
+
+    let (status, _) = app
+        .send_json("POST", "/api/v1/endpoints/nobody/invoke", &call)
+        .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_take_the_workers_of_a_healthy_one() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.delivery.concurrency = 16;
+        s.delivery.max_in_flight_per_receiver = 4;
+    })
+    .await;
+    let hanging = Receiver::start().await;
+    hanging.set_default(Reply::status(200).delay(Duration::from_secs(20)));
+    let healthy = Receiver::start().await;
+    for _ in 0..40 {
+        app.submit(json!({"url": hanging.url("/hang"), "timeout_ms": 30000}))
+            .await;
+    }
+    let mut healthy_ids = Vec::new();
+    for _ in 0..40 {
+        healthy_ids.push(app.submit(json!({"url": healthy.url("/ok")})).await);
+    }
+    let got = healthy.wait_for(40, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 40, "every healthy task was delivered meanwhile");
+    assert_eq!(
+        hanging.requests().len(),
+        4,
+        "the hanging receiver holds only its own 4 slots"
+    );
+    app.wait_for_status(&healthy_ids[39], "succeeded", Duration::from_secs(5))
+        .await;
+}
+
+async fn breaker_state(app: &crate::helpers::TestApp) -> Value {
+    let (status, view) = app
+        .send_json("GET", "/api/v1/endpoints/fragile", &json!(null))
+        .await;
+    assert_eq!(status, 200);
+    view["receiver"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_is_paused_by_its_breaker_then_recovers() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.breaker.failure_threshold = 10;
+        s.breaker.window_s = 30;
+        s.breaker.base_pause_s = 8;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(500));
+    app.create_endpoint(json!({"name": "fragile", "url": receiver.url("/f"), "retry_delays_s": [1], "max_attempts": 50}))
+        .await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let (_, p) = app
+            .publish(json!({"event_type": "e", "payload": {"n": n}}))
+            .await;
+        ids.push(p["task_ids"][0].as_str().unwrap().to_string());
+    }
+    receiver.wait_for(10, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let state = breaker_state(&app).await;
+    assert_eq!(state["breaker"], "open", "{state:#}");
+    assert_eq!(state["openings_24h"], 1);
+    let (_, open) = app.send_json("GET", "/api/v1/breakers", &json!(null)).await;
+    assert_eq!(open["items"][0]["receiver"], "endpoint:fragile");
+
+    // While open nothing is attempted, and waiting uses no attempt.
+    let sent = receiver.requests().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.requests().len(), sent, "paused");
+    let mut untried = 0;
+    for id in &ids {
+        if app.task(id).await["attempts_made"] == 0 {
+            untried += 1;
+        }
+    }
+    assert!(untried >= 15, "{untried} tasks waited untried");
+
+    // The receiver heals; after the pause one trial closes the breaker and
+    // every task is delivered.
+    receiver.set_default(Reply::status(200));
+    for id in &ids {
+        app.wait_for_status(id, "succeeded", Duration::from_secs(20))
+            .await;
+    }
+    assert_eq!(breaker_state(&app).await["breaker"], "closed");
+    let (_, open) = app.send_json("GET", "/api/v1/breakers", &json!(null)).await;
+    assert_eq!(open["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_rate_limit_spaces_its_requests_out() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start().await;
+    app.create_endpoint(
+        json!({"name": "slowpoke", "url": receiver.url("/r"), "rate_limit_per_s": 5}),
+    )
+    .await;
+    for n in 0..15 {
+        app.publish(json!({"event_type": "e", "payload": {"n": n}}))
+            .await;
+    }
+    let got = receiver.wait_for(15, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 15);
+    let spread = got[14].at.duration_since(got[0].at);
+    // 15 requests at 5 a second (bursts of up to 5) take at least 2 s.
+    assert!(
+        spread >= Duration::from_millis(1800),
+        "15 requests in {spread:?}"
+    );
+}
