@@ -103,50 +103,59 @@ async fn breaker_state(app: &crate::helpers::TestApp) -> Value {
     view["receiver"].clone()
 }
 
+/// Attempts made by each task; none of them has failed for good.
+async fn attempts_made(app: &crate::helpers::TestApp, ids: &[String]) -> Vec<u64> {
+    let mut made = Vec::new();
+    for id in ids {
+        let task = app.task(id).await;
+        assert_ne!(task["status"], "failed");
+        made.push(task["attempts_made"].as_u64().unwrap());
+    }
+    made
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_receiver_is_paused_by_its_breaker_then_recovers() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.breaker.failure_threshold = 10;
-        s.breaker.window_s = 30;
-        s.breaker.base_pause_s = 8;
-    })
-    .await;
+async fn ninety_failures_open_the_breaker_which_defers_tasks_then_recovers() {
+    // The default threshold (90 failures in 30 s); a short pause.
+    let app = spawn_app_with(Backend::Sqlite, |s| s.breaker.base_pause_s = 8).await;
     let receiver = Receiver::start().await;
     receiver.set_default(Reply::status(500));
     app.create_endpoint(json!({"name": "fragile", "url": receiver.url("/f"), "retry_delays_s": [1], "max_attempts": 50}))
         .await;
     let mut ids = Vec::new();
-    for n in 0..30 {
+    for n in 0..150 {
         let (_, p) = app
             .publish(json!({"event_type": "e", "payload": {"n": n}}))
             .await;
         ids.push(p["task_ids"][0].as_str().unwrap().to_string());
     }
-    receiver.wait_for(10, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    receiver.wait_for(90, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let state = breaker_state(&app).await;
     assert_eq!(state["breaker"], "open", "{state:#}");
     assert_eq!(state["openings_24h"], 1);
     let (_, open) = app.send_json("GET", "/api/v1/breakers", &json!(null)).await;
     assert_eq!(open["items"][0]["receiver"], "endpoint:fragile");
 
-    // While open nothing is attempted, and waiting uses no attempt.
+    // While open nothing is attempted: the 1 s retries wait, using no
+    // attempt, and tasks not tried yet stay untried.
+    let before = attempts_made(&app, &ids).await;
     let sent = receiver.requests().len();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.requests().len(), sent, "paused");
-    let mut untried = 0;
-    for id in &ids {
-        if app.task(id).await["attempts_made"] == 0 {
-            untried += 1;
-        }
-    }
-    assert!(untried >= 15, "{untried} tasks waited untried");
+    assert_eq!(
+        attempts_made(&app, &ids).await,
+        before,
+        "no attempt while open"
+    );
+    let untried = before.iter().filter(|n| **n == 0).count();
+    assert_eq!(untried + receiver.counts_by_task().len(), 150);
 
     // The receiver heals; after the pause one trial closes the breaker and
     // every task is delivered.
     receiver.set_default(Reply::status(200));
     for id in &ids {
-        app.wait_for_status(id, "succeeded", Duration::from_secs(20))
+        app.wait_for_status(id, "succeeded", Duration::from_secs(30))
             .await;
     }
     assert_eq!(breaker_state(&app).await["breaker"], "closed");
