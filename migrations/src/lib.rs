@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_tasks;
 mod m20261122_000002_endpoints;
+mod m20261122_000003_operations;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_tasks::Migration),
             Box::new(m20261122_000002_endpoints::Migration),
+            Box::new(m20261122_000003_operations::Migration),
         ]
     }
 }

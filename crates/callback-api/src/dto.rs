@@ -203,6 +203,7 @@ impl CreateTaskRequest {
                 idempotency_key,
                 endpoint: None,
                 event_type: None,
+                alert_hook: None,
             },
             first_attempt_at: now + TimeDelta::seconds(i64::from(delay_s)),
             created_at: now,

@@ -11,7 +11,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use callback_core::{
     event_body, EndpointName, EventType, InvokeOutcome, InvokeRequest, NewEvent, QueryList,
-    SignatureScheme, SigningSecret, TargetUrl, ValidationErrors,
+    SignatureScheme, Signing, SigningSecret, TargetUrl, ValidationErrors,
 };
 use chrono::Utc;
 use serde::Deserialize;
@@ -296,7 +296,7 @@ pub async fn invoke_endpoint(
     }
     let url = with_query(&endpoint.url, &QueryList(query))?;
     let signing = (endpoint.signature == SignatureScheme::Standard)
-        .then(|| (call_id, endpoint.secret.clone()));
+        .then(|| (call_id, Signing::Standard(endpoint.secret.clone())));
     let outcome = state
         .invoker
         .invoke(InvokeRequest {

@@ -25,6 +25,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     AlreadyExists(String),
+    /// Someone changed it first.
+    #[error("{0}")]
+    Conflict(String),
     #[error("the endpoint did not answer usefully: {0}")]
     InvokeFailed(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
@@ -47,6 +50,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::InvalidState { .. } => "invalid_state",
             Self::AlreadyExists(_) => "already_exists",
+            Self::Conflict(_) => "conflict",
             Self::InvokeFailed(_) => "invoke_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -63,6 +67,7 @@ impl ApiError {
             Self::NotFound(_) => "Not found",
             Self::InvalidState { .. } => "Not allowed in the current state",
             Self::AlreadyExists(_) => "Already exists",
+            Self::Conflict(_) => "Conflict",
             Self::InvokeFailed(_) => "Endpoint call failed",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -78,6 +83,7 @@ impl ApiError {
             StoreError::AlreadyExists => {
                 Self::AlreadyExists("an endpoint with this name exists already".into())
             }
+            StoreError::Conflict(message) => Self::Conflict(message),
             StoreError::InvalidState { .. } | StoreError::Corrupt(_) => Self::Internal(err),
             StoreError::Unavailable(_) => Self::StoreUnavailable(err),
         }
@@ -88,6 +94,7 @@ impl ApiError {
         match err {
             StoreError::NotFound => Self::NotFound("no task has this id".into()),
             StoreError::AlreadyExists => Self::AlreadyExists("it exists already".into()),
+            StoreError::Conflict(message) => Self::Conflict(message),
             StoreError::InvalidState { current } => Self::InvalidState { action, current },
             StoreError::Unavailable(_) => Self::StoreUnavailable(err),
             StoreError::Corrupt(_) => Self::Internal(err),
@@ -133,7 +140,9 @@ impl ResponseError for ApiError {
             Self::Validation(_) | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::InvalidState { .. } | Self::AlreadyExists(_) => StatusCode::CONFLICT,
+            Self::InvalidState { .. } | Self::AlreadyExists(_) | Self::Conflict(_) => {
+                StatusCode::CONFLICT
+            }
             Self::InvokeFailed(_) => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -4,6 +4,7 @@
 //! Handlers see the store and the dispatcher only through the ports of
 //! `callback-core`; the server decides which backends are behind them.
 
+mod alert_hooks;
 mod auth;
 pub mod dto;
 pub mod endpoint_dto;
@@ -13,6 +14,7 @@ mod events;
 mod health;
 mod json_body;
 pub mod openapi;
+mod operations;
 mod tasks;
 
 pub use auth::AdminToken;
@@ -21,8 +23,8 @@ pub use error::{ApiError, Problem};
 
 use actix_web::{middleware, web};
 use callback_core::{
-    DelayQueue, Dispatch, EndpointDefaults, EndpointName, EndpointStore, Invoke, ReceiverWatch,
-    TaskStore,
+    AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointDefaults, EndpointName,
+    EndpointStore, Invoke, OperatorStore, ReceiverWatch, TaskStore,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,8 @@ pub struct ApiState {
     pub queue: Arc<dyn DelayQueue>,
     pub dispatch: Arc<dyn Dispatch>,
     pub endpoints: Arc<dyn EndpointStore>,
+    pub alerts: Arc<dyn AlertStore>,
+    pub operators: Arc<dyn OperatorStore>,
     pub receivers: Arc<dyn ReceiverWatch>,
     pub invoker: Arc<dyn Invoke>,
     pub defaults: TaskDefaults,
@@ -41,6 +45,16 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// Failed synchronous calls per endpoint since start, for the log.
     pub invoke_failures: Mutex<HashMap<EndpointName, u64>>,
+    pub buckets: BucketSettings,
+    /// For links in alert messages.
+    pub alert_links: AlertLinks,
+}
+
+/// How failed tasks are bucketed and for how long buckets are listed.
+#[derive(Debug, Clone, Copy)]
+pub struct BucketSettings {
+    pub clock: BucketClock,
+    pub retention: chrono::TimeDelta,
 }
 
 impl ApiState {
@@ -81,6 +95,8 @@ pub fn configure(
                 web::scope("/api/v1")
                     .wrap(middleware::from_fn(auth::require_token))
                     .route("/openapi.json", web::get().to(openapi::openapi_json))
+                    .route("/tasks/retry", web::post().to(operations::retry_tasks))
+                    .route("/tasks/cancel", web::post().to(operations::cancel_tasks))
                     .route("/tasks", web::post().to(tasks::create_task))
                     .route("/tasks", web::get().to(tasks::list_tasks))
                     .route("/tasks/{task_id}", web::get().to(tasks::get_task))
@@ -110,6 +126,26 @@ pub fn configure(
                     )
                     .route("/breakers", web::get().to(endpoints::list_breakers))
                     .route("/events", web::post().to(events::publish_event))
+                    .route("/alert-hooks", web::post().to(alert_hooks::create_hook))
+                    .route("/alert-hooks", web::get().to(alert_hooks::list_hooks))
+                    .route("/alert-hooks/{id}", web::get().to(alert_hooks::get_hook))
+                    .route(
+                        "/alert-hooks/{id}",
+                        web::patch().to(alert_hooks::update_hook),
+                    )
+                    .route(
+                        "/alert-hooks/{id}",
+                        web::delete().to(alert_hooks::delete_hook),
+                    )
+                    .route(
+                        "/alert-hooks/{id}/test",
+                        web::post().to(alert_hooks::test_hook),
+                    )
+                    .route("/failed-buckets", web::get().to(operations::list_buckets))
+                    .route(
+                        "/failed-buckets/retry",
+                        web::post().to(operations::retry_bucket),
+                    )
                     .default_service(web::to(|| async {
                         Err::<actix_web::HttpResponse, _>(ApiError::NotFound(
                             "no such API endpoint".into(),

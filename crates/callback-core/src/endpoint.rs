@@ -195,6 +195,7 @@ pub fn task_for_event(
             idempotency_key: None,
             endpoint: Some(endpoint.name.clone()),
             event_type: Some(event.event_type.clone()),
+            alert_hook: None,
         },
         first_attempt_at: event.created_at,
         created_at: event.created_at,

@@ -6,8 +6,10 @@
 //! on no database, queue or HTTP crate, so every backend and every consumer
 //! meets here and nowhere else.
 
+pub mod alert;
 pub mod endpoint;
 pub mod expect;
+pub mod operations;
 pub mod ports;
 pub mod request;
 pub mod retry;
@@ -15,14 +17,20 @@ pub mod signing;
 pub mod task;
 pub mod validation;
 
+pub use alert::{
+    alert_body, alert_test_body, dingtalk_sign, dingtalk_signed_url, robot_accepted, AlertDigest,
+    AlertHook, AlertHookId, AlertKind, AlertLinks, FailedTask, ALERT_EXAMPLES,
+};
 pub use endpoint::{
     event_body, task_for_event, Endpoint, EndpointDefaults, EndpointName, EventType, NewEvent,
     Published,
 };
 pub use expect::{Expectation, JsonExpectation};
+pub use operations::{BucketClock, BulkFilter, FailedBucket, BUCKET};
 pub use ports::{
-    DelayQueue, Dispatch, EndpointStore, Invoke, InvokeOutcome, InvokeRequest, Page, PageRequest,
-    QueueError, ReceiverStatus, ReceiverWatch, StoreError, TaskFilter, TaskStore,
+    AlertStore, DelayQueue, Dispatch, EndpointStore, Invoke, InvokeOutcome, InvokeRequest, Notices,
+    OperatorStore, Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, Signing,
+    StoreError, TaskFilter, TaskStore,
 };
 pub use request::{Body, HeaderList, Method, QueryList, TargetUrl};
 pub use retry::{decide, AttemptFacts, Disposition, RetrySchedule};

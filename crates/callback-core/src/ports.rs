@@ -3,8 +3,9 @@
 //! `Arc<dyn ...>` and never learn which backend is behind them.
 
 use crate::{
-    Attempt, ClaimedTask, Disposition, Endpoint, EndpointName, EventType, Inserted, NewEvent,
-    NewTask, Published, Task, TaskDetail, TaskId, TaskStatus,
+    AlertDigest, AlertHook, AlertHookId, Attempt, BucketClock, BulkFilter, ClaimedTask,
+    Disposition, Endpoint, EndpointName, EventType, FailedBucket, Inserted, NewEvent, NewTask,
+    Published, SigningSecret, TargetUrl, Task, TaskDetail, TaskId, TaskStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,6 +20,9 @@ pub enum StoreError {
     /// Something with the same unique name exists already.
     #[error("already exists")]
     AlreadyExists,
+    /// Someone else changed it first.
+    #[error("{0}")]
+    Conflict(String),
     /// The operation is not allowed from the task's current state.
     #[error("the task is {current}")]
     InvalidState { current: TaskStatus },
@@ -185,6 +189,105 @@ pub trait EndpointStore: Send + Sync + 'static {
     ) -> Result<Vec<TaskId>, StoreError>;
 }
 
+/// What operators do to many tasks at once, in batches: never the whole set
+/// in memory.
+#[async_trait]
+pub trait OperatorStore: Send + Sync + 'static {
+    async fn count_matching(&self, filter: &BulkFilter) -> Result<u64, StoreError>;
+
+    /// Ids of matching tasks after `after`, in id order, at most `limit`.
+    async fn matching_ids(
+        &self,
+        filter: &BulkFilter,
+        after: Option<TaskId>,
+        limit: u32,
+    ) -> Result<Vec<TaskId>, StoreError>;
+
+    /// Re-sends those of `ids` that are finished (pending again, due now,
+    /// fresh attempts), to `target_url` instead of their own when given.
+    /// Returns the ids re-sent.
+    async fn resend_many(
+        &self,
+        ids: &[TaskId],
+        target_url: Option<&TargetUrl>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskId>, StoreError>;
+
+    /// Cancels those of `ids` that are not finished; returns how many.
+    async fn cancel_many(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Buckets of failed tasks since `since`, newest first.
+    async fn failed_buckets(
+        &self,
+        clock: BucketClock,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<FailedBucket>, StoreError>;
+
+    /// Counts one more re-send of the bucket; with `expected`, only if it
+    /// was re-sent exactly that many times before (`InvalidState`
+    /// otherwise, so two operators do not re-send it twice). Returns the
+    /// new count.
+    async fn count_bucket_retry(
+        &self,
+        start: DateTime<Utc>,
+        expected: Option<u32>,
+    ) -> Result<u32, StoreError>;
+
+    /// Forgets re-send counts of buckets older than `before`.
+    async fn expire_buckets(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` tasks in `status` (succeeded or failed) that
+    /// finished before `before`, with their attempts; returns how many.
+    async fn purge(
+        &self,
+        status: TaskStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Alert hooks, and the record of what each has been told.
+#[async_trait]
+pub trait AlertStore: Send + Sync + 'static {
+    async fn create_hook(&self, hook: &AlertHook) -> Result<(), StoreError>;
+    async fn hook(&self, id: AlertHookId) -> Result<Option<AlertHook>, StoreError>;
+    async fn hooks(&self) -> Result<Vec<AlertHook>, StoreError>;
+    async fn update_hook(&self, hook: &AlertHook) -> Result<(), StoreError>;
+    async fn delete_hook(&self, id: AlertHookId) -> Result<(), StoreError>;
+
+    /// Until when the hook has been told of failures.
+    async fn alerted_until(&self, id: AlertHookId) -> Result<DateTime<Utc>, StoreError>;
+
+    /// Failures after `since` up to `until` that the hook's filters let
+    /// through, leaving out alert tasks; `None` when there are none.
+    async fn failures(
+        &self,
+        hook: &AlertHook,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<AlertDigest>, StoreError>;
+
+    /// Moves the hook's watermark from `since` to `until` and stores the
+    /// alert task, in one transaction. `false` when another instance moved
+    /// it first (then nothing is stored).
+    async fn claim_alert(
+        &self,
+        id: AlertHookId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        task: &NewTask,
+    ) -> Result<bool, StoreError>;
+}
+
+/// How a request is signed at send time, with the current secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signing {
+    /// Standard Webhooks headers.
+    Standard(SigningSecret),
+    /// DingTalk robot: `timestamp` and `sign` query parameters.
+    Dingtalk(String),
+}
+
 /// An index of task ids by due time. It only accelerates delivery: the store
 /// stays the truth, and whatever a queue loses is found again there.
 ///
@@ -254,6 +357,8 @@ pub trait ReceiverWatch: Send + Sync + 'static {
     fn open_breakers(&self) -> Vec<ReceiverStatus>;
     /// The endpoint changed: drop what is cached of it.
     fn forget_endpoint(&self, name: &EndpointName);
+    /// The alert hook changed: drop what is cached of it.
+    fn forget_alert_hook(&self, id: AlertHookId);
 }
 
 /// A synchronous call to an endpoint, made now and answered within its
@@ -263,8 +368,8 @@ pub struct InvokeRequest {
     pub url: crate::TargetUrl,
     pub headers: crate::HeaderList,
     pub body: crate::Body,
-    /// `webhook-id` and the secret, to sign with the standard scheme.
-    pub signing: Option<(String, crate::SigningSecret)>,
+    /// `webhook-id`, and how to sign.
+    pub signing: Option<(String, Signing)>,
     pub timeout: Duration,
 }
 
@@ -288,6 +393,12 @@ pub enum InvokeOutcome {
 #[async_trait]
 pub trait Invoke: Send + Sync + 'static {
     async fn invoke(&self, request: InvokeRequest) -> InvokeOutcome;
+}
+
+/// Events of delivery an operator must hear of besides failed tasks.
+pub trait Notices: Send + Sync + 'static {
+    /// A receiver's circuit breaker opened for `pause`. Never blocks.
+    fn breaker_opened(&self, receiver: &str, pause: Duration, openings_24h: u32);
 }
 
 /// How the API hands a freshly committed task to delivery.

@@ -157,6 +157,9 @@ pub struct TaskSpec {
     pub endpoint: Option<EndpointName>,
     /// The event an event task delivers.
     pub event_type: Option<EventType>,
+    /// The alert hook an alert task goes to. An alert that fails for good
+    /// never raises another alert.
+    pub alert_hook: Option<crate::AlertHookId>,
 }
 
 /// A task about to be stored.

@@ -12,12 +12,14 @@ mod breaker;
 mod engine;
 mod outcome;
 mod receivers;
+mod retention;
 mod sender;
 
 pub use breaker::BreakerConfig;
 pub use engine::{Delivery, DeliveryConfig, DeliveryHandle};
 pub use outcome::DeliveryOutcome;
 pub use receivers::{ReceiverLimits, Receivers};
+pub use retention::{purge_once, run_retention, RetentionConfig};
 pub use sender::{HttpSender, SenderConfig};
 
 /// Errors building the delivery engine.

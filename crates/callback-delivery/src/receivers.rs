@@ -9,12 +9,13 @@
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerState, Transition, Verdict};
 use callback_core::{
-    Endpoint, EndpointName, EndpointStore, ReceiverStatus, ReceiverWatch, SignatureScheme,
-    SigningSecret, Task,
+    AlertHook, AlertHookId, AlertKind, AlertStore, Endpoint, EndpointName, EndpointStore, Notices,
+    ReceiverStatus, ReceiverWatch, SignatureScheme, Signing, Task,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -51,8 +52,36 @@ pub enum Admission {
 pub struct Pass {
     key: String,
     _slot: OwnedSemaphorePermit,
-    /// The secret to sign with, for endpoints on the standard scheme.
-    pub signing: Option<SigningSecret>,
+    /// How to sign, with the current secret of the endpoint or alert hook.
+    pub signing: Option<Signing>,
+}
+
+/// Settings read from the store, kept for `ENDPOINT_TTL`.
+struct TtlCache<K, V>(Mutex<HashMap<K, (Instant, Option<V>)>>);
+
+impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    fn get(&self, key: &K) -> Option<Option<V>> {
+        lock(&self.0)
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < ENDPOINT_TTL)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: K, value: Option<V>) {
+        let mut map = lock(&self.0);
+        if map.len() >= MAX_REMEMBERED {
+            map.clear();
+        }
+        map.insert(key, (Instant::now(), value));
+    }
+
+    fn forget(&self, key: &K) {
+        lock(&self.0).remove(key);
+    }
 }
 
 struct Receiver {
@@ -80,9 +109,12 @@ impl Receiver {
 
 pub struct Receivers {
     endpoints: Arc<dyn EndpointStore>,
+    alerts: Arc<dyn AlertStore>,
+    notices: Arc<dyn Notices>,
     limits: ReceiverLimits,
     receivers: Mutex<HashMap<String, Receiver>>,
-    cache: Mutex<HashMap<EndpointName, (Instant, Option<Endpoint>)>>,
+    endpoint_cache: TtlCache<EndpointName, Endpoint>,
+    hook_cache: TtlCache<AlertHookId, AlertHook>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,38 +124,54 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The receiver key of a task: its endpoint, or its URL's origin.
 pub fn receiver_key(task: &Task) -> String {
-    match &task.spec.endpoint {
-        Some(name) => format!("endpoint:{name}"),
-        None => task.spec.url.as_url().origin().ascii_serialization(),
+    match (&task.spec.endpoint, task.spec.alert_hook) {
+        (Some(name), _) => format!("endpoint:{name}"),
+        (None, Some(hook)) => format!("alert:{hook}"),
+        (None, None) => task.spec.url.as_url().origin().ascii_serialization(),
     }
 }
 
 impl Receivers {
-    pub fn new(endpoints: Arc<dyn EndpointStore>, limits: ReceiverLimits) -> Self {
+    pub fn new(
+        endpoints: Arc<dyn EndpointStore>,
+        alerts: Arc<dyn AlertStore>,
+        notices: Arc<dyn Notices>,
+        limits: ReceiverLimits,
+    ) -> Self {
         Self {
             endpoints,
+            alerts,
+            notices,
             limits,
             receivers: Mutex::new(HashMap::new()),
-            cache: Mutex::new(HashMap::new()),
+            endpoint_cache: TtlCache::new(),
+            hook_cache: TtlCache::new(),
         }
     }
 
     async fn endpoint(&self, name: &EndpointName) -> Result<Option<Endpoint>, String> {
-        if let Some((at, cached)) = lock(&self.cache).get(name) {
-            if at.elapsed() < ENDPOINT_TTL {
-                return Ok(cached.clone());
-            }
+        if let Some(cached) = self.endpoint_cache.get(name) {
+            return Ok(cached);
         }
         let found = self
             .endpoints
             .endpoint(name)
             .await
             .map_err(|e| format!("cannot read endpoint {name}: {e}"))?;
-        let mut cache = lock(&self.cache);
-        if cache.len() >= MAX_REMEMBERED {
-            cache.clear();
+        self.endpoint_cache.put(name.clone(), found.clone());
+        Ok(found)
+    }
+
+    async fn hook(&self, id: AlertHookId) -> Result<Option<AlertHook>, String> {
+        if let Some(cached) = self.hook_cache.get(&id) {
+            return Ok(cached);
         }
-        cache.insert(name.clone(), (Instant::now(), found.clone()));
+        let found = self
+            .alerts
+            .hook(id)
+            .await
+            .map_err(|e| format!("cannot read alert hook {id}: {e}"))?;
+        self.hook_cache.put(id, found.clone());
         Ok(found)
     }
 
@@ -154,8 +202,28 @@ impl Receivers {
             capacity = endpoint.max_in_flight.unwrap_or(capacity);
             rate = endpoint.rate_limit_per_s;
             if endpoint.signature == SignatureScheme::Standard {
-                signing = Some(endpoint.secret);
+                signing = Some(Signing::Standard(endpoint.secret));
             }
+        } else if let Some(id) = task.spec.alert_hook {
+            let hook = match self.hook(id).await {
+                Ok(Some(hook)) => hook,
+                Ok(None) => {
+                    return Admission::Fail(format!("alert hook {id} no longer exists; not sent"))
+                }
+                Err(why) => {
+                    return Admission::Defer {
+                        until: now + TimeDelta::seconds(5),
+                        why,
+                    }
+                }
+            };
+            signing = match (hook.kind, hook.secret) {
+                (AlertKind::Dingtalk, Some(secret)) => {
+                    Some(Signing::Dingtalk(secret.expose().to_string()))
+                }
+                (AlertKind::Webhook, Some(secret)) => Some(Signing::Standard(secret)),
+                _ => None,
+            };
         }
         let key = receiver_key(task);
         let clock = Instant::now();
@@ -221,12 +289,15 @@ impl Receivers {
             Some(Transition::Opened {
                 pause,
                 openings_24h,
-            }) => tracing::warn!(
-                receiver = %pass.key,
-                pause_s = pause.as_secs(),
-                openings_24h,
-                "circuit breaker opened: the receiver keeps failing; its tasks wait"
-            ),
+            }) => {
+                tracing::warn!(
+                    receiver = %pass.key,
+                    pause_s = pause.as_secs(),
+                    openings_24h,
+                    "circuit breaker opened: the receiver keeps failing; its tasks wait"
+                );
+                self.notices.breaker_opened(&pass.key, pause, openings_24h);
+            }
             Some(Transition::Closed) => {
                 tracing::info!(receiver = %pass.key, "circuit breaker closed: the receiver answers again")
             }
@@ -280,6 +351,10 @@ impl ReceiverWatch for Receivers {
     }
 
     fn forget_endpoint(&self, name: &EndpointName) {
-        lock(&self.cache).remove(name);
+        self.endpoint_cache.forget(name);
+    }
+
+    fn forget_alert_hook(&self, id: AlertHookId) {
+        self.hook_cache.forget(&id);
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::{DeliveryError, DeliveryOutcome};
 use callback_core::{
-    standard_signature, ClaimedTask, Invoke, InvokeOutcome, InvokeRequest, SigningSecret, TaskSpec,
+    dingtalk_signed_url, standard_signature, ClaimedTask, Invoke, InvokeOutcome, InvokeRequest,
+    Signing, TargetUrl, TaskSpec,
 };
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
@@ -39,11 +40,7 @@ impl HttpSender {
 
     /// Sends one attempt; with a secret, signed with the Standard Webhooks
     /// headers (the timestamp is the send time, so each attempt is fresh).
-    pub async fn send(
-        &self,
-        claim: &ClaimedTask,
-        signing: Option<&SigningSecret>,
-    ) -> DeliveryOutcome {
+    pub async fn send(&self, claim: &ClaimedTask, signing: Option<&Signing>) -> DeliveryOutcome {
         let started_at = Utc::now();
         let clock = Instant::now();
         let spec = &claim.task.spec;
@@ -79,9 +76,9 @@ impl HttpSender {
         &self,
         claim: &ClaimedTask,
         spec: &TaskSpec,
-        signing: Option<&SigningSecret>,
+        signing: Option<&Signing>,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), Failure> {
-        let mut url = spec.url.as_url().clone();
+        let mut url = signed_url(&spec.url, signing);
         if !spec.query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (name, value) in &spec.query.0 {
@@ -107,7 +104,7 @@ impl HttpSender {
                 request = request.header(name, value);
             }
         }
-        if let Some(secret) = signing {
+        if let Some(Signing::Standard(secret)) = signing {
             let body = spec.body.as_ref().map_or(&[][..], |b| &b.bytes[..]);
             request = sign(request, secret, &claim.task.id.to_string(), body);
         }
@@ -148,10 +145,20 @@ impl HttpSender {
     }
 }
 
+/// The URL to call: a DingTalk robot's carries its signature.
+fn signed_url(url: &TargetUrl, signing: Option<&Signing>) -> url::Url {
+    match signing {
+        Some(Signing::Dingtalk(secret)) => {
+            dingtalk_signed_url(url, secret, Utc::now().timestamp_millis())
+        }
+        _ => url.as_url().clone(),
+    }
+}
+
 /// Adds the Standard Webhooks headers.
 fn sign(
     request: reqwest::RequestBuilder,
-    secret: &SigningSecret,
+    secret: &callback_core::SigningSecret,
     id: &str,
     body: &[u8],
 ) -> reqwest::RequestBuilder {
@@ -171,14 +178,14 @@ impl Invoke for HttpSender {
         let clock = Instant::now();
         let mut request = self
             .client
-            .post(call.url.as_url().clone())
+            .post(signed_url(&call.url, call.signing.as_ref().map(|(_, s)| s)))
             .timeout(call.timeout);
         for (name, value) in call.headers.iter() {
             if !name.eq_ignore_ascii_case("content-type") {
                 request = request.header(name, value);
             }
         }
-        if let Some((id, secret)) = &call.signing {
+        if let Some((id, Signing::Standard(secret))) = &call.signing {
             request = sign(request, secret, id, &call.body.bytes);
         }
         request = request

@@ -17,6 +17,9 @@ pub struct Settings {
     pub data: DataSettings,
     pub delivery: DeliverySettings,
     pub breaker: BreakerSettings,
+    pub alerts: AlertSettings,
+    pub failed_buckets: FailedBucketSettings,
+    pub retention: RetentionSettings,
     pub redis: RedisSettings,
     pub log: LogSettings,
 }
@@ -77,6 +80,32 @@ pub struct BreakerSettings {
     pub window_s: u64,
     pub base_pause_s: u64,
     pub max_pause_s: u64,
+}
+
+/// Messages to alert hooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    pub check_interval_ms: u64,
+    pub min_gap_s: u64,
+    pub public_url: String,
+}
+
+/// Ten-minute buckets of failed tasks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedBucketSettings {
+    pub utc_offset: String,
+    pub retention_days: u32,
+}
+
+/// Deleting old finished tasks; 0 keeps them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub succeeded_days: u32,
+    pub failed_days: u32,
+    pub interval_s: u64,
 }
 
 /// The shared delay queue. Without a URL the queue is in-process.

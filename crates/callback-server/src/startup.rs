@@ -4,10 +4,15 @@
 use crate::settings::Settings;
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context;
-use callback_api::{AdminToken, ApiState, TaskDefaults};
-use callback_core::{DelayQueue, EndpointStore, MaxAttempts, RetrySchedule, TaskStore};
+use callback_alert::{AlertConfig, Alerter};
+use callback_api::{AdminToken, ApiState, BucketSettings, TaskDefaults};
+use callback_core::{
+    AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointStore, MaxAttempts,
+    OperatorStore, RetrySchedule, TaskStore,
+};
 use callback_delivery::{
-    BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers, SenderConfig,
+    run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
+    RetentionConfig, SenderConfig,
 };
 use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions, RedisTopology};
 use callback_store::StoreOptions;
@@ -31,6 +36,9 @@ pub struct Application {
     address: SocketAddr,
     server: Server,
     delivery: Delivery,
+    alerter: Arc<Alerter>,
+    operators: Arc<dyn OperatorStore>,
+    retention: RetentionConfig,
     admin_token: SecretString,
     token_source: TokenSource,
     token_file: PathBuf,
@@ -65,7 +73,9 @@ impl Application {
             .context("cannot open the task store")?,
         );
         let store: Arc<dyn TaskStore> = sql.clone();
-        let endpoints: Arc<dyn EndpointStore> = sql;
+        let endpoints: Arc<dyn EndpointStore> = sql.clone();
+        let alerts: Arc<dyn AlertStore> = sql.clone();
+        let operators: Arc<dyn OperatorStore> = sql;
         let queue = build_queue(&settings).await?;
 
         let d = &settings.delivery;
@@ -77,9 +87,27 @@ impl Application {
         })?;
         let default_schedule = RetrySchedule::parse(d.retry_schedule_s.clone())
             .map_err(|e| anyhow::anyhow!("delivery.retry_schedule_s {e}"))?;
+        // The alerter and delivery need each other: delivery tells it of
+        // breaker openings, it hands alert tasks to delivery. A relay
+        // breaks the cycle: it is filled once delivery exists.
+        let relay = Arc::new(DispatchRelay::default());
+        let alert_links = AlertLinks {
+            public_url: settings.alerts.public_url.clone(),
+        };
+        let alerter = Arc::new(Alerter::new(
+            alerts.clone(),
+            relay.clone(),
+            AlertConfig {
+                check_interval: Duration::from_millis(settings.alerts.check_interval_ms.max(100)),
+                min_gap: Duration::from_secs(settings.alerts.min_gap_s),
+                links: alert_links.clone(),
+            },
+        ));
         let b = &settings.breaker;
         let receivers = Arc::new(Receivers::new(
             endpoints.clone(),
+            alerts.clone(),
+            alerter.clone(),
             ReceiverLimits {
                 max_in_flight: d.max_in_flight_per_receiver.max(1),
                 breaker: BreakerConfig {
@@ -108,6 +136,22 @@ impl Application {
             },
         );
 
+        let dispatch: Arc<dyn Dispatch> = Arc::new(delivery.handle());
+        relay.fill(dispatch.clone());
+        let fb = &settings.failed_buckets;
+        let buckets = BucketSettings {
+            clock: BucketClock::parse_offset(&fb.utc_offset)
+                .map_err(|e| anyhow::anyhow!("failed_buckets.utc_offset {e}"))?,
+            retention: chrono::TimeDelta::days(i64::from(fb.retention_days.max(1))),
+        };
+        let r = &settings.retention;
+        let days = |n: u32| (n > 0).then(|| chrono::TimeDelta::days(i64::from(n)));
+        let retention = RetentionConfig {
+            succeeded: days(r.succeeded_days),
+            failed: days(r.failed_days),
+            buckets: buckets.retention,
+            interval: Duration::from_secs(r.interval_s.max(1)),
+        };
         let defaults = TaskDefaults {
             max_attempts: MaxAttempts::parse(i64::from(d.max_attempts))
                 .map_err(|e| anyhow::anyhow!("delivery.max_attempts {e}"))?,
@@ -116,13 +160,17 @@ impl Application {
         let state = web::Data::new(ApiState {
             store,
             queue,
-            dispatch: Arc::new(delivery.handle()),
+            dispatch,
             endpoints,
+            alerts,
+            operators: operators.clone(),
             receivers,
             invoker: Arc::new(sender),
             defaults,
             max_body_bytes: settings.server.max_body_bytes,
             invoke_failures: Default::default(),
+            buckets,
+            alert_links,
         });
         let token = web::Data::new(AdminToken(admin_token.clone()));
 
@@ -142,6 +190,9 @@ impl Application {
             address,
             server: server.run(),
             delivery,
+            alerter,
+            operators,
+            retention,
             admin_token,
             token_source,
             token_file,
@@ -185,6 +236,13 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let stop_delivery = CancellationToken::new();
         let delivery = tokio::spawn(self.delivery.run(stop_delivery.clone()));
+        // Housekeeping ends with delivery; neither holds anything to lose.
+        tokio::spawn(self.alerter.run(stop_delivery.clone()));
+        tokio::spawn(run_retention(
+            self.operators,
+            self.retention,
+            stop_delivery.clone(),
+        ));
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         tokio::select! {
@@ -241,6 +299,27 @@ async fn build_queue(settings: &Settings) -> anyhow::Result<Arc<dyn DelayQueue>>
         tracing::warn!(error = %err, "Redis is unreachable; delivering by polling the store until it answers");
     }
     Ok(Arc::new(queue))
+}
+
+/// Hands alert tasks to delivery once it exists. Before then (never, in
+/// practice: it is filled during build) a task waits in the store and the
+/// reconciler finds it.
+#[derive(Default)]
+struct DispatchRelay(std::sync::OnceLock<Arc<dyn Dispatch>>);
+
+impl DispatchRelay {
+    fn fill(&self, dispatch: Arc<dyn Dispatch>) {
+        let _ = self.0.set(dispatch);
+    }
+}
+
+#[async_trait::async_trait]
+impl Dispatch for DispatchRelay {
+    async fn accepted(&self, id: callback_core::TaskId, due: chrono::DateTime<chrono::Utc>) {
+        if let Some(dispatch) = self.0.get() {
+            dispatch.accepted(id, due).await;
+        }
+    }
 }
 
 /// The directory of a `sqlite://` file URL, to create before connecting.

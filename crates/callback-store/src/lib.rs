@@ -5,10 +5,12 @@
 //! transition's precondition, so concurrent workers and instances never need
 //! a lock, and no transaction is ever held across an outgoing HTTP call.
 
+mod alerts;
 mod db_error;
 mod endpoints;
 mod entities;
 mod mapping;
+mod operations;
 mod store;
 
 pub use store::{connect, SqlTaskStore, StoreOptions};

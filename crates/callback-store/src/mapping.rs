@@ -66,6 +66,9 @@ pub fn new_task_row(task: &NewTask) -> task::ActiveModel {
         updated_at: Set(ms(task.created_at)),
         endpoint: Set(spec.endpoint.as_ref().map(|e| e.as_str().to_string())),
         event_type: Set(spec.event_type.as_ref().map(|t| t.as_str().to_string())),
+        failed_at: Set(None),
+        url_host: Set(spec.url.as_url().host_str().map(str::to_string)),
+        alert_hook: Set(spec.alert_hook.map(|h| h.to_string())),
     }
 }
 
@@ -109,6 +112,10 @@ pub fn task_from_row(row: task::Model) -> Result<Task, StoreError> {
         event_type: row
             .event_type
             .map(|t| EventType::parse(&t).map_err(|err| corrupt("event_type", err)))
+            .transpose()?,
+        alert_hook: row
+            .alert_hook
+            .map(|h| h.parse().map_err(|err| corrupt("alert_hook", err)))
             .transpose()?,
     };
     Ok(Task {

@@ -266,6 +266,10 @@ impl TaskStore for SqlTaskStore {
             )
             .col_expr(task::Column::NextAttemptAt, Expr::value(next_at))
             .col_expr(
+                task::Column::FailedAt,
+                Expr::value((new_status == TaskStatus::Failed).then(|| ms(now))),
+            )
+            .col_expr(
                 task::Column::LeaseToken,
                 Expr::value(Option::<Vec<u8>>::None),
             )
@@ -420,6 +424,7 @@ impl TaskStore for SqlTaskStore {
                     task::Column::AttemptsBase,
                     Expr::col(task::Column::AttemptsMade).into(),
                 ),
+                (task::Column::FailedAt, Expr::value(Option::<i64>::None)),
                 (task::Column::NextAttemptAt, Expr::value(ms(now))),
                 (task::Column::UpdatedAt, Expr::value(ms(now))),
             ],

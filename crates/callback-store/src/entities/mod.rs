@@ -1,7 +1,9 @@
 //! Table rows as sea-orm sees them. Private to this crate: the rest of the
 //! system sees only the domain types of `callback-core`.
 
+pub mod alert_hook;
 pub mod attempt;
 pub mod endpoint;
 pub mod event;
+pub mod failed_bucket;
 pub mod task;

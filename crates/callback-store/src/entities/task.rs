@@ -35,6 +35,12 @@ pub struct Model {
     /// The endpoint of an event task.
     pub endpoint: Option<String>,
     pub event_type: Option<String>,
+    /// When the task failed for good; `None` unless it is failed.
+    pub failed_at: Option<i64>,
+    /// The host of `url`, for filters.
+    pub url_host: Option<String>,
+    /// The alert hook an alert task goes to.
+    pub alert_hook: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

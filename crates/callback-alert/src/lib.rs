@@ -1,0 +1,179 @@
+//! Alerts: tells each enabled alert hook (DingTalk, WeCom, webhook) about
+//! tasks that failed for good and receivers whose breaker opened.
+//!
+//! The store is the truth here too. Each hook has a watermark: failures up
+//! to it have been told. Every `check_interval`, for each hook whose last
+//! message is at least `min_gap` old, the failures after the watermark are
+//! read from the store, summed into one message, and the message is stored
+//! as a task to the hook in the same transaction that moves the watermark
+//! (a conditional update: of several instances, one sends). So an alert
+//! survives a crash, is retried like any task, and a burst of failures
+//! makes one message a minute per hook, never a flood. Alert tasks are
+//! never themselves the subject of an alert.
+
+use callback_core::{
+    alert_body, AlertDigest, AlertHook, AlertLinks, AlertStore, Dispatch, Expectation, HeaderList,
+    JsonExpectation, MaxAttempts, Method, NewTask, Notices, QueryList, RetrySchedule, StoreError,
+    TaskId, TaskSpec,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Breaker openings kept for the next messages, at most.
+const MAX_NOTICES: usize = 100;
+/// Retries of an alert: quick, since a stale alert is of little use.
+const ALERT_RETRY_DELAYS_S: [u32; 4] = [10, 30, 60, 300];
+const ALERT_MAX_ATTEMPTS: u32 = 5;
+const ALERT_TIMEOUT_MS: u32 = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// How often hooks are checked for news.
+    pub check_interval: Duration,
+    /// At least this long between two messages to one hook; what happens
+    /// meanwhile is summed into the next.
+    pub min_gap: Duration,
+    pub links: AlertLinks,
+}
+
+pub struct Alerter {
+    store: Arc<dyn AlertStore>,
+    dispatch: Arc<dyn Dispatch>,
+    config: AlertConfig,
+    notices: Mutex<VecDeque<String>>,
+}
+
+impl Alerter {
+    pub fn new(
+        store: Arc<dyn AlertStore>,
+        dispatch: Arc<dyn Dispatch>,
+        config: AlertConfig,
+    ) -> Self {
+        Self {
+            store,
+            dispatch,
+            config,
+            notices: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Checks every `check_interval` until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.config.check_interval) => {}
+            }
+            if let Err(err) = self.check(Utc::now()).await {
+                tracing::warn!(error = %err, "could not check for alerts; trying again shortly");
+            }
+        }
+    }
+
+    /// One pass over the hooks; returns how many messages were queued.
+    pub async fn check(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let breakers: Vec<String> = self
+            .notices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        let min_gap = TimeDelta::from_std(self.config.min_gap).unwrap_or(TimeDelta::minutes(1));
+        let mut sent = 0;
+        for hook in self.store.hooks().await? {
+            if !hook.enabled {
+                continue;
+            }
+            let since = self.store.alerted_until(hook.id).await?;
+            if now - since < min_gap && breakers.is_empty() {
+                continue;
+            }
+            let digest = match self.store.failures(&hook, since, now).await? {
+                Some(mut digest) => {
+                    digest.breakers = breakers.clone();
+                    digest
+                }
+                None if !breakers.is_empty() => AlertDigest {
+                    total: 0,
+                    since,
+                    until: now,
+                    examples: Vec::new(),
+                    by_host: Vec::new(),
+                    breakers: breakers.clone(),
+                },
+                None => continue,
+            };
+            let task = alert_task(&hook, &digest, &self.config.links, now);
+            if self.store.claim_alert(hook.id, since, now, &task).await? {
+                tracing::info!(hook = %hook.id, kind = hook.kind.as_str(), failures = digest.total, "alert queued");
+                self.dispatch.accepted(task.id, now).await;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+}
+
+impl Notices for Alerter {
+    fn breaker_opened(&self, receiver: &str, pause: Duration, openings_24h: u32) {
+        // A failing alert hook never raises another alert.
+        if receiver.starts_with("alert:") {
+            return;
+        }
+        let mut notices = self.notices.lock().unwrap_or_else(|p| p.into_inner());
+        if notices.len() >= MAX_NOTICES {
+            notices.pop_front();
+        }
+        notices.push_back(format!(
+            "{receiver} kept failing and is paused for {} min ({openings_24h} time(s) in 24 h); its tasks wait",
+            pause.as_secs().div_ceil(60)
+        ));
+    }
+}
+
+/// The task that carries one message to a hook. Robots answer 200 with a
+/// JSON `errcode`; anything but 0 is a failure, retried.
+pub fn alert_task(
+    hook: &AlertHook,
+    digest: &AlertDigest,
+    links: &AlertLinks,
+    now: DateTime<Utc>,
+) -> NewTask {
+    let expect = if hook.kind.answers_with_errcode() {
+        Expectation {
+            json: Some(JsonExpectation {
+                pointer: "/errcode".into(),
+                equals: 0.into(),
+            }),
+            ..Expectation::default()
+        }
+    } else {
+        Expectation::default()
+    };
+    NewTask {
+        id: TaskId::new(),
+        spec: TaskSpec {
+            url: hook.url.clone(),
+            method: Method::Post,
+            headers: HeaderList::default(),
+            query: QueryList::default(),
+            body: Some(alert_body(hook.kind, digest, links)),
+            max_attempts: MaxAttempts::parse_const(ALERT_MAX_ATTEMPTS)
+                .unwrap_or_else(|| unreachable!("5 is within 1..=100")),
+            retry_schedule: RetrySchedule::parse(ALERT_RETRY_DELAYS_S.to_vec()).ok(),
+            timeout_ms: ALERT_TIMEOUT_MS,
+            expect,
+            source_app: Some("callback-center".into()),
+            target_app: Some(format!("alert:{}", hook.kind.as_str())),
+            idempotency_key: None,
+            endpoint: None,
+            event_type: None,
+            alert_hook: Some(hook.id),
+        },
+        first_attempt_at: now,
+        created_at: now,
+    }
+}

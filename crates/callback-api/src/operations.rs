@@ -1,0 +1,303 @@
+//! Operators acting on many tasks: failed buckets of ten minutes, and bulk
+//! re-send and cancel by filter. Work is done in batches, never holding the
+//! whole set in memory.
+
+use crate::json_body::read_json;
+use crate::{ApiError, ApiState};
+use actix_web::{web, HttpRequest, HttpResponse};
+use callback_core::{
+    BulkFilter, StoreError, TargetUrl, TaskId, TaskStatus, ValidationErrors, BUCKET,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Tasks acted on per batch.
+const BATCH: u32 = 500;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketView {
+    /// `YYYYMMDDHHmm`: the bucket's start.
+    pub date: String,
+    /// Tasks still failed that failed in these ten minutes.
+    pub size: u64,
+    /// Times the bucket was re-sent.
+    pub retry: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketList {
+    pub items: Vec<BucketView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBucketRequest {
+    /// The bucket, `YYYYMMDDHHmm`.
+    #[schema(example = "202109091440")]
+    pub date: String,
+    /// Re-send only if the bucket was re-sent exactly this many times
+    /// before (so two operators do not re-send it twice).
+    pub retry: Option<u32>,
+    /// Send the tasks here instead of their own URL.
+    pub target_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryBucketView {
+    pub date: String,
+    /// Tasks re-sent.
+    pub queued: u64,
+    /// Times the bucket has now been re-sent.
+    pub retry: u32,
+}
+
+/// Which tasks a bulk operation acts on; at least one condition.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    pub status: Option<String>,
+    pub source_app: Option<String>,
+    pub target_app: Option<String>,
+    /// The host of the task URL, e.g. `pay.example.com`.
+    pub url_host: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub failed_from: Option<DateTime<Utc>>,
+    pub failed_to: Option<DateTime<Utc>>,
+    /// Only count what would be acted on.
+    pub dry_run: Option<bool>,
+    /// For re-send: send the tasks here instead of their own URL.
+    pub target_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkView {
+    /// Tasks the filter matches.
+    pub matched: u64,
+    /// Tasks re-sent or cancelled (0 on a dry run); a matched task in a
+    /// state that does not allow the action is left alone.
+    pub acted: u64,
+    pub dry_run: bool,
+}
+
+impl BulkRequest {
+    fn filter(&self) -> Result<BulkFilter, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let status = self
+            .status
+            .as_deref()
+            .and_then(|s| errors.take("status", TaskStatus::parse(s)));
+        let filter = BulkFilter {
+            status,
+            source_app: self.source_app.clone(),
+            target_app: self.target_app.clone(),
+            url_host: self.url_host.clone(),
+            created_from: self.created_from,
+            created_to: self.created_to,
+            failed_from: self.failed_from,
+            failed_to: self.failed_to,
+        };
+        if filter == BulkFilter::default() && errors.is_empty() {
+            errors.push(
+                "filter",
+                "name at least one condition (status, source_app, target_app, url_host or a time range)",
+            );
+        }
+        errors.into_result().map(|()| filter)
+    }
+}
+
+fn target_url(errors: &mut ValidationErrors, raw: Option<&str>) -> Option<Option<TargetUrl>> {
+    match raw {
+        Some(raw) => errors.take("target_url", TargetUrl::parse(raw)).map(Some),
+        None => Some(None),
+    }
+}
+
+/// Re-sends every task matching `filter`, batch by batch; returns how many.
+async fn resend_matching(
+    state: &ApiState,
+    filter: &BulkFilter,
+    url: Option<&TargetUrl>,
+) -> Result<u64, ApiError> {
+    let mut after: Option<TaskId> = None;
+    let mut resent = 0;
+    loop {
+        let ids = state
+            .operators
+            .matching_ids(filter, after, BATCH)
+            .await
+            .map_err(ApiError::StoreUnavailable)?;
+        let Some(last) = ids.last().copied() else {
+            return Ok(resent);
+        };
+        let now = Utc::now();
+        let done = state
+            .operators
+            .resend_many(&ids, url, now)
+            .await
+            .map_err(ApiError::StoreUnavailable)?;
+        for id in &done {
+            state.dispatch.accepted(*id, now).await;
+        }
+        resent += done.len() as u64;
+        after = Some(last);
+    }
+}
+
+/// Buckets of tasks that failed for good, newest first, within retention.
+#[utoipa::path(get, path = "/api/v1/failed-buckets", tag = "operations", responses((status = 200, body = BucketList)), security(("bearer" = [])))]
+pub async fn list_buckets(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let since = Utc::now() - state.buckets.retention;
+    let buckets = state
+        .operators
+        .failed_buckets(state.buckets.clock, since)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    Ok(HttpResponse::Ok().json(BucketList {
+        items: buckets
+            .iter()
+            .map(|b| BucketView {
+                date: state.buckets.clock.key(b.start),
+                size: b.size,
+                retry: b.retries,
+            })
+            .collect(),
+    }))
+}
+
+/// Re-send every task of a bucket, optionally to another URL.
+#[utoipa::path(
+    post,
+    path = "/api/v1/failed-buckets/retry",
+    tag = "operations",
+    request_body = RetryBucketRequest,
+    responses(
+        (status = 200, body = RetryBucketView),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`retry` did not match: re-sent meanwhile", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn retry_bucket(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: RetryBucketRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let mut errors = ValidationErrors::default();
+    let start = errors.take("date", state.buckets.clock.parse_key(&request.date));
+    let url = target_url(&mut errors, request.target_url.as_deref());
+    errors.clone().into_result().map_err(ApiError::Validation)?;
+    let (Some(start), Some(url)) = (start, url) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let retry = state
+        .operators
+        .count_bucket_retry(start, request.retry)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            other => ApiError::StoreUnavailable(other),
+        })?;
+    let filter = BulkFilter {
+        status: Some(TaskStatus::Failed),
+        failed_from: Some(start),
+        failed_to: Some(start + BUCKET),
+        ..BulkFilter::default()
+    };
+    let queued = resend_matching(&state, &filter, url.as_ref()).await?;
+    tracing::info!(bucket = %request.date, queued, retry, "failed bucket re-sent");
+    Ok(HttpResponse::Ok().json(RetryBucketView {
+        date: request.date,
+        queued,
+        retry,
+    }))
+}
+
+/// Re-send every finished task matching the filter.
+#[utoipa::path(post, path = "/api/v1/tasks/retry", tag = "tasks", request_body = BulkRequest, responses((status = 200, body = BulkView), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn retry_tasks(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: BulkRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let mut errors = ValidationErrors::default();
+    let url = target_url(&mut errors, request.target_url.as_deref());
+    let filter = match request.filter() {
+        Ok(filter) => Some(filter),
+        Err(more) => {
+            errors.0.extend(more.0);
+            None
+        }
+    };
+    errors.clone().into_result().map_err(ApiError::Validation)?;
+    let (Some(filter), Some(url)) = (filter, url) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let matched = state
+        .operators
+        .count_matching(&filter)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    let dry_run = request.dry_run.unwrap_or(false);
+    let acted = if dry_run {
+        0
+    } else {
+        resend_matching(&state, &filter, url.as_ref()).await?
+    };
+    Ok(HttpResponse::Ok().json(BulkView {
+        matched,
+        acted,
+        dry_run,
+    }))
+}
+
+/// Cancel every unfinished task matching the filter.
+#[utoipa::path(post, path = "/api/v1/tasks/cancel", tag = "tasks", request_body = BulkRequest, responses((status = 200, body = BulkView), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn cancel_tasks(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: BulkRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    if request.target_url.is_some() {
+        let mut errors = ValidationErrors::default();
+        errors.push("target_url", "only a re-send takes a target_url");
+        return Err(ApiError::Validation(errors));
+    }
+    let filter = request.filter().map_err(ApiError::Validation)?;
+    let matched = state
+        .operators
+        .count_matching(&filter)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    let dry_run = request.dry_run.unwrap_or(false);
+    let mut acted = 0;
+    if !dry_run {
+        let mut after = None;
+        loop {
+            let ids = state
+                .operators
+                .matching_ids(&filter, after, BATCH)
+                .await
+                .map_err(ApiError::StoreUnavailable)?;
+            let Some(last) = ids.last().copied() else {
+                break;
+            };
+            acted += state
+                .operators
+                .cancel_many(&ids, Utc::now())
+                .await
+                .map_err(ApiError::StoreUnavailable)?;
+            after = Some(last);
+        }
+    }
+    Ok(HttpResponse::Ok().json(BulkView {
+        matched,
+        acted,
+        dry_run,
+    }))
+}

@@ -1,0 +1,236 @@
+//! `AlertStore` on sea-orm: alert hooks, and the watermark of what each has
+//! been told, moved in the same transaction that stores its alert task.
+
+use crate::db_error::{is_unique_violation, unavailable};
+use crate::entities::{alert_hook, attempt, task};
+use crate::mapping::{corrupt, id_bytes, ms, new_task_row, task_from_row, time};
+use crate::SqlTaskStore;
+use async_trait::async_trait;
+use callback_core::{
+    AlertDigest, AlertHook, AlertHookId, AlertKind, AlertStore, FailedTask, NewTask, SigningSecret,
+    StoreError, TargetUrl, TaskStatus, ALERT_EXAMPLES,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+fn hook_row(h: &AlertHook) -> alert_hook::ActiveModel {
+    use sea_orm::ActiveValue::{NotSet, Set};
+    alert_hook::ActiveModel {
+        id: Set(h.id.to_string()),
+        kind: Set(h.kind.as_str().into()),
+        url: Set(h.url.as_str().into()),
+        secret: Set(h.secret.as_ref().map(|s| s.expose().to_string())),
+        remark: Set(h.remark.clone()),
+        enabled: Set(h.enabled),
+        source_app: Set(h.source_app.clone()),
+        target_app: Set(h.target_app.clone()),
+        alerted_until: NotSet,
+        created_at: Set(ms(h.created_at)),
+        updated_at: Set(ms(h.updated_at)),
+    }
+}
+
+fn hook_from_row(row: alert_hook::Model) -> Result<AlertHook, StoreError> {
+    let kind = AlertKind::parse(&row.kind).map_err(|e| corrupt("alert kind", e))?;
+    Ok(AlertHook {
+        id: row.id.parse().map_err(|e| corrupt("alert hook id", e))?,
+        kind,
+        url: TargetUrl::parse(&row.url).map_err(|e| corrupt("alert url", e))?,
+        secret: row.secret.map(SigningSecret::from_stored),
+        remark: row.remark,
+        enabled: row.enabled,
+        source_app: row.source_app,
+        target_app: row.target_app,
+        created_at: time(row.created_at)?,
+        updated_at: time(row.updated_at)?,
+    })
+}
+
+/// Failed tasks a hook hears of: not alerts themselves, within its filters.
+fn told(hook: &AlertHook, since: DateTime<Utc>, until: DateTime<Utc>) -> Condition {
+    let mut c = Condition::all()
+        .add(task::Column::Status.eq(TaskStatus::Failed.as_str()))
+        .add(task::Column::FailedAt.gt(ms(since)))
+        .add(task::Column::FailedAt.lte(ms(until)))
+        .add(task::Column::AlertHook.is_null());
+    if let Some(app) = &hook.source_app {
+        c = c.add(task::Column::SourceApp.eq(app.as_str()));
+    }
+    if let Some(app) = &hook.target_app {
+        c = c.add(task::Column::TargetApp.eq(app.as_str()));
+    }
+    c
+}
+
+#[async_trait]
+impl AlertStore for SqlTaskStore {
+    async fn create_hook(&self, hook: &AlertHook) -> Result<(), StoreError> {
+        let mut row = hook_row(hook);
+        // Failures from before the hook existed are not its business.
+        row.alerted_until = sea_orm::ActiveValue::Set(ms(hook.created_at));
+        match alert_hook::Entity::insert(row)
+            .exec(self.connection())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_unique_violation(&err) => Err(StoreError::AlreadyExists),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn hook(&self, id: AlertHookId) -> Result<Option<AlertHook>, StoreError> {
+        alert_hook::Entity::find_by_id(id.to_string())
+            .one(self.connection())
+            .await
+            .map_err(unavailable)?
+            .map(hook_from_row)
+            .transpose()
+    }
+
+    async fn hooks(&self) -> Result<Vec<AlertHook>, StoreError> {
+        alert_hook::Entity::find()
+            .order_by_asc(alert_hook::Column::Id)
+            .all(self.connection())
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(hook_from_row)
+            .collect()
+    }
+
+    async fn update_hook(&self, hook: &AlertHook) -> Result<(), StoreError> {
+        let mut row = hook_row(hook);
+        row.created_at = sea_orm::ActiveValue::NotSet;
+        match row.update(self.connection()).await {
+            Ok(_) => Ok(()),
+            Err(sea_orm::DbErr::RecordNotUpdated) => Err(StoreError::NotFound),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn delete_hook(&self, id: AlertHookId) -> Result<(), StoreError> {
+        let deleted = alert_hook::Entity::delete_by_id(id.to_string())
+            .exec(self.connection())
+            .await
+            .map_err(unavailable)?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn alerted_until(&self, id: AlertHookId) -> Result<DateTime<Utc>, StoreError> {
+        let until: Option<i64> = alert_hook::Entity::find_by_id(id.to_string())
+            .select_only()
+            .column(alert_hook::Column::AlertedUntil)
+            .into_tuple()
+            .one(self.connection())
+            .await
+            .map_err(unavailable)?;
+        time(until.ok_or(StoreError::NotFound)?)
+    }
+
+    async fn failures(
+        &self,
+        hook: &AlertHook,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<AlertDigest>, StoreError> {
+        let db = self.connection();
+        let groups: Vec<(Option<String>, i64)> = task::Entity::find()
+            .select_only()
+            .column(task::Column::UrlHost)
+            .column_as(task::Column::Id.count(), "n")
+            .filter(told(hook, since, until))
+            .group_by(task::Column::UrlHost)
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(unavailable)?;
+        let total: i64 = groups.iter().map(|(_, n)| n).sum();
+        if total == 0 {
+            return Ok(None);
+        }
+        let mut by_host: Vec<(String, u64)> = groups
+            .into_iter()
+            .map(|(host, n)| {
+                (
+                    host.unwrap_or_else(|| "?".into()),
+                    u64::try_from(n).unwrap_or(0),
+                )
+            })
+            .collect();
+        by_host.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let rows = task::Entity::find()
+            .filter(told(hook, since, until))
+            .order_by_asc(task::Column::FailedAt)
+            .limit(ALERT_EXAMPLES as u64)
+            .all(db)
+            .await
+            .map_err(unavailable)?;
+        let mut examples = Vec::with_capacity(rows.len());
+        for row in rows {
+            let failed_at = time(row.failed_at.unwrap_or(row.updated_at))?;
+            let task = task_from_row(row)?;
+            let last_status: Option<Option<i32>> = attempt::Entity::find()
+                .select_only()
+                .column(attempt::Column::StatusCode)
+                .filter(attempt::Column::TaskId.eq(id_bytes(task.id)))
+                .order_by_desc(attempt::Column::Number)
+                .into_tuple()
+                .one(db)
+                .await
+                .map_err(unavailable)?;
+            examples.push(FailedTask {
+                task_id: task.id,
+                url: task.spec.url.to_string(),
+                source_app: task.spec.source_app.clone(),
+                target_app: task.spec.target_app.clone(),
+                attempts: task.attempts_made,
+                last_status: last_status.flatten().and_then(|s| u16::try_from(s).ok()),
+                last_error: task.last_error.clone(),
+                accepted_at: task.created_at,
+                failed_at,
+            });
+        }
+        Ok(Some(AlertDigest {
+            total: u64::try_from(total).unwrap_or(0),
+            since,
+            until,
+            examples,
+            by_host,
+            breakers: Vec::new(),
+        }))
+    }
+
+    async fn claim_alert(
+        &self,
+        id: AlertHookId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        alert: &NewTask,
+    ) -> Result<bool, StoreError> {
+        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let moved = alert_hook::Entity::update_many()
+            .col_expr(alert_hook::Column::AlertedUntil, Expr::value(ms(until)))
+            .filter(alert_hook::Column::Id.eq(id.to_string()))
+            .filter(alert_hook::Column::AlertedUntil.eq(ms(since)))
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        if moved.rows_affected != 1 {
+            txn.rollback().await.map_err(unavailable)?;
+            return Ok(false);
+        }
+        task::Entity::insert(new_task_row(alert))
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,316 @@
+//! `OperatorStore` on sea-orm: bulk re-send and cancel in batches, failed
+//! buckets computed from failure times, retention.
+
+use crate::db_error::{is_unique_violation, unavailable};
+use crate::entities::{attempt, failed_bucket, task};
+use crate::mapping::{id_bytes, ms, task_id, time};
+use crate::SqlTaskStore;
+use async_trait::async_trait;
+use callback_core::{
+    BucketClock, BulkFilter, FailedBucket, OperatorStore, StoreError, TargetUrl, TaskId,
+    TaskStatus, BUCKET,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait,
+};
+use std::collections::HashMap;
+
+fn statuses(list: &[TaskStatus]) -> Vec<&'static str> {
+    list.iter().map(|s| s.as_str()).collect()
+}
+
+fn bulk_condition(f: &BulkFilter) -> Condition {
+    let mut c = Condition::all();
+    if let Some(s) = f.status {
+        c = c.add(task::Column::Status.eq(s.as_str()));
+    }
+    if let Some(app) = &f.source_app {
+        c = c.add(task::Column::SourceApp.eq(app.as_str()));
+    }
+    if let Some(app) = &f.target_app {
+        c = c.add(task::Column::TargetApp.eq(app.as_str()));
+    }
+    if let Some(host) = &f.url_host {
+        c = c.add(task::Column::UrlHost.eq(host.to_ascii_lowercase()));
+    }
+    if let Some(at) = f.created_from {
+        c = c.add(task::Column::CreatedAt.gte(ms(at)));
+    }
+    if let Some(at) = f.created_to {
+        c = c.add(task::Column::CreatedAt.lt(ms(at)));
+    }
+    if let Some(at) = f.failed_from {
+        c = c.add(task::Column::FailedAt.gte(ms(at)));
+    }
+    if let Some(at) = f.failed_to {
+        c = c.add(task::Column::FailedAt.lt(ms(at)));
+    }
+    c
+}
+
+fn id_list(ids: &[TaskId]) -> Vec<Vec<u8>> {
+    ids.iter().map(|&id| id_bytes(id)).collect()
+}
+
+#[async_trait]
+impl OperatorStore for SqlTaskStore {
+    async fn count_matching(&self, filter: &BulkFilter) -> Result<u64, StoreError> {
+        let n: Option<i64> = task::Entity::find()
+            .select_only()
+            .column_as(task::Column::Id.count(), "n")
+            .filter(bulk_condition(filter))
+            .into_tuple()
+            .one(self.connection())
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+    }
+
+    async fn matching_ids(
+        &self,
+        filter: &BulkFilter,
+        after: Option<TaskId>,
+        limit: u32,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let mut query = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .filter(bulk_condition(filter));
+        if let Some(after) = after {
+            query = query.filter(task::Column::Id.gt(id_bytes(after)));
+        }
+        let ids: Vec<Vec<u8>> = query
+            .order_by_asc(task::Column::Id)
+            .limit(u64::from(limit))
+            .into_tuple()
+            .all(self.connection())
+            .await
+            .map_err(unavailable)?;
+        ids.iter().map(|b| task_id(b)).collect()
+    }
+
+    async fn resend_many(
+        &self,
+        ids: &[TaskId],
+        target_url: Option<&TargetUrl>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let resendable = Condition::all()
+            .add(task::Column::Id.is_in(id_list(ids)))
+            .add(task::Column::Status.is_in(statuses(&TaskStatus::RESENDABLE)));
+        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let chosen: Vec<Vec<u8>> = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .filter(resendable.clone())
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(unavailable)?;
+        let mut update = task::Entity::update_many()
+            .col_expr(
+                task::Column::Status,
+                Expr::value(TaskStatus::Pending.as_str()),
+            )
+            .col_expr(
+                task::Column::AttemptsBase,
+                Expr::col(task::Column::AttemptsMade).into(),
+            )
+            .col_expr(task::Column::NextAttemptAt, Expr::value(ms(now)))
+            .col_expr(task::Column::FailedAt, Expr::value(Option::<i64>::None))
+            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)));
+        if let Some(url) = target_url {
+            update = update
+                .col_expr(task::Column::Url, Expr::value(url.as_str()))
+                .col_expr(
+                    task::Column::UrlHost,
+                    Expr::value(url.as_url().host_str().map(str::to_string)),
+                );
+        }
+        update
+            .filter(task::Column::Id.is_in(chosen.clone()))
+            .filter(task::Column::Status.is_in(statuses(&TaskStatus::RESENDABLE)))
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)?;
+        chosen.iter().map(|b| task_id(b)).collect()
+    }
+
+    async fn cancel_many(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let result = task::Entity::update_many()
+            .col_expr(
+                task::Column::Status,
+                Expr::value(TaskStatus::Cancelled.as_str()),
+            )
+            .col_expr(
+                task::Column::NextAttemptAt,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                task::Column::LeaseToken,
+                Expr::value(Option::<Vec<u8>>::None),
+            )
+            .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(task::Column::Id.is_in(id_list(ids)))
+            .filter(task::Column::Status.is_in(statuses(&TaskStatus::CANCELLABLE)))
+            .exec(self.connection())
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected)
+    }
+
+    async fn failed_buckets(
+        &self,
+        clock: BucketClock,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<FailedBucket>, StoreError> {
+        let db = self.connection();
+        let width = BUCKET.num_milliseconds();
+        let off = clock.offset_ms();
+        // `%` on integers means the same on MySQL and SQLite; failure times
+        // are positive, so it floors.
+        let sql = format!(
+            "SELECT (failed_at + {off}) - ((failed_at + {off}) % {width}) - {off} AS bucket_start, \
+             COUNT(*) AS size FROM tasks WHERE status = ? AND failed_at >= ? \
+             GROUP BY bucket_start ORDER BY bucket_start DESC"
+        );
+        let rows = db
+            .query_all(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                sql,
+                [TaskStatus::Failed.as_str().into(), ms(since).into()],
+            ))
+            .await
+            .map_err(unavailable)?;
+        let retries: HashMap<i64, i32> = failed_bucket::Entity::find()
+            .filter(failed_bucket::Column::BucketStart.gte(ms(since) - width))
+            .all(db)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|r| (r.bucket_start, r.retries))
+            .collect();
+        rows.iter()
+            .map(|row| {
+                let start: i64 = row.try_get("", "bucket_start").map_err(unavailable)?;
+                let size: i64 = row.try_get("", "size").map_err(unavailable)?;
+                Ok(FailedBucket {
+                    start: time(start)?,
+                    size: u64::try_from(size).unwrap_or(0),
+                    retries: u32::try_from(retries.get(&start).copied().unwrap_or(0)).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn count_bucket_retry(
+        &self,
+        start: DateTime<Utc>,
+        expected: Option<u32>,
+    ) -> Result<u32, StoreError> {
+        let key = ms(start);
+        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let current = failed_bucket::Entity::find_by_id(key)
+            .one(&txn)
+            .await
+            .map_err(unavailable)?
+            .map(|r| r.retries);
+        let before = u32::try_from(current.unwrap_or(0)).unwrap_or(0);
+        if expected.is_some_and(|e| e != before) {
+            return Err(StoreError::Conflict(format!(
+                "the bucket was re-sent {before} times, not {}",
+                expected.unwrap_or(0)
+            )));
+        }
+        let lost_race =
+            || StoreError::Conflict("the bucket is being re-sent by someone else".into());
+        match current {
+            None => {
+                let inserted = failed_bucket::Entity::insert(failed_bucket::ActiveModel {
+                    bucket_start: sea_orm::ActiveValue::Set(key),
+                    retries: sea_orm::ActiveValue::Set(1),
+                })
+                .exec(&txn)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(err) if is_unique_violation(&err) => return Err(lost_race()),
+                    Err(err) => return Err(unavailable(err)),
+                }
+            }
+            Some(n) => {
+                let updated = failed_bucket::Entity::update_many()
+                    .col_expr(failed_bucket::Column::Retries, Expr::value(n + 1))
+                    .filter(failed_bucket::Column::BucketStart.eq(key))
+                    .filter(failed_bucket::Column::Retries.eq(n))
+                    .exec(&txn)
+                    .await
+                    .map_err(unavailable)?;
+                if updated.rows_affected != 1 {
+                    return Err(lost_race());
+                }
+            }
+        }
+        txn.commit().await.map_err(unavailable)?;
+        Ok(before + 1)
+    }
+
+    async fn expire_buckets(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let result = failed_bucket::Entity::delete_many()
+            .filter(failed_bucket::Column::BucketStart.lt(ms(before)))
+            .exec(self.connection())
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected)
+    }
+
+    async fn purge(
+        &self,
+        status: TaskStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let finished_at = match status {
+            TaskStatus::Failed => task::Column::FailedAt,
+            _ => task::Column::UpdatedAt,
+        };
+        let ids: Vec<Vec<u8>> = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .filter(task::Column::Status.eq(status.as_str()))
+            .filter(finished_at.lt(ms(before)))
+            .limit(u64::from(limit))
+            .into_tuple()
+            .all(self.connection())
+            .await
+            .map_err(unavailable)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.connection().begin().await.map_err(unavailable)?;
+        attempt::Entity::delete_many()
+            .filter(attempt::Column::TaskId.is_in(ids.clone()))
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        let deleted = task::Entity::delete_many()
+            .filter(task::Column::Id.is_in(ids))
+            .filter(task::Column::Status.eq(status.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)?;
+        Ok(deleted.rows_affected)
+    }
+}
