@@ -26,6 +26,7 @@ enum AlertHooks {
     SourceApp,
     TargetApp,
     AlertedUntil,
+    LastAlertAt,
     CreatedAt,
     UpdatedAt,
 }
@@ -102,6 +103,8 @@ impl MigrationTrait for Migration {
                             .big_integer()
                             .not_null(),
                     )
+                    // When the last message was queued; none yet: null.
+                    .col(ColumnDef::new(AlertHooks::LastAlertAt).big_integer().null())
                     .col(
                         ColumnDef::new(AlertHooks::CreatedAt)
                             .big_integer()

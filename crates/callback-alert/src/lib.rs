@@ -4,7 +4,7 @@
 //! The store is the truth here too. Each hook has a watermark: failures up
 //! to it have been told. Every `check_interval`, for each hook whose last
 //! message is at least `min_gap` old, the failures after the watermark are
-//! read from the store, summed into one message, and the message is stored
+//! read from the store (a hook's first message goes at once), summed into one message, and the message is stored
 //! as a task to the hook in the same transaction that moves the watermark
 //! (a conditional update: of several instances, one sends). So an alert
 //! survives a crash, is retried like any task, and a burst of failures
@@ -36,6 +36,10 @@ pub struct AlertConfig {
     /// At least this long between two messages to one hook; what happens
     /// meanwhile is summed into the next.
     pub min_gap: Duration,
+    /// A failure is reported once it is at least this old. Its failure
+    /// time is taken just before its commit; a watermark closer to now
+    /// could pass a failure not yet visible, which would then never be told.
+    pub settle: Duration,
     pub links: AlertLinks,
 }
 
@@ -75,6 +79,8 @@ impl Alerter {
 
     /// One pass over the hooks; returns how many messages were queued.
     pub async fn check(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let settle = TimeDelta::from_std(self.config.settle).unwrap_or(TimeDelta::seconds(5));
+        let until = now - settle;
         let breakers: Vec<String> = self
             .notices
             .lock()
@@ -87,11 +93,13 @@ impl Alerter {
             if !hook.enabled {
                 continue;
             }
-            let since = self.store.alerted_until(hook.id).await?;
-            if now - since < min_gap && breakers.is_empty() {
+            let (since, last_alert) = self.store.alert_state(hook.id).await?;
+            if until <= since
+                || (last_alert.is_some_and(|at| until - at < min_gap) && breakers.is_empty())
+            {
                 continue;
             }
-            let digest = match self.store.failures(&hook, since, now).await? {
+            let digest = match self.store.failures(&hook, since, until).await? {
                 Some(mut digest) => {
                     digest.breakers = breakers.clone();
                     digest
@@ -99,7 +107,7 @@ impl Alerter {
                 None if !breakers.is_empty() => AlertDigest {
                     total: 0,
                     since,
-                    until: now,
+                    until,
                     examples: Vec::new(),
                     by_host: Vec::new(),
                     breakers: breakers.clone(),
@@ -107,7 +115,7 @@ impl Alerter {
                 None => continue,
             };
             let task = alert_task(&hook, &digest, &self.config.links, now);
-            if self.store.claim_alert(hook.id, since, now, &task).await? {
+            if self.store.claim_alert(hook.id, since, until, &task).await? {
                 tracing::info!(hook = %hook.id, kind = hook.kind.as_str(), failures = digest.total, "alert queued");
                 self.dispatch.accepted(task.id, now).await;
                 sent += 1;

@@ -255,8 +255,12 @@ pub trait AlertStore: Send + Sync + 'static {
     async fn update_hook(&self, hook: &AlertHook) -> Result<(), StoreError>;
     async fn delete_hook(&self, id: AlertHookId) -> Result<(), StoreError>;
 
-    /// Until when the hook has been told of failures.
-    async fn alerted_until(&self, id: AlertHookId) -> Result<DateTime<Utc>, StoreError>;
+    /// Until when the hook has been told of failures, and when its last
+    /// message was queued (none yet: `None`).
+    async fn alert_state(
+        &self,
+        id: AlertHookId,
+    ) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>), StoreError>;
 
     /// Failures after `since` up to `until` that the hook's filters let
     /// through, leaving out alert tasks; `None` when there are none.

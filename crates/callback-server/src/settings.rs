@@ -88,6 +88,7 @@ pub struct BreakerSettings {
 pub struct AlertSettings {
     pub check_interval_ms: u64,
     pub min_gap_s: u64,
+    pub settle_ms: u64,
     pub public_url: String,
 }
 

@@ -100,6 +100,7 @@ impl Application {
             AlertConfig {
                 check_interval: Duration::from_millis(settings.alerts.check_interval_ms.max(100)),
                 min_gap: Duration::from_secs(settings.alerts.min_gap_s),
+                settle: Duration::from_millis(settings.alerts.settle_ms),
                 links: alert_links.clone(),
             },
         ));

@@ -29,6 +29,7 @@ fn hook_row(h: &AlertHook) -> alert_hook::ActiveModel {
         source_app: Set(h.source_app.clone()),
         target_app: Set(h.target_app.clone()),
         alerted_until: NotSet,
+        last_alert_at: NotSet,
         created_at: Set(ms(h.created_at)),
         updated_at: Set(ms(h.updated_at)),
     }
@@ -123,15 +124,20 @@ impl AlertStore for SqlTaskStore {
         Ok(())
     }
 
-    async fn alerted_until(&self, id: AlertHookId) -> Result<DateTime<Utc>, StoreError> {
-        let until: Option<i64> = alert_hook::Entity::find_by_id(id.to_string())
+    async fn alert_state(
+        &self,
+        id: AlertHookId,
+    ) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>), StoreError> {
+        let state: Option<(i64, Option<i64>)> = alert_hook::Entity::find_by_id(id.to_string())
             .select_only()
             .column(alert_hook::Column::AlertedUntil)
+            .column(alert_hook::Column::LastAlertAt)
             .into_tuple()
             .one(self.connection())
             .await
             .map_err(unavailable)?;
-        time(until.ok_or(StoreError::NotFound)?)
+        let (until, last) = state.ok_or(StoreError::NotFound)?;
+        Ok((time(until)?, last.map(time).transpose()?))
     }
 
     async fn failures(
@@ -217,6 +223,7 @@ impl AlertStore for SqlTaskStore {
         let txn = self.connection().begin().await.map_err(unavailable)?;
         let moved = alert_hook::Entity::update_many()
             .col_expr(alert_hook::Column::AlertedUntil, Expr::value(ms(until)))
+            .col_expr(alert_hook::Column::LastAlertAt, Expr::value(ms(until)))
             .filter(alert_hook::Column::Id.eq(id.to_string()))
             .filter(alert_hook::Column::AlertedUntil.eq(ms(since)))
             .exec(&txn)

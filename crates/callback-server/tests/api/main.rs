@@ -25,6 +25,7 @@ macro_rules! on_every_backend {
     };
 }
 
+mod alerts;
 mod crash;
 mod delivery;
 mod events;

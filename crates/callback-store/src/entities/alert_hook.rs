@@ -15,6 +15,8 @@ pub struct Model {
     pub target_app: Option<String>,
     /// Failures up to this time have been told.
     pub alerted_until: i64,
+    /// When the last message was queued.
+    pub last_alert_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -1,0 +1,319 @@
+//! Alert hooks end to end, with receivers playing a DingTalk robot, a WeCom
+//! robot and a generic webhook: signatures checked by the test's own
+//! implementation, a burst summed into few messages, test messages.
+
+use crate::helpers::{spawn_app_with, TestApp};
+use base64::Engine;
+use callback_testkit::{Backend, Received, Receiver, Reply};
+use hmac::Mac;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const ROBOT_OK: &str = r#"{"errcode":0,"errmsg":"ok"}"#;
+
+async fn alerting_app(backend: Backend, min_gap_s: u64) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.alerts.check_interval_ms = 200;
+        s.alerts.min_gap_s = min_gap_s;
+        s.alerts.settle_ms = 1_000;
+        s.alerts.public_url = "https://cbc.example.com".into();
+        // Bursts of failures to one receiver must not pause it here.
+        s.breaker.failure_threshold = 1_000_000;
+    })
+    .await
+}
+
+fn query_param(request: &Received, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(request.query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// DingTalk's documented algorithm, written here independently.
+fn dingtalk_expected_sign(secret: &str, timestamp: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}\n{secret}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+async fn a_task_that_fails_for_good_reaches_a_signed_dingtalk_message(backend: Backend) {
+    let app = alerting_app(backend, 60).await;
+    let robot = Receiver::start().await;
+    robot.set_default(Reply::status(200).body(ROBOT_OK));
+    let failing = Receiver::start().await;
+    failing.set_default(Reply::status(500));
+    let hook = app
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "dingtalk", "url": robot.url("/robot/send?access_token=tok-1"), "secret": "SEC-test-secret", "remark": "ops group"}),
+        )
+        .await;
+    assert_eq!(hook.0, 201, "{:#}", hook.1);
+    assert_eq!(hook.1["has_secret"], true);
+    assert!(hook.1.get("secret").is_none(), "secrets are write-only");
+    assert!(hook.1["url"].as_str().unwrap().contains("access_token=***"));
+
+    let id = app
+        .submit(json!({"url": failing.url("/pay/notify"), "max_attempts": 1, "source_app": "shop", "target_app": "pay"}))
+        .await;
+    app.wait_for_status(&id, "failed", Duration::from_secs(10))
+        .await;
+    let got = robot.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1, "one message");
+    let message = &got[0];
+    assert_eq!(
+        query_param(message, "access_token").as_deref(),
+        Some("tok-1")
+    );
+    let timestamp = query_param(message, "timestamp").unwrap();
+    let age = chrono::Utc::now().timestamp_millis() - timestamp.parse::<i64>().unwrap();
+    assert!((0..60_000).contains(&age), "a fresh timestamp");
+    assert_eq!(
+        query_param(message, "sign").unwrap(),
+        dingtalk_expected_sign("SEC-test-secret", &timestamp)
+    );
+    let body: Value = serde_json::from_slice(&message.body).unwrap();
+    assert_eq!(body["msgtype"], "markdown");
+    let text = body["markdown"]["text"].as_str().unwrap();
+    for needle in [
+        id.as_str(),
+        "/pay/notify",
+        "shop → pay",
+        "attempts: 1",
+        "last status: 500",
+        "https://cbc.example.com/api/v1/tasks/",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+    // The alert itself is a task, and it succeeded (errcode 0).
+    let (_, alerts) = app
+        .send_json(
+            "GET",
+            "/api/v1/tasks?source_app=callback-center",
+            &json!(null),
+        )
+        .await;
+    let alert_id = alerts["items"][0]["task_id"].as_str().unwrap().to_string();
+    app.wait_for_status(&alert_id, "succeeded", Duration::from_secs(10))
+        .await;
+    app.stop().await;
+}
+
+async fn failed_buckets_list_and_resend_to_another_url(backend: Backend) {
+    let app = alerting_app(backend, 60).await;
+    let failing = Receiver::start().await;
+    failing.set_default(Reply::status(500));
+    let rescue = Receiver::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            app.submit(json!({"url": failing.url("/down"), "max_attempts": 1}))
+                .await,
+        );
+    }
+    for id in &ids {
+        app.wait_for_status(id, "failed", Duration::from_secs(10))
+            .await;
+    }
+    let (status, buckets) = app
+        .send_json("GET", "/api/v1/failed-buckets", &json!(null))
+        .await;
+    assert_eq!(status, 200);
+    let items = buckets["items"].as_array().unwrap().clone();
+    let total: u64 = items.iter().map(|b| b["size"].as_u64().unwrap()).sum();
+    assert_eq!(total, 3, "{buckets:#}");
+    let now_key = {
+        let now = chrono::Utc::now();
+        let minute = now.format("%M").to_string().parse::<u32>().unwrap() / 10 * 10;
+        format!("{}{minute:02}", now.format("%Y%m%d%H"))
+    };
+    assert!(items.iter().any(|b| b["date"] == now_key.as_str()) || items.len() > 1);
+
+    let mut queued = 0;
+    for bucket in &items {
+        let (status, answer) = app
+            .send_json(
+                "POST",
+                "/api/v1/failed-buckets/retry",
+                &json!({"date": bucket["date"], "retry": 0, "target_url": rescue.url("/rescue")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer:#}");
+        assert_eq!(answer["retry"], 1);
+        queued += answer["queued"].as_u64().unwrap();
+        // Someone else re-sent it meanwhile: refused.
+        let (status, problem) = app
+            .send_json(
+                "POST",
+                "/api/v1/failed-buckets/retry",
+                &json!({"date": bucket["date"], "retry": 0}),
+            )
+            .await;
+        assert_eq!((status, problem["code"].as_str()), (409, Some("conflict")));
+    }
+    assert_eq!(queued, 3);
+    for id in &ids {
+        let task = app
+            .wait_for_status(id, "succeeded", Duration::from_secs(10))
+            .await;
+        assert!(task["url"].as_str().unwrap().ends_with("/rescue"));
+    }
+    assert_eq!(rescue.requests().len(), 3);
+    assert_eq!(failing.requests().len(), 3, "the old URL got nothing more");
+
+    let (status, problem) = app
+        .send_json(
+            "POST",
+            "/api/v1/failed-buckets/retry",
+            &json!({"date": "202109091445"}),
+        )
+        .await;
+    assert_eq!(status, 400, "not a bucket start: {problem:#}");
+    app.stop().await;
+}
+
+on_every_backend!(
+    a_task_that_fails_for_good_reaches_a_signed_dingtalk_message,
+    failed_buckets_list_and_resend_to_another_url,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_200_failures_is_summed_into_few_signed_messages() {
+    let app = alerting_app(Backend::Sqlite, 3).await;
+    let collector = Receiver::start().await;
+    let failing = Receiver::start().await;
+    failing.set_default(Reply::status(503));
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (status, _) = app
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "webhook", "url": collector.url("/alerts"), "secret": secret}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut submitters = tokio::task::JoinSet::new();
+    let app = std::sync::Arc::new(app);
+    for _ in 0..4 {
+        let (app, url) = (app.clone(), failing.url("/dead"));
+        submitters.spawn(async move {
+            for _ in 0..50 {
+                app.submit(json!({"url": url, "max_attempts": 1})).await;
+            }
+        });
+    }
+    while submitters.join_next().await.is_some() {}
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let total = |messages: &[Received]| -> u64 {
+        messages
+            .iter()
+            .map(|m| {
+                serde_json::from_slice::<Value>(&m.body).unwrap()["total"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .sum()
+    };
+    while total(&collector.requests()) < 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every failure was reported"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let messages = collector.requests();
+    assert_eq!(total(&messages), 200, "each failure reported exactly once");
+    assert!(
+        messages.len() <= 10,
+        "{} messages for one burst",
+        messages.len()
+    );
+    for pair in messages.windows(2) {
+        assert!(
+            pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(2500),
+            "at most one message per min_gap"
+        );
+    }
+    let first: Value = serde_json::from_slice(&messages[0].body).unwrap();
+    assert_eq!(first["type"], "tasks.failed");
+    assert!(first["by_host"][0]["host"]
+        .as_str()
+        .unwrap()
+        .contains("127.0.0.1"));
+    // The standard signature verifies with the hook's secret.
+    let m = &messages[0];
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.",
+            m.header("webhook-id").unwrap(),
+            m.header("webhook-timestamp").unwrap()
+        )
+        .as_bytes(),
+    );
+    mac.update(&m.body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    assert_eq!(m.header("webhook-signature").unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_message_shows_what_the_robot_answered() {
+    let app = alerting_app(Backend::Sqlite, 60).await;
+    let robot = Receiver::start().await;
+    robot.script([
+        Reply::status(200).body(r#"{"errcode":310000,"errmsg":"sign not match"}"#),
+        Reply::status(200).body(ROBOT_OK),
+    ]);
+    let (_, hook) = app
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "wecom", "url": robot.url("/cgi-bin/webhook/send?key=k-1")}),
+        )
+        .await;
+    let path = format!("/api/v1/alert-hooks/{}/test", hook["id"].as_str().unwrap());
+    let (status, refused) = app.send_json("POST", &path, &json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(refused["ok"], false);
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("errcode 310000"));
+    assert_eq!(refused["answer"]["errmsg"], "sign not match");
+    let (_, accepted) = app.send_json("POST", &path, &json!({})).await;
+    assert_eq!(accepted["ok"], true, "{accepted:#}");
+    let sent: Value = serde_json::from_slice(&robot.requests()[0].body).unwrap();
+    assert_eq!(sent["msgtype"], "markdown");
+    assert!(sent["markdown"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("test message"));
+
+    // WeCom robots are not signed; a secret is refused.
+    let (status, problem) = app
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "wecom", "url": robot.url("/x"), "secret": "s"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(problem["errors"][0]["field"], "secret");
+    let (status, _) = app
+        .send_json(
+            "DELETE",
+            &format!("/api/v1/alert-hooks/{}", hook["id"].as_str().unwrap()),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(status, 204);
+}
