@@ -104,13 +104,16 @@ impl OperatorStore for SqlTaskStore {
         let resendable = Condition::all()
             .add(task::Column::Id.is_in(id_list(ids)))
             .add(task::Column::Status.is_in(statuses(&TaskStatus::RESENDABLE)));
-        let txn = self.connection().begin().await.map_err(unavailable)?;
+        // No transaction around read-then-write: SQLite in WAL mode fails
+        // such a transaction at once when another connection wrote between
+        // (SQLITE_BUSY_SNAPSHOT). The conditional update is guard enough; a
+        // task that changed meanwhile is left alone.
         let chosen: Vec<Vec<u8>> = task::Entity::find()
             .select_only()
             .column(task::Column::Id)
-            .filter(resendable.clone())
+            .filter(resendable)
             .into_tuple()
-            .all(&txn)
+            .all(self.connection())
             .await
             .map_err(unavailable)?;
         let mut update = task::Entity::update_many()
@@ -136,10 +139,9 @@ impl OperatorStore for SqlTaskStore {
         update
             .filter(task::Column::Id.is_in(chosen.clone()))
             .filter(task::Column::Status.is_in(statuses(&TaskStatus::RESENDABLE)))
-            .exec(&txn)
+            .exec(self.connection())
             .await
             .map_err(unavailable)?;
-        txn.commit().await.map_err(unavailable)?;
         chosen.iter().map(|b| task_id(b)).collect()
     }
 
@@ -220,9 +222,10 @@ impl OperatorStore for SqlTaskStore {
         expected: Option<u32>,
     ) -> Result<u32, StoreError> {
         let key = ms(start);
-        let txn = self.connection().begin().await.map_err(unavailable)?;
+        // Read, then a conditional write (see resend_many on transactions).
+        let db = self.connection();
         let current = failed_bucket::Entity::find_by_id(key)
-            .one(&txn)
+            .one(db)
             .await
             .map_err(unavailable)?
             .map(|r| r.retries);
@@ -241,7 +244,7 @@ impl OperatorStore for SqlTaskStore {
                     bucket_start: sea_orm::ActiveValue::Set(key),
                     retries: sea_orm::ActiveValue::Set(1),
                 })
-                .exec(&txn)
+                .exec(db)
                 .await;
                 match inserted {
                     Ok(_) => {}
@@ -254,7 +257,7 @@ impl OperatorStore for SqlTaskStore {
                     .col_expr(failed_bucket::Column::Retries, Expr::value(n + 1))
                     .filter(failed_bucket::Column::BucketStart.eq(key))
                     .filter(failed_bucket::Column::Retries.eq(n))
-                    .exec(&txn)
+                    .exec(db)
                     .await
                     .map_err(unavailable)?;
                 if updated.rows_affected != 1 {
@@ -262,7 +265,6 @@ impl OperatorStore for SqlTaskStore {
                 }
             }
         }
-        txn.commit().await.map_err(unavailable)?;
         Ok(before + 1)
     }
 

@@ -26,6 +26,7 @@ macro_rules! on_every_backend {
 }
 
 mod alerts;
+mod bulk;
 mod crash;
 mod delivery;
 mod events;
