@@ -1,6 +1,7 @@
 //! Alert hooks: create, read, list, change, delete, and send a test
 //! message. Secrets are write-only; tokens in hook URLs are masked.
 
+use crate::dto::label;
 use crate::json_body::read_json;
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
@@ -10,7 +11,7 @@ use callback_core::{
     InvokeRequest, SignatureScheme, Signing, SigningSecret, TargetUrl, ValidationErrors,
 };
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -18,14 +19,6 @@ const MAX_LABEL: usize = 128;
 const MAX_REMARK: usize = 255;
 /// Query parameters that carry credentials in robot URLs.
 const SECRET_PARAMS: [&str; 5] = ["access_token", "key", "token", "secret", "sign"];
-
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// An alert hook to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,17 +45,17 @@ pub struct CreateAlertHookRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAlertHookRequest {
     pub url: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<String>)]
     pub secret: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<String>)]
     pub remark: Option<Option<String>>,
     pub enabled: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<String>)]
     pub source_app: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<String>)]
     pub target_app: Option<Option<String>>,
 }
@@ -132,21 +125,6 @@ impl AlertHookView {
             created_at: h.created_at,
             updated_at: h.updated_at,
         }
-    }
-}
-
-fn label(
-    errors: &mut ValidationErrors,
-    field: &str,
-    value: Option<String>,
-    max: usize,
-) -> Option<String> {
-    match value {
-        Some(v) if v.is_empty() || v.chars().count() > max => {
-            errors.push(field, format!("must be 1 to {max} characters"));
-            None
-        }
-        other => other,
     }
 }
 

@@ -81,7 +81,8 @@ pub struct JsonExpectRequest {
     pub equals: serde_json::Value,
 }
 
-fn label(
+/// A free-text label of 1 to `max` characters, when given.
+pub(crate) fn label(
     errors: &mut ValidationErrors,
     field: &str,
     value: Option<String>,

@@ -6,7 +6,7 @@ use callback_core::{
     SignatureScheme, SigningSecret, TargetUrl, ValidationErrors,
 };
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
@@ -14,15 +14,6 @@ use crate::dto::MAX_TIMEOUT_MS;
 
 const MAX_LABEL: usize = 128;
 const MAX_EVENT_TYPES: usize = 100;
-
-/// Tells a field given as `null` (clear it) from one left out (keep it).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// An endpoint to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -57,25 +48,25 @@ pub struct CreateEndpointRequest {
 pub struct UpdateEndpointRequest {
     pub url: Option<String>,
     pub enabled: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<String>)]
     pub app: Option<Option<String>>,
     pub event_types: Option<Vec<String>>,
     pub signature: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<u32>)]
     pub timeout_ms: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<i64>)]
     pub max_attempts: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<Vec<u32>>)]
     pub retry_delays_s: Option<Option<Vec<u32>>>,
     pub headers: Option<BTreeMap<String, String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<u32>)]
     pub rate_limit_per_s: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<u32>)]
     pub max_in_flight: Option<Option<u32>>,
 }

@@ -5,6 +5,7 @@ use crate::ApiError;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 pub async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
@@ -134,4 +135,15 @@ mod tests {
             ApiError::MalformedBody(_)
         ));
     }
+}
+
+/// For `#[serde(default, deserialize_with = "present")]` on an
+/// `Option<Option<T>>`: tells a field given as `null` (clear it) from one
+/// left out (keep it).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

@@ -127,20 +127,12 @@ impl HttpSender {
         } else {
             None
         };
-        let mut body = Vec::new();
-        while body.len() < self.config.read_limit {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(Failure {
-                        status: Some(status),
-                        error: format!("reading the response failed: {}", describe(&e, timeout)),
-                    })
-                }
-            }
-        }
-        body.truncate(self.config.read_limit);
+        let body = read_limited(&mut response, self.config.read_limit, timeout)
+            .await
+            .map_err(|error| Failure {
+                status: Some(status),
+                error,
+            })?;
         Ok((status, retry_after, body))
     }
 }
@@ -208,24 +200,16 @@ impl Invoke for HttpSender {
         };
         let mut response = response;
         let status = response.status().as_u16();
-        let mut body = Vec::new();
-        while body.len() < self.config.read_limit {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(e) => {
-                    return InvokeOutcome::Failed {
-                        status: Some(status),
-                        error: format!(
-                            "reading the response failed: {}",
-                            describe(&e, call.timeout)
-                        ),
-                        duration_ms: elapsed(clock),
-                    }
+        let body = match read_limited(&mut response, self.config.read_limit, call.timeout).await {
+            Ok(body) => body,
+            Err(error) => {
+                return InvokeOutcome::Failed {
+                    status: Some(status),
+                    error,
+                    duration_ms: elapsed(clock),
                 }
             }
-        }
-        body.truncate(self.config.read_limit);
+        };
         if status >= 500 {
             return InvokeOutcome::Failed {
                 status: Some(status),
@@ -239,6 +223,30 @@ impl Invoke for HttpSender {
             duration_ms: elapsed(clock),
         }
     }
+}
+
+/// Reads at most `limit` bytes of the body: enough to judge and record it,
+/// never an unbounded amount.
+async fn read_limited(
+    response: &mut reqwest::Response,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(format!(
+                    "reading the response failed: {}",
+                    describe(&e, timeout)
+                ))
+            }
+        }
+    }
+    body.truncate(limit);
+    Ok(body)
 }
 
 struct Failure {
