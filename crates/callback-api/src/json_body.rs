@@ -78,6 +78,17 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "present")]` on an
+/// `Option<Option<T>>`: tells a field given as `null` (clear it) from one
+/// left out (keep it).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,15 +146,4 @@ mod tests {
             ApiError::MalformedBody(_)
         ));
     }
-}
-
-/// For `#[serde(default, deserialize_with = "present")]` on an
-/// `Option<Option<T>>`: tells a field given as `null` (clear it) from one
-/// left out (keep it).
-pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
