@@ -94,11 +94,16 @@ impl Alerter {
                 continue;
             }
             let (since, last_alert) = self.store.alert_state(hook.id).await?;
-            if until <= since
-                || (last_alert.is_some_and(|at| until - at < min_gap) && breakers.is_empty())
-            {
-                continue;
-            }
+            // Breaker openings go out at once, with whatever failures have
+            // settled; failures alone wait for the gap.
+            let until = if breakers.is_empty() {
+                if until <= since || last_alert.is_some_and(|at| until - at < min_gap) {
+                    continue;
+                }
+                until
+            } else {
+                until.max(since)
+            };
             let digest = match self.store.failures(&hook, since, until).await? {
                 Some(mut digest) => {
                     digest.breakers = breakers.clone();

@@ -17,8 +17,6 @@ use utoipa::ToSchema;
 
 const MAX_LABEL: usize = 128;
 const MAX_REMARK: usize = 255;
-/// Query parameters that carry credentials in robot URLs.
-const SECRET_PARAMS: [&str; 5] = ["access_token", "key", "token", "secret", "sign"];
 
 /// An alert hook to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,30 +91,12 @@ pub struct AlertTestView {
     pub error: Option<String>,
 }
 
-fn masked(url: &TargetUrl) -> String {
-    let mut shown = url.as_url().clone();
-    let pairs: Vec<(String, String)> = shown
-        .query_pairs()
-        .map(|(k, v)| {
-            let hide = SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str());
-            (
-                k.into_owned(),
-                if hide { "***".into() } else { v.into_owned() },
-            )
-        })
-        .collect();
-    if !pairs.is_empty() {
-        shown.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    shown.to_string()
-}
-
 impl AlertHookView {
     fn new(h: &AlertHook) -> Self {
         Self {
             id: h.id.to_string(),
             kind: h.kind.as_str().into(),
-            url: masked(&h.url),
+            url: h.url.redacted(),
             has_secret: h.secret.is_some(),
             remark: h.remark.clone(),
             enabled: h.enabled,
@@ -348,16 +328,16 @@ mod tests {
         let url = TargetUrl::parse("https://oapi.dingtalk.com/robot/send?access_token=abc123&x=1")
             .unwrap();
         assert_eq!(
-            masked(&url),
+            url.redacted(),
             "https://oapi.dingtalk.com/robot/send?access_token=***&x=1"
         );
         let url =
             TargetUrl::parse("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k-1").unwrap();
         assert_eq!(
-            masked(&url),
+            url.redacted(),
             "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***"
         );
         let plain = TargetUrl::parse("https://ops.example.com/alerts").unwrap();
-        assert_eq!(masked(&plain), "https://ops.example.com/alerts");
+        assert_eq!(plain.redacted(), "https://ops.example.com/alerts");
     }
 }

@@ -242,7 +242,12 @@ impl TaskView {
         Self {
             task_id: task.id,
             status: task.status.as_str().into(),
-            url: task.spec.url.to_string(),
+            // An alert task's URL is a robot's, with its token in it.
+            url: if task.spec.alert_hook.is_some() {
+                task.spec.url.redacted()
+            } else {
+                task.spec.url.to_string()
+            },
             method: task.spec.method.as_str().into(),
             source_app: task.spec.source_app.clone(),
             target_app: task.spec.target_app.clone(),

@@ -40,6 +40,27 @@ impl TargetUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// The URL with the values of query parameters that carry credentials
+    /// (robot tokens and keys) shown as `***`, for display.
+    pub fn redacted(&self) -> String {
+        const SECRET_PARAMS: [&str; 5] = ["access_token", "key", "token", "secret", "sign"];
+        let mut shown = self.0.clone();
+        let pairs: Vec<(String, String)> = shown
+            .query_pairs()
+            .map(|(k, v)| {
+                let hide = SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str());
+                (
+                    k.into_owned(),
+                    if hide { "***".into() } else { v.into_owned() },
+                )
+            })
+            .collect();
+        if !pairs.is_empty() {
+            shown.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        shown.to_string()
+    }
 }
 
 impl fmt::Display for TargetUrl {

@@ -95,6 +95,11 @@ async fn a_task_that_fails_for_good_reaches_a_signed_dingtalk_message(backend: B
         )
         .await;
     let alert_id = alerts["items"][0]["task_id"].as_str().unwrap().to_string();
+    let shown = alerts["items"][0]["url"].as_str().unwrap();
+    assert!(
+        shown.contains("access_token=***"),
+        "the robot's token is not shown: {shown}"
+    );
     app.wait_for_status(&alert_id, "succeeded", Duration::from_secs(10))
         .await;
     app.stop().await;

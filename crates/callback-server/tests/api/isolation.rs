@@ -117,9 +117,22 @@ async fn attempts_made(app: &crate::helpers::TestApp, ids: &[String]) -> Vec<u64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ninety_failures_open_the_breaker_which_defers_tasks_then_recovers() {
     // The default threshold (90 failures in 30 s); a short pause.
-    let app = spawn_app_with(Backend::Sqlite, |s| s.breaker.base_pause_s = 8).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.breaker.base_pause_s = 8;
+        s.alerts.check_interval_ms = 200;
+    })
+    .await;
     let receiver = Receiver::start().await;
     receiver.set_default(Reply::status(500));
+    let ops = Receiver::start().await;
+    let (status, _) = app
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "webhook", "url": ops.url("/ops")}),
+        )
+        .await;
+    assert_eq!(status, 201);
     app.create_endpoint(json!({"name": "fragile", "url": receiver.url("/f"), "retry_delays_s": [1], "max_attempts": 50}))
         .await;
     let mut ids = Vec::new();
@@ -136,6 +149,16 @@ async fn ninety_failures_open_the_breaker_which_defers_tasks_then_recovers() {
     assert_eq!(state["openings_24h"], 1);
     let (_, open) = app.send_json("GET", "/api/v1/breakers", &json!(null)).await;
     assert_eq!(open["items"][0]["receiver"], "endpoint:fragile");
+    // The opening reaches the alert hooks.
+    let told = ops.wait_for(1, Duration::from_secs(10)).await;
+    let message: Value = serde_json::from_slice(&told[0].body).unwrap();
+    assert!(
+        message["breakers"][0]
+            .as_str()
+            .unwrap()
+            .contains("endpoint:fragile"),
+        "{message:#}"
+    );
 
     // While open nothing is attempted: the 1 s retries wait, using no
     // attempt, and tasks not tried yet stay untried.
