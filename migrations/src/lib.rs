@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_tasks;
 mod m20261122_000002_endpoints;
 mod m20261122_000003_operations;
+mod m20261122_000004_inbound;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_tasks::Migration),
             Box::new(m20261122_000002_endpoints::Migration),
             Box::new(m20261122_000003_operations::Migration),
+            Box::new(m20261122_000004_inbound::Migration),
         ]
     }
 }

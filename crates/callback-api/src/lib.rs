@@ -12,6 +12,7 @@ mod endpoints;
 mod error;
 mod events;
 mod health;
+mod inbound;
 mod json_body;
 pub mod openapi;
 mod operations;
@@ -24,7 +25,7 @@ pub use error::{ApiError, Problem};
 use actix_web::{middleware, web};
 use callback_core::{
     AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointDefaults, EndpointName,
-    EndpointStore, Invoke, OperatorStore, ReceiverWatch, TaskStore,
+    EndpointStore, InboundStore, Invoke, OperatorStore, ReceiverWatch, TaskStore,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,9 @@ pub struct ApiState {
     pub endpoints: Arc<dyn EndpointStore>,
     pub alerts: Arc<dyn AlertStore>,
     pub operators: Arc<dyn OperatorStore>,
+    pub inbound_store: Arc<dyn InboundStore>,
+    /// Routes and vendor callbacks.
+    pub inbound: Arc<callback_inbound::Inbound>,
     pub receivers: Arc<dyn ReceiverWatch>,
     pub invoker: Arc<dyn Invoke>,
     pub defaults: TaskDefaults,
@@ -90,6 +94,13 @@ pub fn configure(
                     .error_handler(|err, _| ApiError::MalformedBody(err.to_string()).into()),
             )
             .route("/healthz", web::get().to(health::healthz))
+            // Vendors prove themselves with their own signatures.
+            .route("/inbound/wechat", web::get().to(inbound::wechat_handshake))
+            .route("/inbound/wechat", web::post().to(inbound::wechat_push))
+            .route(
+                "/inbound/{source}",
+                web::post().to(inbound::source_callback),
+            )
             .route("/readyz", web::get().to(health::readyz))
             .service(
                 web::scope("/api/v1")
@@ -140,6 +151,23 @@ pub fn configure(
                     .route(
                         "/alert-hooks/{id}/test",
                         web::post().to(alert_hooks::test_hook),
+                    )
+                    .route("/routes", web::post().to(inbound::upsert_route))
+                    .route("/routes", web::get().to(inbound::list_routes))
+                    .route(
+                        "/routes/{namespace}/{key}",
+                        web::get().to(inbound::get_route),
+                    )
+                    .route(
+                        "/routes/{namespace}/{key}",
+                        web::delete().to(inbound::delete_route),
+                    )
+                    .route("/inbound", web::get().to(inbound::list_inbound))
+                    .route("/inbound/unrouted", web::get().to(inbound::list_unrouted))
+                    .route("/inbound/{id}", web::get().to(inbound::get_inbound))
+                    .route(
+                        "/inbound/{id}/forward",
+                        web::post().to(inbound::forward_inbound),
                     )
                     .route("/failed-buckets", web::get().to(operations::list_buckets))
                     .route(

@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod endpoint;
 pub mod expect;
+pub mod inbound;
 pub mod operations;
 pub mod ports;
 pub mod request;
@@ -26,11 +27,15 @@ pub use endpoint::{
     Published,
 };
 pub use expect::{Expectation, JsonExpectation};
+pub use inbound::{
+    hmac_sha256_hex_ok, key_at_pointer, parse_wechat_push, wechat_signature, wechat_signature_ok,
+    InboundRecord, InboundStatus, Namespace, Route, RouteKey, WechatPush,
+};
 pub use operations::{BucketClock, BulkFilter, FailedBucket, BUCKET};
 pub use ports::{
-    AlertStore, DelayQueue, Dispatch, EndpointStore, Invoke, InvokeOutcome, InvokeRequest, Notices,
-    OperatorStore, Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, Signing,
-    StoreError, TaskFilter, TaskStore,
+    AlertStore, DelayQueue, Dispatch, EndpointStore, InboundFilter, InboundStore, Invoke,
+    InvokeOutcome, InvokeRequest, KeyValue, Notices, OperatorStore, Page, PageRequest, QueueError,
+    ReceiverStatus, ReceiverWatch, Signing, StoreError, TaskFilter, TaskStore,
 };
 pub use request::{Body, HeaderList, Method, QueryList, TargetUrl};
 pub use retry::{decide, AttemptFacts, Disposition, RetrySchedule};

@@ -283,6 +283,83 @@ pub trait AlertStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 }
 
+/// Which inbound callbacks a search returns; every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboundFilter {
+    pub source: Option<String>,
+    pub namespace: Option<crate::Namespace>,
+    pub key: Option<crate::RouteKey>,
+    pub status: Option<crate::InboundStatus>,
+}
+
+/// Routes, and every inbound callback received.
+#[async_trait]
+pub trait InboundStore: Send + Sync + 'static {
+    /// Creates or replaces the route of (namespace, key); `true` when new.
+    async fn upsert_route(&self, route: &crate::Route) -> Result<bool, StoreError>;
+
+    /// The route, expired ones included (the caller checks `is_live`).
+    async fn route(
+        &self,
+        namespace: &crate::Namespace,
+        key: &crate::RouteKey,
+    ) -> Result<Option<crate::Route>, StoreError>;
+
+    /// Routes by (namespace, key) after `after`, at most `limit`.
+    async fn routes(
+        &self,
+        namespace: Option<&crate::Namespace>,
+        after: Option<(crate::Namespace, crate::RouteKey)>,
+        limit: u32,
+    ) -> Result<Vec<crate::Route>, StoreError>;
+
+    async fn delete_route(
+        &self,
+        namespace: &crate::Namespace,
+        key: &crate::RouteKey,
+    ) -> Result<(), StoreError>;
+
+    /// Records a callback and, when it is forwarded, stores its task, in
+    /// one transaction: nothing is acknowledged that is not stored.
+    async fn receive(
+        &self,
+        record: &crate::InboundRecord,
+        task: Option<&NewTask>,
+    ) -> Result<(), StoreError>;
+
+    async fn inbound_record(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<crate::InboundRecord>, StoreError>;
+
+    /// Newest first, older than `before`, at most `limit`.
+    async fn inbound(
+        &self,
+        filter: &InboundFilter,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<crate::InboundRecord>, StoreError>;
+
+    /// Marks an unrouted (or any, with `any_status`) record forwarded by
+    /// `task` and stores the task, in one transaction; `false` when it was
+    /// not in a state to forward.
+    async fn forward(
+        &self,
+        id: uuid::Uuid,
+        task: &NewTask,
+        any_status: bool,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Plain keys in Redis: the route cache, and routes other services write as
+/// plain keys.
+#[async_trait]
+pub trait KeyValue: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<String>, QueueError>;
+    async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), QueueError>;
+    async fn del(&self, key: &str) -> Result<(), QueueError>;
+}
+
 /// How a request is signed at send time, with the current secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signing {

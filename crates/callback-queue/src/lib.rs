@@ -11,4 +11,4 @@ mod in_process;
 mod redis_queue;
 
 pub use in_process::InProcessDelayQueue;
-pub use redis_queue::{RedisDelayQueue, RedisQueueOptions, RedisTopology};
+pub use redis_queue::{RedisDelayQueue, RedisKeyValue, RedisQueueOptions, RedisTopology};

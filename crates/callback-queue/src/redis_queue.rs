@@ -17,7 +17,7 @@
 //! quickly and the dispatcher falls back to polling the store.
 
 use async_trait::async_trait;
-use callback_core::{DelayQueue, QueueError, TaskId};
+use callback_core::{DelayQueue, KeyValue, QueueError, TaskId};
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::{self, Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
@@ -122,6 +122,7 @@ impl From<RedisQueueError> for QueueError {
 }
 
 /// A pool of connections to one server or to a cluster.
+#[derive(Clone)]
 enum RedisPool {
     Single(deadpool_redis::Pool),
     Cluster(deadpool_redis::cluster::Pool),
@@ -193,6 +194,67 @@ impl RedisPool {
         }
         .map_err(RedisQueueError::Connection)
     }
+
+    /// Runs one operation on a pooled connection within `limit`.
+    async fn with_conn<T, F, Fut>(&self, limit: Duration, op: F) -> Result<T, RedisQueueError>
+    where
+        F: FnOnce(PooledConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self.get().await?;
+            op(conn).await.map_err(RedisQueueError::Command)
+        };
+        tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| RedisQueueError::Timeout(limit))?
+    }
+}
+
+/// Plain keys on the queue's Redis: the route cache, and routes that other
+/// services write as plain keys.
+#[derive(Clone)]
+pub struct RedisKeyValue {
+    pool: RedisPool,
+    timeout: Duration,
+}
+
+#[async_trait]
+impl KeyValue for RedisKeyValue {
+    async fn get(&self, key: &str) -> Result<Option<String>, QueueError> {
+        Ok(self
+            .pool
+            .with_conn(self.timeout, |mut conn| async move {
+                redis::cmd("GET").arg(key).query_async(&mut conn).await
+            })
+            .await?)
+    }
+
+    async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), QueueError> {
+        let _: () = self
+            .pool
+            .with_conn(self.timeout, |mut conn| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn del(&self, key: &str) -> Result<(), QueueError> {
+        let _: i64 = self
+            .pool
+            .with_conn(self.timeout, |mut conn| async move {
+                redis::cmd("DEL").arg(key).query_async(&mut conn).await
+            })
+            .await?;
+        Ok(())
+    }
 }
 
 pub struct RedisDelayQueue {
@@ -246,20 +308,21 @@ impl RedisDelayQueue {
         [&self.due_key, &self.inflight_key]
     }
 
+    /// Plain keys on the same Redis and pool.
+    pub fn key_value(&self) -> RedisKeyValue {
+        RedisKeyValue {
+            pool: self.pool.clone(),
+            timeout: self.options.command_timeout,
+        }
+    }
+
     /// Runs one operation on a pooled connection within the command timeout.
     async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, RedisQueueError>
     where
         F: FnOnce(PooledConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let limit = self.options.command_timeout;
-        let work = async {
-            let conn = self.pool.get().await?;
-            op(conn).await.map_err(RedisQueueError::Command)
-        };
-        tokio::time::timeout(limit, work)
-            .await
-            .map_err(|_| RedisQueueError::Timeout(limit))?
+        self.pool.with_conn(self.options.command_timeout, op).await
     }
 
     async fn run_script<T: FromRedisValue>(

@@ -4,6 +4,7 @@
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -20,6 +21,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub failed_buckets: FailedBucketSettings,
     pub retention: RetentionSettings,
+    pub inbound: InboundSettings,
     pub redis: RedisSettings,
     pub log: LogSettings,
 }
@@ -107,6 +109,39 @@ pub struct RetentionSettings {
     pub succeeded_days: u32,
     pub failed_days: u32,
     pub interval_s: u64,
+}
+
+/// Vendor callbacks and routes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSettings {
+    pub legacy_key_prefix: String,
+    pub cache_ttl_s: u64,
+    pub wechat: WechatSettings,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatSettings {
+    pub token: Option<SecretString>,
+    pub namespace: String,
+    #[serde(default)]
+    pub apps: BTreeMap<String, SecretString>,
+}
+
+/// One vendor posting to `/inbound/{name}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    pub namespace: String,
+    pub key_pointer: String,
+    pub hmac_header: Option<String>,
+    pub hmac_secret: Option<SecretString>,
+    pub token_header: Option<String>,
+    pub token: Option<SecretString>,
+    pub default_target: Option<String>,
 }
 
 /// The shared delay queue. Without a URL the queue is in-process.

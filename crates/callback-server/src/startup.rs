@@ -7,13 +7,14 @@ use anyhow::Context;
 use callback_alert::{AlertConfig, Alerter};
 use callback_api::{AdminToken, ApiState, BucketSettings, TaskDefaults};
 use callback_core::{
-    AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointStore, MaxAttempts,
-    OperatorStore, RetrySchedule, TaskStore,
+    AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointStore, InboundStore,
+    KeyValue, MaxAttempts, Namespace, OperatorStore, RetrySchedule, TargetUrl, TaskStore,
 };
 use callback_delivery::{
     run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
     RetentionConfig, SenderConfig,
 };
+use callback_inbound::{Inbound, InboundConfig, SourceConfig, WechatConfig};
 use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions, RedisTopology};
 use callback_store::StoreOptions;
 use secrecy::{ExposeSecret, SecretString};
@@ -75,8 +76,9 @@ impl Application {
         let store: Arc<dyn TaskStore> = sql.clone();
         let endpoints: Arc<dyn EndpointStore> = sql.clone();
         let alerts: Arc<dyn AlertStore> = sql.clone();
+        let inbound_store: Arc<dyn InboundStore> = sql.clone();
         let operators: Arc<dyn OperatorStore> = sql;
-        let queue = build_queue(&settings).await?;
+        let (queue, key_value) = build_queue(&settings).await?;
 
         let d = &settings.delivery;
         let sender = HttpSender::new(SenderConfig {
@@ -153,6 +155,12 @@ impl Application {
             buckets: buckets.retention,
             interval: Duration::from_secs(r.interval_s.max(1)),
         };
+        let inbound = Arc::new(Inbound::new(
+            inbound_store.clone(),
+            key_value,
+            dispatch.clone(),
+            inbound_config(&settings)?,
+        ));
         let defaults = TaskDefaults {
             max_attempts: MaxAttempts::parse(i64::from(d.max_attempts))
                 .map_err(|e| anyhow::anyhow!("delivery.max_attempts {e}"))?,
@@ -165,6 +173,8 @@ impl Application {
             endpoints,
             alerts,
             operators: operators.clone(),
+            inbound_store,
+            inbound,
             receivers,
             invoker: Arc::new(sender),
             defaults,
@@ -268,11 +278,12 @@ impl Application {
 /// The one place that picks the delay queue: Redis when `redis.url` is set,
 /// in-process otherwise. A Redis that is down at start is no reason not to
 /// start: delivery polls the store until it answers.
-async fn build_queue(settings: &Settings) -> anyhow::Result<Arc<dyn DelayQueue>> {
+async fn build_queue(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn DelayQueue>, Option<Arc<dyn KeyValue>>)> {
     let Some(url) = &settings.redis.url else {
-        return Ok(Arc::new(InProcessDelayQueue::new(
-            settings.delivery.delay_queue_capacity,
-        )));
+        let queue = InProcessDelayQueue::new(settings.delivery.delay_queue_capacity);
+        return Ok((Arc::new(queue), None));
     };
     let r = &settings.redis;
     let url = url.expose_secret();
@@ -299,7 +310,72 @@ async fn build_queue(settings: &Settings) -> anyhow::Result<Arc<dyn DelayQueue>>
     if let Err(err) = queue.ping().await {
         tracing::warn!(error = %err, "Redis is unreachable; delivering by polling the store until it answers");
     }
-    Ok(Arc::new(queue))
+    let key_value: Arc<dyn KeyValue> = Arc::new(queue.key_value());
+    Ok((Arc::new(queue), Some(key_value)))
+}
+
+/// The inbound settings, parsed once: a bad source fails the start.
+fn inbound_config(settings: &Settings) -> anyhow::Result<InboundConfig> {
+    let i = &settings.inbound;
+    let namespace = |what: &str, raw: &str| {
+        Namespace::parse(raw).map_err(|e| anyhow::anyhow!("{what}: namespace {e}"))
+    };
+    let mut sources = std::collections::BTreeMap::new();
+    for (name, s) in &i.sources {
+        let what = format!("inbound.sources.{name}");
+        if !s.key_pointer.starts_with('/') {
+            anyhow::bail!("{what}.key_pointer must be a JSON pointer such as /trace_id");
+        }
+        if s.hmac_header.is_some() != s.hmac_secret.is_some()
+            || s.token_header.is_some() != s.token.is_some()
+        {
+            anyhow::bail!("{what}: give hmac_header with hmac_secret, and token_header with token");
+        }
+        let default_target = s
+            .default_target
+            .as_deref()
+            .map(|u| TargetUrl::parse(u).map_err(|e| anyhow::anyhow!("{what}.default_target {e}")))
+            .transpose()?;
+        sources.insert(
+            name.clone(),
+            SourceConfig {
+                namespace: namespace(&what, &s.namespace)?,
+                key_pointer: s.key_pointer.clone(),
+                hmac_header: s.hmac_header.clone(),
+                hmac_secret: s
+                    .hmac_secret
+                    .as_ref()
+                    .map(|x| x.expose_secret().to_string()),
+                token_header: s.token_header.clone(),
+                token: s.token.as_ref().map(|x| x.expose_secret().to_string()),
+                default_target,
+            },
+        );
+    }
+    let d = &settings.delivery;
+    Ok(InboundConfig {
+        wechat: WechatConfig {
+            token: i
+                .wechat
+                .token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            apps: i
+                .wechat
+                .apps
+                .iter()
+                .map(|(app, t)| (app.clone(), t.expose_secret().to_string()))
+                .collect(),
+            namespace: Some(namespace("inbound.wechat", &i.wechat.namespace)?),
+        },
+        sources,
+        legacy_key_prefix: (!i.legacy_key_prefix.is_empty()).then(|| i.legacy_key_prefix.clone()),
+        cache_key_prefix: settings.redis.key_prefix.clone(),
+        cache_ttl: Duration::from_secs(i.cache_ttl_s.max(1)),
+        max_attempts: MaxAttempts::parse(i64::from(d.max_attempts))
+            .map_err(|e| anyhow::anyhow!("delivery.max_attempts {e}"))?,
+        timeout_ms: d.timeout_ms,
+    })
 }
 
 /// Hands alert tasks to delivery once it exists. Before then (never, in

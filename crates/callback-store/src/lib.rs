@@ -9,6 +9,7 @@ mod alerts;
 mod db_error;
 mod endpoints;
 mod entities;
+mod inbound;
 mod mapping;
 mod operations;
 mod store;

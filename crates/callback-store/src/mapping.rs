@@ -167,7 +167,7 @@ fn retry_schedule(raw: Option<String>) -> Result<Option<RetrySchedule>, StoreErr
     .transpose()
 }
 
-fn headers(raw: &str) -> Result<HeaderList, StoreError> {
+pub fn headers(raw: &str) -> Result<HeaderList, StoreError> {
     let pairs: Vec<(String, String)> =
         serde_json::from_str(raw).map_err(|e| corrupt("headers", e))?;
     HeaderList::parse(pairs).map_err(|e| corrupt("headers", e))

@@ -32,6 +32,7 @@ mod delivery;
 mod events;
 mod faults;
 mod helpers;
+mod inbound;
 mod intake;
 mod isolation;
 mod operators;

@@ -6,4 +6,6 @@ pub mod attempt;
 pub mod endpoint;
 pub mod event;
 pub mod failed_bucket;
+pub mod inbound;
+pub mod route;
 pub mod task;

@@ -1,0 +1,580 @@
+//! Inbound vendor callbacks (`/inbound/...`, verified by the vendor's
+//! signature, not the admin token) and the admin API of routes and recorded
+//! callbacks (`/api/v1/routes`, `/api/v1/inbound`).
+
+use crate::json_body::read_json;
+use crate::{ApiError, ApiState};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use callback_core::{
+    hmac_sha256_hex_ok, key_at_pointer, parse_wechat_push, wechat_signature_ok, HeaderList,
+    InboundFilter, InboundRecord, InboundStatus, Namespace, Route, RouteKey, StoreError, TargetUrl,
+    ValidationErrors,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+const DEFAULT_WECHAT_NAMESPACE: &str = "moderate";
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    let mut errors = ValidationErrors::default();
+    errors.push(field, message);
+    ApiError::Validation(errors)
+}
+
+fn content_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string()
+}
+
+async fn read_body(state: &ApiState, payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let limit = state.max_body_bytes;
+    Ok(payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?
+        .map_err(|e| ApiError::MalformedBody(format!("could not read the body: {e}")))?
+        .to_vec())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WechatQuery {
+    signature: Option<String>,
+    timestamp: Option<String>,
+    nonce: Option<String>,
+    echostr: Option<String>,
+}
+
+fn wechat_verified(state: &ApiState, q: &WechatQuery) -> Result<(), ApiError> {
+    let tokens = state.inbound.config().wechat.tokens();
+    if tokens.is_empty() {
+        return Err(ApiError::NotFound(
+            "WeChat message push is not configured (inbound.wechat.token)".into(),
+        ));
+    }
+    match (&q.signature, &q.timestamp, &q.nonce) {
+        (Some(sig), Some(ts), Some(nonce)) if wechat_signature_ok(&tokens, sig, ts, nonce) => {
+            Ok(())
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+/// WeChat's server verification: echoes `echostr` when the signature holds.
+pub async fn wechat_handshake(
+    state: web::Data<ApiState>,
+    query: web::Query<WechatQuery>,
+) -> Result<HttpResponse, ApiError> {
+    wechat_verified(&state, &query)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain")
+        .body(query.echostr.clone().unwrap_or_default()))
+}
+
+/// A WeChat message push. A `wxa_media_check` result is forwarded to the
+/// route of its `trace_id`; every push is recorded; WeChat hears `success`
+/// once it is stored, never waiting for the forwarding.
+pub async fn wechat_push(
+    state: web::Data<ApiState>,
+    query: web::Query<WechatQuery>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    wechat_verified(&state, &query)?;
+    let body = read_body(&state, payload).await?;
+    let wechat = &state.inbound.config().wechat;
+    let route = match parse_wechat_push(&body) {
+        Ok(push) if push.is_media_check() => {
+            let namespace = wechat.namespace.clone().unwrap_or_else(|| {
+                Namespace::parse(DEFAULT_WECHAT_NAMESPACE)
+                    .unwrap_or_else(|_| unreachable!("a valid namespace"))
+            });
+            push.trace_id
+                .as_deref()
+                .and_then(|t| RouteKey::parse(t).ok())
+                .map(|key| (namespace, key))
+        }
+        Ok(_) => None,
+        Err(why) => {
+            tracing::warn!(why, "a WeChat push could not be read; recorded as ignored");
+            None
+        }
+    };
+    let record = state
+        .inbound
+        .receive("wechat", route, None, &content_type(&req), body)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    tracing::debug!(id = %record.id, status = record.status.as_str(), "WeChat push stored");
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain")
+        .body("success"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceivedView {
+    pub id: String,
+    /// `forwarded`, `unrouted` or `ignored`.
+    pub status: &'static str,
+}
+
+/// A callback from a configured vendor.
+pub async fn source_callback(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let Some(source) = state.inbound.config().sources.get(&name).cloned() else {
+        return Err(ApiError::NotFound(format!(
+            "no inbound source is named {name:?}"
+        )));
+    };
+    let body = read_body(&state, payload).await?;
+    let header_value = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let (Some(h), Some(secret)) = (&source.hmac_header, &source.hmac_secret) {
+        if !header_value(h).is_some_and(|sig| hmac_sha256_hex_ok(secret, &body, sig)) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    if let (Some(h), Some(token)) = (&source.token_header, &source.token) {
+        let given = header_value(h).unwrap_or("");
+        if given.len() != token.len()
+            || !constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes())
+        {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    let route = match key_at_pointer(&body, &source.key_pointer) {
+        Ok(key) => RouteKey::parse(&key)
+            .ok()
+            .map(|k| (source.namespace.clone(), k)),
+        Err(why) => {
+            tracing::warn!(source = %name, why, "no routing key in an inbound callback");
+            None
+        }
+    };
+    let record = state
+        .inbound
+        .receive(
+            &name,
+            route,
+            source.default_target.as_ref(),
+            &content_type(&req),
+            body,
+        )
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    Ok(HttpResponse::Ok().json(ReceivedView {
+        id: record.id.to_string(),
+        status: record.status.as_str(),
+    }))
+}
+
+/// A route to create or replace.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertRouteRequest {
+    #[schema(example = "moderate")]
+    pub namespace: String,
+    #[schema(example = "60f96f1d-3845297a-1976a3ae")]
+    pub key: String,
+    pub target_url: String,
+    /// The route expires this many seconds from now...
+    pub ttl_s: Option<u32>,
+    /// ...or at this time (not both).
+    pub expires_at: Option<DateTime<Utc>>,
+    pub remark: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteView {
+    pub namespace: String,
+    pub key: String,
+    pub target_url: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub remark: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// In the answer to an upsert: callbacks that waited for this route and
+    /// were forwarded now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_waiting: Option<u64>,
+}
+
+impl RouteView {
+    fn new(r: &Route) -> Self {
+        Self {
+            namespace: r.namespace.to_string(),
+            key: r.key.to_string(),
+            target_url: r.target_url.to_string(),
+            expires_at: r.expires_at,
+            remark: r.remark.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            forwarded_waiting: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteList {
+    pub items: Vec<RouteView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Create or replace the route of (namespace, key); callbacks that waited
+/// for it are forwarded at once.
+#[utoipa::path(post, path = "/api/v1/routes", tag = "inbound", request_body = UpsertRouteRequest, responses((status = 201, description = "Created", body = RouteView), (status = 200, description = "Replaced", body = RouteView), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn upsert_route(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: UpsertRouteRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let now = Utc::now();
+    let mut errors = ValidationErrors::default();
+    let namespace = errors.take("namespace", Namespace::parse(&request.namespace));
+    let key = errors.take("key", RouteKey::parse(&request.key));
+    let target_url = errors.take("target_url", TargetUrl::parse(&request.target_url));
+    let headers = errors.take(
+        "headers",
+        HeaderList::parse(request.headers.unwrap_or_default().into_iter().collect()),
+    );
+    let expires_at = match (request.ttl_s, request.expires_at) {
+        (Some(_), Some(_)) => {
+            errors.push("ttl_s", "give either ttl_s or expires_at, not both");
+            None
+        }
+        (Some(0), None) => {
+            errors.push("ttl_s", "must be at least 1");
+            None
+        }
+        (Some(s), None) => Some(now + TimeDelta::seconds(i64::from(s))),
+        (None, at) => at,
+    };
+    let remark = crate::dto::label(&mut errors, "remark", request.remark, 255);
+    errors.clone().into_result().map_err(ApiError::Validation)?;
+    let (Some(namespace), Some(key), Some(target_url), Some(headers)) =
+        (namespace, key, target_url, headers)
+    else {
+        return Err(ApiError::Validation(errors));
+    };
+    let route = Route {
+        namespace,
+        key,
+        target_url,
+        expires_at,
+        remark,
+        headers,
+        created_at: now,
+        updated_at: now,
+    };
+    let created = state
+        .inbound_store
+        .upsert_route(&route)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    let forwarded = state
+        .inbound
+        .route_changed(&route.namespace, &route.key)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    let stored = state
+        .inbound_store
+        .route(&route.namespace, &route.key)
+        .await
+        .map_err(ApiError::StoreUnavailable)?
+        .unwrap_or(route);
+    let mut view = RouteView::new(&stored);
+    view.forwarded_waiting = Some(forwarded);
+    Ok(if created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListRoutesQuery {
+    pub namespace: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Routes by namespace and key, paginated.
+#[utoipa::path(get, path = "/api/v1/routes", tag = "inbound", params(ListRoutesQuery), responses((status = 200, body = RouteList)), security(("bearer" = [])))]
+pub async fn list_routes(
+    state: web::Data<ApiState>,
+    query: web::Query<ListRoutesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = ValidationErrors::default();
+    let namespace = query
+        .namespace
+        .as_deref()
+        .and_then(|n| errors.take("namespace", Namespace::parse(n)));
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        errors.push("limit", format!("must be between 1 and {MAX_PAGE}"));
+    }
+    let after = query.cursor.as_deref().and_then(|c| {
+        let parsed = c
+            .split_once('/')
+            .and_then(|(ns, key)| Some((Namespace::parse(ns).ok()?, RouteKey::parse(key).ok()?)));
+        if parsed.is_none() {
+            errors.push("cursor", "is not a cursor from a previous page");
+        }
+        parsed
+    });
+    errors.into_result().map_err(ApiError::Validation)?;
+    let mut items = state
+        .inbound_store
+        .routes(namespace.as_ref(), after, limit + 1)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|r| format!("{}/{}", r.namespace, r.key))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(RouteList {
+        items: items.iter().map(RouteView::new).collect(),
+        next_cursor,
+    }))
+}
+
+fn route_id(path: &(String, String)) -> Result<(Namespace, RouteKey), ApiError> {
+    let ns = Namespace::parse(&path.0).map_err(|e| invalid("namespace", e))?;
+    let key = RouteKey::parse(&path.1).map_err(|e| invalid("key", e))?;
+    Ok((ns, key))
+}
+
+/// One route.
+#[utoipa::path(get, path = "/api/v1/routes/{namespace}/{key}", tag = "inbound", params(("namespace" = String, Path), ("key" = String, Path)), responses((status = 200, body = RouteView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn get_route(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ns, key) = route_id(&path)?;
+    let route = state
+        .inbound_store
+        .route(&ns, &key)
+        .await
+        .map_err(ApiError::StoreUnavailable)?
+        .ok_or_else(|| ApiError::NotFound("no route for this namespace and key".into()))?;
+    Ok(HttpResponse::Ok().json(RouteView::new(&route)))
+}
+
+/// Delete a route; every instance stops using it at once.
+#[utoipa::path(delete, path = "/api/v1/routes/{namespace}/{key}", tag = "inbound", params(("namespace" = String, Path), ("key" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn delete_route(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ns, key) = route_id(&path)?;
+    state
+        .inbound_store
+        .delete_route(&ns, &key)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => {
+                ApiError::NotFound("no route for this namespace and key".into())
+            }
+            other => ApiError::StoreUnavailable(other),
+        })?;
+    state.inbound.forget(&ns, &key).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundView {
+    pub id: String,
+    pub source: String,
+    pub namespace: Option<String>,
+    pub key: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub content_type: String,
+    pub size: usize,
+    /// `forwarded`, `unrouted` or `ignored`.
+    pub status: &'static str,
+    /// The task that forwarded it.
+    pub task_id: Option<String>,
+    /// The body as received (lossy UTF-8), in the detail view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl InboundView {
+    fn new(r: &InboundRecord, with_body: bool) -> Self {
+        Self {
+            id: r.id.to_string(),
+            source: r.source.clone(),
+            namespace: r.namespace.as_ref().map(|n| n.to_string()),
+            key: r.key.as_ref().map(|k| k.to_string()),
+            received_at: r.received_at,
+            content_type: r.content_type.clone(),
+            size: r.body.len(),
+            status: r.status.as_str(),
+            task_id: r.task_id.map(|t| t.to_string()),
+            body: with_body.then(|| String::from_utf8_lossy(&r.body).into_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundList {
+    pub items: Vec<InboundView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InboundQuery {
+    pub source: Option<String>,
+    pub namespace: Option<String>,
+    pub key: Option<String>,
+    /// `forwarded`, `unrouted` or `ignored`.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+async fn search(
+    state: &ApiState,
+    query: &InboundQuery,
+    status: Option<InboundStatus>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = ValidationErrors::default();
+    let filter = InboundFilter {
+        source: query.source.clone(),
+        namespace: query
+            .namespace
+            .as_deref()
+            .and_then(|n| errors.take("namespace", Namespace::parse(n))),
+        key: query
+            .key
+            .as_deref()
+            .and_then(|k| errors.take("key", RouteKey::parse(k))),
+        status: status.or_else(|| {
+            query
+                .status
+                .as_deref()
+                .and_then(|s| errors.take("status", InboundStatus::parse(s)))
+        }),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        errors.push("limit", format!("must be between 1 and {MAX_PAGE}"));
+    }
+    let before = query.cursor.as_deref().and_then(|c| {
+        errors.take(
+            "cursor",
+            c.parse::<uuid::Uuid>()
+                .map_err(|_| "is not a cursor from a previous page".to_string()),
+        )
+    });
+    errors.into_result().map_err(ApiError::Validation)?;
+    let mut items = state
+        .inbound_store
+        .inbound(&filter, before, limit + 1)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(InboundList {
+        items: items.iter().map(|r| InboundView::new(r, false)).collect(),
+        next_cursor,
+    }))
+}
+
+/// Every inbound callback recorded, newest first, searchable.
+#[utoipa::path(get, path = "/api/v1/inbound", tag = "inbound", params(InboundQuery), responses((status = 200, body = InboundList)), security(("bearer" = [])))]
+pub async fn list_inbound(
+    state: web::Data<ApiState>,
+    query: web::Query<InboundQuery>,
+) -> Result<HttpResponse, ApiError> {
+    search(&state, &query, None).await
+}
+
+/// Callbacks waiting for a route.
+#[utoipa::path(get, path = "/api/v1/inbound/unrouted", tag = "inbound", params(InboundQuery), responses((status = 200, body = InboundList)), security(("bearer" = [])))]
+pub async fn list_unrouted(
+    state: web::Data<ApiState>,
+    query: web::Query<InboundQuery>,
+) -> Result<HttpResponse, ApiError> {
+    search(&state, &query, Some(InboundStatus::Unrouted)).await
+}
+
+fn parse_record_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    raw.parse()
+        .map_err(|_| invalid("id", "is not an inbound callback id"))
+}
+
+/// One recorded callback, with its body.
+#[utoipa::path(get, path = "/api/v1/inbound/{id}", tag = "inbound", params(("id" = String, Path)), responses((status = 200, body = InboundView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn get_inbound(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_record_id(&path)?;
+    let record = state
+        .inbound_store
+        .inbound_record(id)
+        .await
+        .map_err(ApiError::StoreUnavailable)?
+        .ok_or_else(|| ApiError::NotFound("no inbound callback has this id".into()))?;
+    Ok(HttpResponse::Ok().json(InboundView::new(&record, true)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRequest {
+    pub target_url: String,
+}
+
+/// Forward a recorded callback to a URL of the operator's choice.
+#[utoipa::path(post, path = "/api/v1/inbound/{id}/forward", tag = "inbound", params(("id" = String, Path)), request_body = ForwardRequest, responses((status = 200, body = InboundView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn forward_inbound(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_record_id(&path)?;
+    let request: ForwardRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let url = TargetUrl::parse(&request.target_url).map_err(|e| invalid("target_url", e))?;
+    state
+        .inbound
+        .forward_to(id, url)
+        .await
+        .map_err(ApiError::StoreUnavailable)?
+        .ok_or_else(|| ApiError::NotFound("no inbound callback has this id".into()))?;
+    let record = state
+        .inbound_store
+        .inbound_record(id)
+        .await
+        .map_err(ApiError::StoreUnavailable)?
+        .ok_or_else(|| ApiError::NotFound("no inbound callback has this id".into()))?;
+    Ok(HttpResponse::Ok().json(InboundView::new(&record, false)))
+}
