@@ -106,6 +106,7 @@ pub fn configure(
                 web::scope("/api/v1")
                     .wrap(middleware::from_fn(auth::require_token))
                     .route("/openapi.json", web::get().to(openapi::openapi_json))
+                    .route("/tasks/batch", web::post().to(tasks::create_tasks))
                     .route("/tasks/retry", web::post().to(operations::retry_tasks))
                     .route("/tasks/cancel", web::post().to(operations::cancel_tasks))
                     .route("/tasks", web::post().to(tasks::create_task))

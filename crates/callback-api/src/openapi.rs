@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "callback-center", description = "Guaranteed-delivery callback center"),
     paths(
         crate::tasks::create_task,
+        crate::tasks::create_tasks,
         crate::tasks::get_task,
         crate::tasks::list_tasks,
         crate::tasks::retry_task,
@@ -45,6 +46,9 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         crate::dto::CreateTaskRequest,
+        crate::tasks::CreateTasksRequest,
+        crate::tasks::BatchItemView,
+        crate::tasks::BatchView,
         crate::dto::ExpectRequest,
         crate::dto::JsonExpectRequest,
         crate::dto::TaskView,

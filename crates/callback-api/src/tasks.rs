@@ -67,6 +67,113 @@ pub async fn create_task(
     }
 }
 
+/// Most tasks in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Many tasks in one request.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTasksRequest {
+    /// 1 to 1000 tasks, each as for `POST /api/v1/tasks`.
+    pub tasks: Vec<CreateTaskRequest>,
+}
+
+/// One task of a batch, in the order given.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchItemView {
+    pub task_id: String,
+    pub status: String,
+    /// False when a task with the same idempotency key existed already.
+    pub created: bool,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchView {
+    pub tasks: Vec<BatchItemView>,
+}
+
+/// Submit up to 1000 tasks at once: all are stored in one transaction, or
+/// none; ids come back in order. Validation errors name the index and the
+/// field (`tasks[3].url`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/batch",
+    tag = "tasks",
+    request_body = CreateTasksRequest,
+    responses(
+        (status = 201, description = "Every task stored", body = BatchView),
+        (status = 400, description = "Invalid fields; nothing stored", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An idempotency key was taken meanwhile; nothing stored", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable; nothing stored", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_tasks(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    // A batch is many tasks: it may be as large as that many bodies.
+    let limit = state.max_body_bytes.saturating_mul(16);
+    let request: CreateTasksRequest = read_json(&req, payload, limit).await?;
+    let mut errors = ValidationErrors::default();
+    if request.tasks.is_empty() || request.tasks.len() > MAX_BATCH {
+        errors.push("tasks", format!("must hold 1 to {MAX_BATCH} tasks"));
+        return Err(ApiError::Validation(errors));
+    }
+    let now = Utc::now();
+    let mut tasks = Vec::with_capacity(request.tasks.len());
+    let mut keys = std::collections::HashMap::new();
+    for (i, item) in request.tasks.into_iter().enumerate() {
+        match item.into_new_task(state.defaults, now) {
+            Ok(task) => {
+                if let Some(key) = &task.spec.idempotency_key {
+                    if let Some(first) = keys.insert(key.clone(), i) {
+                        errors.push(
+                            format!("tasks[{i}].idempotency_key"),
+                            format!("repeats tasks[{first}]"),
+                        );
+                    }
+                }
+                tasks.push(task);
+            }
+            Err(item_errors) => {
+                for e in item_errors.0 {
+                    errors.push(format!("tasks[{i}].{}", e.field), e.message);
+                }
+            }
+        }
+    }
+    errors.into_result().map_err(ApiError::Validation)?;
+    let inserted = state
+        .store
+        .insert_batch(&tasks)
+        .await
+        .map_err(|e| match e {
+            callback_core::StoreError::Conflict(message) => ApiError::Conflict(message),
+            other => ApiError::StoreUnavailable(other),
+        })?;
+    let mut items = Vec::with_capacity(inserted.len());
+    for (result, new) in inserted.iter().zip(&tasks) {
+        match result {
+            Inserted::Created(task) => {
+                state.dispatch.accepted(task.id, new.first_attempt_at).await;
+                items.push(BatchItemView {
+                    task_id: task.id.to_string(),
+                    status: task.status.as_str().into(),
+                    created: true,
+                });
+            }
+            Inserted::Existing(task) => items.push(BatchItemView {
+                task_id: task.id.to_string(),
+                status: task.status.as_str().into(),
+                created: false,
+            }),
+        }
+    }
+    Ok(HttpResponse::Created().json(BatchView { tasks: items }))
+}
+
 /// A task with every attempt made.
 #[utoipa::path(
     get,

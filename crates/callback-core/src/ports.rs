@@ -75,6 +75,11 @@ pub trait TaskStore: Send + Sync + 'static {
     /// existing task and creates nothing.
     async fn insert(&self, task: &NewTask) -> Result<Inserted, StoreError>;
 
+    /// Commits many tasks in one transaction, all or nothing, answering in
+    /// order. A task whose idempotency key is taken answers the existing
+    /// task and creates nothing. Keys must not repeat within the batch.
+    async fn insert_batch(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError>;
+
     async fn get(&self, id: TaskId) -> Result<Option<TaskDetail>, StoreError>;
 
     async fn list(&self, filter: &TaskFilter, page: PageRequest) -> Result<Page<Task>, StoreError>;

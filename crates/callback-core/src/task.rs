@@ -190,6 +190,21 @@ pub struct Task {
 }
 
 impl Task {
+    /// The task as it is stored right after its insert.
+    pub fn from_new(new: &NewTask) -> Self {
+        Self {
+            id: new.id,
+            spec: new.spec.clone(),
+            status: TaskStatus::Pending,
+            attempts_made: 0,
+            attempts_base: 0,
+            next_attempt_at: Some(new.first_attempt_at),
+            last_error: None,
+            created_at: new.created_at,
+            updated_at: new.created_at,
+        }
+    }
+
     /// Attempts used from the current budget.
     pub fn attempts_used(&self) -> u32 {
         self.attempts_made.saturating_sub(self.attempts_base)

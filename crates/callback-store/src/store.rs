@@ -150,6 +150,73 @@ impl TaskStore for SqlTaskStore {
         Ok(Inserted::Created(stored))
     }
 
+    async fn insert_batch(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {
+        // Read the taken keys first, outside the transaction: SQLite in WAL
+        // mode refuses a transaction that reads, then writes after another
+        // connection wrote. A key taken in between fails the whole batch
+        // on the unique index, and nothing is stored.
+        let keys: Vec<&str> = tasks
+            .iter()
+            .filter_map(|t| t.spec.idempotency_key.as_deref())
+            .collect();
+        let mut existing = std::collections::HashMap::new();
+        for chunk in keys.chunks(500) {
+            let rows = task::Entity::find()
+                .filter(task::Column::IdempotencyKey.is_in(chunk.iter().copied()))
+                .all(&self.db)
+                .await
+                .map_err(unavailable)?;
+            for row in rows {
+                let found = task_from_row(row)?;
+                if let Some(key) = found.spec.idempotency_key.clone() {
+                    existing.insert(key, found);
+                }
+            }
+        }
+        let fresh: Vec<&NewTask> = tasks
+            .iter()
+            .filter(|t| {
+                t.spec
+                    .idempotency_key
+                    .as_ref()
+                    .is_none_or(|k| !existing.contains_key(k))
+            })
+            .collect();
+        if !fresh.is_empty() {
+            let txn = self.db.begin().await.map_err(unavailable)?;
+            // Chunks keep each statement under SQLite's bound-variable limit.
+            for chunk in fresh.chunks(500) {
+                let inserted = task::Entity::insert_many(chunk.iter().map(|t| new_task_row(t)))
+                    .exec(&txn)
+                    .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(err) if is_unique_violation(&err) => {
+                        return Err(StoreError::Conflict(
+                            "an idempotency key of the batch was taken meanwhile; nothing was stored, send the batch again".into(),
+                        ))
+                    }
+                    Err(err) => return Err(unavailable(err)),
+                }
+            }
+            txn.commit().await.map_err(unavailable)?;
+        }
+        Ok(tasks
+            .iter()
+            .map(|t| {
+                match t
+                    .spec
+                    .idempotency_key
+                    .as_ref()
+                    .and_then(|k| existing.get(k))
+                {
+                    Some(found) => Inserted::Existing(found.clone()),
+                    None => Inserted::Created(Task::from_new(t)),
+                }
+            })
+            .collect())
+    }
+
     async fn get(&self, id: TaskId) -> Result<Option<TaskDetail>, StoreError> {
         let Some(task) = self.find(id).await? else {
             return Ok(None);

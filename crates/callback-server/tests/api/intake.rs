@@ -263,3 +263,67 @@ on_every_backend!(
     listing_filters_and_pages_newest_first,
     health_readiness_and_openapi_are_served,
 );
+
+mod batch {
+    //! `POST /api/v1/tasks/batch`: all or nothing, ids in order.
+    use crate::helpers::spawn_app;
+    use callback_testkit::{Backend, Receiver};
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    async fn a_batch_is_stored_whole_in_order_or_not_at_all(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let existing = app
+            .submit(json!({"url": receiver.url("/once"), "idempotency_key": "order-1"}))
+            .await;
+        let mut tasks: Vec<Value> = (0..999)
+            .map(|n| json!({"url": receiver.url(&format!("/b/{n}")), "source_app": "batch"}))
+            .collect();
+        tasks.push(json!({"url": receiver.url("/once"), "idempotency_key": "order-1"}));
+        let (status, answer) = app
+            .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": tasks}))
+            .await;
+        assert_eq!(status, 201, "{answer:#}");
+        let items = answer["tasks"].as_array().unwrap();
+        assert_eq!(items.len(), 1000);
+        assert_eq!(items[999]["task_id"], existing.as_str());
+        assert_eq!(items[999]["created"], false);
+        assert_eq!(items[0]["created"], true);
+        let got = receiver.wait_for(1000, Duration::from_secs(60)).await;
+        assert_eq!(got.len(), 1000, "999 new tasks and the first one delivered");
+        let first = app.task(items[0]["task_id"].as_str().unwrap()).await;
+        assert_eq!(first["url"], receiver.url("/b/0"));
+
+        // One bad task: 400 naming its index, and nothing stored.
+        let before = receiver.requests().len();
+        let bad = json!({"tasks": [
+            {"url": receiver.url("/fine")},
+            {"url": "ftp://nope"},
+            {"url": receiver.url("/k"), "idempotency_key": "k"},
+            {"url": receiver.url("/k"), "idempotency_key": "k"}
+        ]});
+        let (status, problem) = app.send_json("POST", "/api/v1/tasks/batch", &bad).await;
+        assert_eq!(status, 400);
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["tasks[1].url", "tasks[3].idempotency_key"]);
+        let (status, _) = app
+            .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": []}))
+            .await;
+        assert_eq!(status, 400);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            receiver.requests().len(),
+            before,
+            "nothing of a refused batch is sent"
+        );
+        app.stop().await;
+    }
+
+    on_every_backend!(a_batch_is_stored_whole_in_order_or_not_at_all);
+}
