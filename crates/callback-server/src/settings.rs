@@ -41,6 +41,8 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
+    pub group_commit_max_wait_us: u64,
+    pub group_commit_max_batch: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

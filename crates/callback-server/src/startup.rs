@@ -16,7 +16,7 @@ use callback_delivery::{
 };
 use callback_inbound::{Inbound, InboundConfig, SourceConfig, WechatConfig};
 use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions, RedisTopology};
-use callback_store::StoreOptions;
+use callback_store::{GroupCommitOptions, StoreOptions};
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -69,6 +69,10 @@ impl Application {
                 url: database_url,
                 max_connections: settings.database.max_connections,
                 connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
+                group_commit: Some(GroupCommitOptions {
+                    max_batch: settings.database.group_commit_max_batch,
+                    max_wait: Duration::from_micros(settings.database.group_commit_max_wait_us),
+                }),
             })
             .await
             .context("cannot open the task store")?,

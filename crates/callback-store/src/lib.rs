@@ -9,9 +9,11 @@ mod alerts;
 mod db_error;
 mod endpoints;
 mod entities;
+mod group_commit;
 mod inbound;
 mod mapping;
 mod operations;
 mod store;
 
+pub use group_commit::GroupCommitOptions;
 pub use store::{connect, SqlTaskStore, StoreOptions};

@@ -2,6 +2,7 @@
 
 use crate::db_error::{is_unique_violation, unavailable};
 use crate::entities::{attempt, task};
+use crate::group_commit::{GroupCommit, GroupCommitOptions};
 use crate::mapping::{
     attempt_from_row, attempt_row, id_bytes, ms, new_task_row, task_from_row, task_id, time,
 };
@@ -26,12 +27,15 @@ pub struct StoreOptions {
     pub url: String,
     pub max_connections: u32,
     pub connect_timeout: Duration,
+    /// Group the commits of concurrent submissions; `None`: one each.
+    pub group_commit: Option<GroupCommitOptions>,
 }
 
 /// The task store over a sea-orm connection pool.
 #[derive(Debug, Clone)]
 pub struct SqlTaskStore {
     db: DatabaseConnection,
+    group: Option<GroupCommit>,
 }
 
 /// Connects, and brings the schema up to date before anything else runs.
@@ -53,7 +57,12 @@ pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError>
         });
     let db = Database::connect(connect).await.map_err(unavailable)?;
     Migrator::up(&db, None).await.map_err(unavailable)?;
-    Ok(SqlTaskStore { db })
+    let plain = SqlTaskStore { db, group: None };
+    let group = options
+        .group_commit
+        .filter(|g| !g.max_wait.is_zero() && g.max_batch > 1)
+        .map(|g| GroupCommit::start(plain.clone(), g));
+    Ok(SqlTaskStore { group, ..plain })
 }
 
 impl SqlTaskStore {
@@ -127,6 +136,11 @@ impl TaskStore for SqlTaskStore {
     }
 
     async fn insert(&self, new: &NewTask) -> Result<Inserted, StoreError> {
+        if let (Some(group), None) = (&self.group, &new.spec.idempotency_key) {
+            if let Some(result) = group.insert(new).await {
+                return result;
+            }
+        }
         match task::Entity::insert(new_task_row(new)).exec(&self.db).await {
             Ok(_) => {}
             Err(err) if is_unique_violation(&err) => {
@@ -144,10 +158,7 @@ impl TaskStore for SqlTaskStore {
             }
             Err(err) => return Err(unavailable(err)),
         }
-        let stored = self.find(new.id).await?.ok_or_else(|| {
-            StoreError::Corrupt(format!("task {} vanished right after its insert", new.id))
-        })?;
-        Ok(Inserted::Created(stored))
+        Ok(Inserted::Created(Task::from_new(new)))
     }
 
     async fn insert_batch(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {

@@ -146,6 +146,7 @@ async fn retention_purges_old_finished_tasks_with_their_attempts() {
         url: app.db.url.clone(),
         max_connections: 2,
         connect_timeout: Duration::from_secs(5),
+        group_commit: None,
     })
     .await
     .unwrap();
