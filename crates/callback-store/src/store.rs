@@ -104,6 +104,27 @@ impl SqlTaskStore {
     }
 }
 
+/// Row counts a multi-row INSERT is cut into. Each count is one statement
+/// shape, and the driver caches a prepared statement per shape on every
+/// connection: a few fixed sizes keep that cache (and memory) small, where
+/// every batch size from 1 to 256 would fill it with large statements.
+/// The largest also keeps a statement under SQLite's bound-variable limit.
+const STATEMENT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Cuts `rows` greedily into chunks of the sizes in `STATEMENT_ROWS`.
+fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    for size in STATEMENT_ROWS {
+        while rest.len() >= size {
+            let (chunk, tail) = rest.split_at(size);
+            chunks.push(chunk);
+            rest = tail;
+        }
+    }
+    chunks
+}
+
 fn status(s: TaskStatus) -> SimpleExpr {
     Expr::value(s.as_str())
 }
@@ -195,8 +216,7 @@ impl TaskStore for SqlTaskStore {
             .collect();
         if !fresh.is_empty() {
             let txn = self.db.begin().await.map_err(unavailable)?;
-            // Chunks keep each statement under SQLite's bound-variable limit.
-            for chunk in fresh.chunks(500) {
+            for chunk in statement_chunks(&fresh) {
                 let inserted = task::Entity::insert_many(chunk.iter().map(|t| new_task_row(t)))
                     .exec(&txn)
                     .await;
@@ -508,5 +528,21 @@ impl TaskStore for SqlTaskStore {
             ],
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_a_few_statement_shapes() {
+        let rows: Vec<u32> = (0..600).collect();
+        let sizes: Vec<usize> = statement_chunks(&rows).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [256, 256, 64, 16, 4, 4]);
+        assert_eq!(sizes.iter().sum::<usize>(), 600);
+        let rows: Vec<u32> = (0..3).collect();
+        assert_eq!(statement_chunks(&rows).len(), 3);
+        assert!(statement_chunks::<u32>(&[]).is_empty());
     }
 }
