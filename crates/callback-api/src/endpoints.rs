@@ -6,6 +6,7 @@ use crate::endpoint_dto::{
     InvokeView, SecretView, UpdateEndpointRequest,
 };
 use crate::json_body::read_json;
+use crate::paging::{page_limit, split_page};
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -17,8 +18,6 @@ use chrono::Utc;
 use serde::Deserialize;
 use std::time::Duration;
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 /// A synchronous call waits this long unless the caller says otherwise.
 pub const DEFAULT_INVOKE_TIMEOUT_MS: u32 = 2_000;
 const MAX_INVOKE_TIMEOUT_MS: u32 = 30_000;
@@ -119,10 +118,7 @@ pub async fn list_endpoints(
     query: web::Query<ListEndpointsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = ValidationErrors::default();
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        errors.push("limit", format!("must be between 1 and {MAX_PAGE}"));
-    }
+    let limit = page_limit(&mut errors, query.limit);
     let after = query.cursor.as_deref().and_then(|c| {
         errors.take(
             "cursor",
@@ -130,17 +126,12 @@ pub async fn list_endpoints(
         )
     });
     errors.into_result().map_err(ApiError::Validation)?;
-    let mut items = state
+    let items = state
         .endpoints
         .endpoints(after.as_ref(), limit + 1)
         .await
         .map_err(ApiError::from_endpoint_store)?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.name.to_string())
-    } else {
-        None
-    };
+    let (items, next_cursor) = split_page(items, limit, |e| e.name.to_string());
     Ok(HttpResponse::Ok().json(EndpointList {
         items: items.iter().map(EndpointView::new).collect(),
         next_cursor,

@@ -3,6 +3,7 @@
 //! callbacks (`/api/v1/routes`, `/api/v1/inbound`).
 
 use crate::json_body::read_json;
+use crate::paging::{page_limit, split_page};
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -16,8 +17,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 const DEFAULT_WECHAT_NAMESPACE: &str = "moderate";
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -329,10 +328,7 @@ pub async fn list_routes(
         .namespace
         .as_deref()
         .and_then(|n| errors.take("namespace", Namespace::parse(n)));
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        errors.push("limit", format!("must be between 1 and {MAX_PAGE}"));
-    }
+    let limit = page_limit(&mut errors, query.limit);
     let after = query.cursor.as_deref().and_then(|c| {
         let parsed = c
             .split_once('/')
@@ -343,17 +339,12 @@ pub async fn list_routes(
         parsed
     });
     errors.into_result().map_err(ApiError::Validation)?;
-    let mut items = state
+    let items = state
         .inbound_store
         .routes(namespace.as_ref(), after, limit + 1)
         .await
         .map_err(ApiError::StoreUnavailable)?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|r| format!("{}/{}", r.namespace, r.key))
-    } else {
-        None
-    };
+    let (items, next_cursor) = split_page(items, limit, |r| format!("{}/{}", r.namespace, r.key));
     Ok(HttpResponse::Ok().json(RouteList {
         items: items.iter().map(RouteView::new).collect(),
         next_cursor,
@@ -479,10 +470,7 @@ async fn search(
                 .and_then(|s| errors.take("status", InboundStatus::parse(s)))
         }),
     };
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        errors.push("limit", format!("must be between 1 and {MAX_PAGE}"));
-    }
+    let limit = page_limit(&mut errors, query.limit);
     let before = query.cursor.as_deref().and_then(|c| {
         errors.take(
             "cursor",
@@ -491,17 +479,12 @@ async fn search(
         )
     });
     errors.into_result().map_err(ApiError::Validation)?;
-    let mut items = state
+    let items = state
         .inbound_store
         .inbound(&filter, before, limit + 1)
         .await
         .map_err(ApiError::StoreUnavailable)?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let (items, next_cursor) = split_page(items, limit, |r| r.id.to_string());
     Ok(HttpResponse::Ok().json(InboundList {
         items: items.iter().map(|r| InboundView::new(r, false)).collect(),
         next_cursor,
@@ -526,6 +509,15 @@ pub async fn list_unrouted(
     search(&state, &query, Some(InboundStatus::Unrouted)).await
 }
 
+async fn load_record(state: &ApiState, id: uuid::Uuid) -> Result<InboundRecord, ApiError> {
+    state
+        .inbound_store
+        .inbound_record(id)
+        .await
+        .map_err(ApiError::StoreUnavailable)?
+        .ok_or_else(|| ApiError::NotFound("no inbound callback has this id".into()))
+}
+
 fn parse_record_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     raw.parse()
         .map_err(|_| invalid("id", "is not an inbound callback id"))
@@ -537,13 +529,7 @@ pub async fn get_inbound(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_record_id(&path)?;
-    let record = state
-        .inbound_store
-        .inbound_record(id)
-        .await
-        .map_err(ApiError::StoreUnavailable)?
-        .ok_or_else(|| ApiError::NotFound("no inbound callback has this id".into()))?;
+    let record = load_record(&state, parse_record_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(InboundView::new(&record, true)))
 }
 
@@ -570,11 +556,6 @@ pub async fn forward_inbound(
         .await
         .map_err(ApiError::StoreUnavailable)?
         .ok_or_else(|| ApiError::NotFound("no inbound callback has this id".into()))?;
-    let record = state
-        .inbound_store
-        .inbound_record(id)
-        .await
-        .map_err(ApiError::StoreUnavailable)?
-        .ok_or_else(|| ApiError::NotFound("no inbound callback has this id".into()))?;
+    let record = load_record(&state, id).await?;
     Ok(HttpResponse::Ok().json(InboundView::new(&record, false)))
 }

@@ -16,6 +16,7 @@ mod inbound;
 mod json_body;
 pub mod openapi;
 mod operations;
+mod paging;
 mod tasks;
 
 pub use auth::AdminToken;

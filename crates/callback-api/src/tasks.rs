@@ -8,9 +8,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use callback_core::{Inserted, PageRequest, TaskFilter, TaskId, TaskStatus, ValidationErrors};
 use chrono::Utc;
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
-
 fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
     raw.parse().map_err(|_| {
         let mut errors = ValidationErrors::default();
@@ -223,10 +220,7 @@ pub async fn list_tasks(
         .status
         .as_deref()
         .and_then(|s| errors.take("status", TaskStatus::parse(s)));
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        errors.push("limit", format!("must be between 1 and {MAX_PAGE}"));
-    }
+    let limit = crate::paging::page_limit(&mut errors, query.limit);
     let after = query.cursor.as_deref().and_then(|c| {
         errors.take(
             "cursor",
