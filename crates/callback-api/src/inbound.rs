@@ -146,9 +146,7 @@ pub async fn source_callback(
     }
     if let (Some(h), Some(token)) = (&source.token_header, &source.token) {
         let given = header_value(h).unwrap_or("");
-        if given.len() != token.len()
-            || !constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes())
-        {
+        if !constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes()) {
             return Err(ApiError::Unauthorized);
         }
     }

@@ -2,13 +2,12 @@
 //! messages they get when tasks fail for good: pure rendering and signing,
 //! tested without a network.
 
+use crate::signing::hmac_sha256;
 use crate::{Body, TargetUrl, TaskId};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
@@ -227,12 +226,8 @@ pub fn alert_body(kind: AlertKind, digest: &AlertDigest, links: &AlertLinks) -> 
 /// over `timestamp + "\n" + secret`. Sent URL-encoded as `sign`, beside
 /// `timestamp` (milliseconds).
 pub fn dingtalk_sign(secret: &str, timestamp_ms: i64) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(format!("{timestamp_ms}\n{secret}").as_bytes());
-    BASE64.encode(mac.finalize().into_bytes())
+    let signed = format!("{timestamp_ms}\n{secret}");
+    BASE64.encode(hmac_sha256(secret.as_bytes(), &[signed.as_bytes()]))
 }
 
 /// The URL a DingTalk robot is called at, signed now.

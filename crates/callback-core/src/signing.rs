@@ -102,20 +102,25 @@ impl SigningSecret {
     }
 }
 
-/// The `webhook-signature` value for one request.
-pub fn standard_signature(secret: &SigningSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let key = secret.key();
-    // HMAC accepts keys of any length; this cannot fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(&key) {
+/// HMAC-SHA256 of the concatenated `parts`, keyed with `key`: the one
+/// primitive of every signature here (Standard Webhooks, DingTalk, vendor
+/// HMAC headers).
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
     };
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The `webhook-signature` value for one request.
+pub fn standard_signature(secret: &SigningSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let signed = format!("{id}.{timestamp}.");
+    let mac = hmac_sha256(&secret.key(), &[signed.as_bytes(), body]);
+    format!("v1,{}", BASE64.encode(mac))
 }
 
 /// The legacy envelope's `security`: hex MD5 of `callId + secret + timestamp`.
