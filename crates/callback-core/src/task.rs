@@ -268,6 +268,21 @@ pub struct Attempt {
     pub success: bool,
 }
 
+impl Attempt {
+    /// An attempt that got no response: never sent, or cut off.
+    pub fn without_response(number: u32, started_at: DateTime<Utc>, error: String) -> Self {
+        Self {
+            number,
+            started_at,
+            duration_ms: u64::try_from((Utc::now() - started_at).num_milliseconds()).unwrap_or(0),
+            status_code: None,
+            response_body: None,
+            error: Some(error),
+            success: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@ use crate::receivers::{Admission, Receivers};
 use crate::HttpSender;
 use async_trait::async_trait;
 use callback_core::{
-    decide, AttemptFacts, ClaimedTask, DelayQueue, Dispatch, Disposition, RetrySchedule, TaskId,
-    TaskStore,
+    decide, Attempt, AttemptFacts, ClaimedTask, DelayQueue, Dispatch, Disposition, RetrySchedule,
+    TaskId, TaskStore,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -217,15 +217,7 @@ impl Engine {
                 return;
             }
             Admission::Fail(why) => {
-                let attempt = callback_core::Attempt {
-                    number: claim.attempt_number,
-                    started_at: Utc::now(),
-                    duration_ms: 0,
-                    status_code: None,
-                    response_body: None,
-                    error: Some(why),
-                    success: false,
-                };
+                let attempt = Attempt::without_response(claim.attempt_number, Utc::now(), why);
                 self.record(&claim, &attempt, Disposition::Failed).await;
                 self.queued().remove(&id);
                 self.ack(id).await;
@@ -236,15 +228,11 @@ impl Engine {
         let outcome = tokio::select! {
             outcome = self.sender.send(&claim, pass.signing.as_ref()) => outcome,
             _ = self.hard_stop.cancelled() => {
-                let interrupted = callback_core::Attempt {
-                    number: claim.attempt_number,
+                let interrupted = Attempt::without_response(
+                    claim.attempt_number,
                     started_at,
-                    duration_ms: u64::try_from((Utc::now() - started_at).num_milliseconds()).unwrap_or(0),
-                    status_code: None,
-                    response_body: None,
-                    error: Some("interrupted by shutdown; will be attempted again".into()),
-                    success: false,
-                };
+                    "interrupted by shutdown; will be attempted again".into(),
+                );
                 let now = Utc::now();
                 if let Err(err) = self.store.release(&claim, &interrupted, now).await {
                     tracing::warn!(task_id = %id, error = %err, "could not release a lease; it expires on its own");
@@ -316,12 +304,7 @@ impl Engine {
     /// unreachable for as long as the lease lasts. Returns whether the state
     /// change applied. If it never could be written, the lease expires and
     /// the task is delivered again: at least once, never lost.
-    async fn record(
-        &self,
-        claim: &ClaimedTask,
-        attempt: &callback_core::Attempt,
-        next: Disposition,
-    ) -> bool {
+    async fn record(&self, claim: &ClaimedTask, attempt: &Attempt, next: Disposition) -> bool {
         let give_up_at = tokio::time::Instant::now() + self.config.lease_margin;
         let mut backoff = Duration::from_millis(50);
         loop {

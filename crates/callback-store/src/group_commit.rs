@@ -78,18 +78,19 @@ async fn write_groups(
                 _ => break,
             }
         }
-        let tasks: Vec<NewTask> = group.iter().map(|p| p.task.clone()).collect();
+        let (tasks, replies): (Vec<NewTask>, Vec<_>) =
+            group.into_iter().map(|p| (p.task, p.reply)).unzip();
         match store.insert_batch(&tasks).await {
             Ok(results) => {
-                for (pending, result) in group.into_iter().zip(results) {
-                    let _ = pending.reply.send(Ok(result));
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
                 }
             }
             Err(err) => {
                 // Nothing of the group was stored: every caller hears so.
                 let message = err.to_string();
-                for pending in group {
-                    let _ = pending.reply.send(Err(StoreError::Unavailable(Box::new(
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(Box::new(
                         std::io::Error::other(message.clone()),
                     ))));
                 }
