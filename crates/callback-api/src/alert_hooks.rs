@@ -126,11 +126,8 @@ fn secret_for(
 }
 
 fn parse_id(raw: &str) -> Result<AlertHookId, ApiError> {
-    raw.parse().map_err(|_| {
-        let mut errors = ValidationErrors::default();
-        errors.push("id", "is not an alert hook id");
-        ApiError::Validation(errors)
-    })
+    raw.parse()
+        .map_err(|_| ApiError::invalid("id", "is not an alert hook id"))
 }
 
 fn not_found() -> ApiError {

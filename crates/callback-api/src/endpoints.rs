@@ -23,11 +23,7 @@ pub const DEFAULT_INVOKE_TIMEOUT_MS: u32 = 2_000;
 const MAX_INVOKE_TIMEOUT_MS: u32 = 30_000;
 
 fn parse_name(raw: &str) -> Result<EndpointName, ApiError> {
-    EndpointName::parse(raw).map_err(|message| {
-        let mut errors = ValidationErrors::default();
-        errors.push("name", message);
-        ApiError::Validation(errors)
-    })
+    EndpointName::parse(raw).map_err(|message| ApiError::invalid("name", message))
 }
 
 async fn load(state: &ApiState, name: &EndpointName) -> Result<callback_core::Endpoint, ApiError> {

@@ -76,6 +76,13 @@ impl ApiError {
         }
     }
 
+    /// A `400` naming one offending field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = ValidationErrors::default();
+        errors.push(field, message);
+        Self::Validation(errors)
+    }
+
     /// Maps a store error met while looking up or changing an endpoint.
     pub fn from_endpoint_store(err: StoreError) -> Self {
         match err {

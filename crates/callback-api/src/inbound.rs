@@ -19,12 +19,6 @@ use utoipa::ToSchema;
 
 const DEFAULT_WECHAT_NAMESPACE: &str = "moderate";
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    let mut errors = ValidationErrors::default();
-    errors.push(field, message);
-    ApiError::Validation(errors)
-}
-
 fn content_type(req: &HttpRequest) -> String {
     req.headers()
         .get(header::CONTENT_TYPE)
@@ -350,8 +344,8 @@ pub async fn list_routes(
 }
 
 fn route_id(path: &(String, String)) -> Result<(Namespace, RouteKey), ApiError> {
-    let ns = Namespace::parse(&path.0).map_err(|e| invalid("namespace", e))?;
-    let key = RouteKey::parse(&path.1).map_err(|e| invalid("key", e))?;
+    let ns = Namespace::parse(&path.0).map_err(|e| ApiError::invalid("namespace", e))?;
+    let key = RouteKey::parse(&path.1).map_err(|e| ApiError::invalid("key", e))?;
     Ok((ns, key))
 }
 
@@ -518,7 +512,7 @@ async fn load_record(state: &ApiState, id: uuid::Uuid) -> Result<InboundRecord, 
 
 fn parse_record_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     raw.parse()
-        .map_err(|_| invalid("id", "is not an inbound callback id"))
+        .map_err(|_| ApiError::invalid("id", "is not an inbound callback id"))
 }
 
 /// One recorded callback, with its body.
@@ -547,7 +541,8 @@ pub async fn forward_inbound(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_record_id(&path)?;
     let request: ForwardRequest = read_json(&req, payload, state.max_body_bytes).await?;
-    let url = TargetUrl::parse(&request.target_url).map_err(|e| invalid("target_url", e))?;
+    let url =
+        TargetUrl::parse(&request.target_url).map_err(|e| ApiError::invalid("target_url", e))?;
     state
         .inbound
         .forward_to(id, url)

@@ -264,9 +264,10 @@ pub async fn cancel_tasks(
 ) -> Result<HttpResponse, ApiError> {
     let request: BulkRequest = read_json(&req, payload, state.max_body_bytes).await?;
     if request.target_url.is_some() {
-        let mut errors = ValidationErrors::default();
-        errors.push("target_url", "only a re-send takes a target_url");
-        return Err(ApiError::Validation(errors));
+        return Err(ApiError::invalid(
+            "target_url",
+            "only a re-send takes a target_url",
+        ));
     }
     let filter = request.filter().map_err(ApiError::Validation)?;
     let matched = state

@@ -9,11 +9,8 @@ use callback_core::{Inserted, PageRequest, TaskFilter, TaskId, TaskStatus, Valid
 use chrono::Utc;
 
 fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
-    raw.parse().map_err(|_| {
-        let mut errors = ValidationErrors::default();
-        errors.push("task_id", "is not a UUID");
-        ApiError::Validation(errors)
-    })
+    raw.parse()
+        .map_err(|_| ApiError::invalid("task_id", "is not a UUID"))
 }
 
 /// Submit a task. Answers only after the task is committed to the store.
@@ -248,11 +245,7 @@ pub async fn list_tasks(
 fn serde_urlencoded_query(raw: &str) -> Result<ListTasksQuery, ApiError> {
     web::Query::<ListTasksQuery>::from_query(raw)
         .map(web::Query::into_inner)
-        .map_err(|e| {
-            let mut errors = ValidationErrors::default();
-            errors.push("query", e.to_string());
-            ApiError::Validation(errors)
-        })
+        .map_err(|e| ApiError::invalid("query", e.to_string()))
 }
 
 /// Re-send a failed, cancelled or succeeded task with a fresh budget of attempts.
