@@ -1,93 +1,118 @@
-//! Group commit of intake. Concurrent submissions of tasks without an
-//! idempotency key wait at most `max_wait` for each other and are written as
-//! one multi-row INSERT in one transaction; each caller is answered only
-//! after that commit. One fsync then serves many tasks instead of one.
+//! Group commit. Concurrent writes of one kind (new tasks, claims, attempt
+//! results) wait at most `max_wait` for each other and are written together:
+//! a few statements and one commit serve many callers instead of one each.
+//! Each caller is answered only after that commit, so "answered" still means
+//! "durable".
 //!
 //! Tasks with an idempotency key take the single path, which tells an
 //! existing task from a new one exactly.
 
-use crate::SqlTaskStore;
-use callback_core::{Inserted, NewTask, StoreError, TaskStore};
+use callback_core::StoreError;
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// How intake commits are grouped.
+/// How writes are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommitOptions {
-    /// Tasks written together, at most.
+    /// Writes grouped together, at most.
     pub max_batch: usize,
-    /// How long the first task of a group waits for others, at most.
+    /// How long the first write of a group waits for others, at most.
     pub max_wait: Duration,
 }
 
-struct Pending {
-    task: NewTask,
-    reply: oneshot::Sender<Result<Inserted, StoreError>>,
+struct Pending<In, Out> {
+    item: In,
+    reply: oneshot::Sender<Result<Out, StoreError>>,
 }
 
-/// The intake side of group commit: hands a task to the writer and waits
-/// for its commit.
-#[derive(Debug, Clone)]
-pub(crate) struct GroupCommit {
-    tx: mpsc::Sender<Pending>,
+/// One writer that groups the items handed to it and writes each group with
+/// `write`, which answers every item of the group, in order, or fails the
+/// whole group.
+pub(crate) struct Batcher<In, Out> {
+    tx: mpsc::Sender<Pending<In, Out>>,
 }
 
-impl std::fmt::Debug for Pending {
+impl<In, Out> Clone for Batcher<In, Out> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<In, Out> std::fmt::Debug for Batcher<In, Out> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
-            .field("task", &self.task.id)
+        f.debug_struct("Batcher")
+            .field("waiting", &(self.tx.max_capacity() - self.tx.capacity()))
             .finish()
     }
 }
 
-impl GroupCommit {
-    /// Starts the writer on `store` (which must not group itself).
-    pub(crate) fn start(store: SqlTaskStore, options: GroupCommitOptions) -> Self {
+impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
+    /// Starts the writer.
+    pub(crate) fn start<W, Fut>(options: GroupCommitOptions, write: W) -> Self
+    where
+        W: Fn(Vec<In>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<Out>, StoreError>> + Send + 'static,
+    {
         let max_batch = options.max_batch.max(1);
         let (tx, rx) = mpsc::channel(max_batch * 4);
-        tokio::spawn(write_groups(store, rx, max_batch, options.max_wait));
+        tokio::spawn(write_groups(rx, max_batch, options.max_wait, write));
         Self { tx }
     }
 
-    /// `None` when the writer is gone; the caller then inserts alone.
-    pub(crate) async fn insert(&self, task: &NewTask) -> Option<Result<Inserted, StoreError>> {
+    /// Writes `item` with others. `Err` gives it back when the writer is
+    /// gone (the runtime is shutting down); the caller then writes alone.
+    pub(crate) async fn submit(&self, item: In) -> Result<Result<Out, StoreError>, In> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Pending {
-                task: task.clone(),
-                reply,
-            })
-            .await
-            .ok()?;
-        answer.await.ok()
+        if let Err(refused) = self.tx.send(Pending { item, reply }).await {
+            return Err(refused.0.item);
+        }
+        Ok(answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(Box::new(std::io::Error::other(
+                "the group writer stopped before answering",
+            ))))
+        }))
     }
 }
 
-async fn write_groups(
-    store: SqlTaskStore,
-    mut rx: mpsc::Receiver<Pending>,
+async fn write_groups<In, Out, W, Fut>(
+    mut rx: mpsc::Receiver<Pending<In, Out>>,
     max_batch: usize,
     max_wait: Duration,
-) {
+    write: W,
+) where
+    W: Fn(Vec<In>) -> Fut,
+    Fut: Future<Output = Result<Vec<Out>, StoreError>>,
+{
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         let deadline = tokio::time::Instant::now() + max_wait;
         while group.len() < max_batch {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(next)) => group.push(next),
-                _ => break,
+            // Whatever queued up while the last group was written joins at
+            // once; only then is it worth waiting for more.
+            match rx.try_recv() {
+                Ok(next) => {
+                    group.push(next);
+                    continue;
+                }
+                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(next)) => group.push(next),
+                    _ => break,
+                },
             }
         }
-        let (tasks, replies): (Vec<NewTask>, Vec<_>) =
-            group.into_iter().map(|p| (p.task, p.reply)).unzip();
-        match store.insert_batch(&tasks).await {
+        let (items, replies): (Vec<In>, Vec<_>) =
+            group.into_iter().map(|p| (p.item, p.reply)).unzip();
+        match write(items).await {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(result));
                 }
             }
             Err(err) => {
-                // Nothing of the group was stored: every caller hears so.
+                // Nothing of the group was written: every caller hears so.
                 let message = err.to_string();
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Unavailable(Box::new(
@@ -96,5 +121,54 @@ async fn write_groups(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn concurrent_items_are_written_together_and_answered_in_order() {
+        let writes = Arc::new(AtomicUsize::new(0));
+        let counted = writes.clone();
+        let batcher = Batcher::start(
+            GroupCommitOptions {
+                max_batch: 64,
+                max_wait: Duration::from_millis(50),
+            },
+            move |items: Vec<u32>| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move { Ok(items.into_iter().map(|i| i * 2).collect()) }
+            },
+        );
+        let calls: Vec<_> = (0..40u32)
+            .map(|i| {
+                let b = batcher.clone();
+                tokio::spawn(async move { (i, b.submit(i).await) })
+            })
+            .collect();
+        for call in calls {
+            let (i, answer) = call.await.expect("join");
+            let answer = answer.ok().expect("writer alive");
+            assert_eq!(answer.expect("written"), i * 2);
+        }
+        assert!(writes.load(Ordering::SeqCst) < 40, "items were not grouped");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_every_item_of_its_group() {
+        let batcher = Batcher::start(
+            GroupCommitOptions {
+                max_batch: 8,
+                max_wait: Duration::from_millis(20),
+            },
+            |_: Vec<u32>| async { Err::<Vec<u32>, _>(StoreError::NotFound) },
+        );
+        let (a, b) = tokio::join!(batcher.submit(1), batcher.submit(2));
+        assert!(matches!(a, Ok(Err(StoreError::Unavailable(_)))));
+        assert!(matches!(b, Ok(Err(StoreError::Unavailable(_)))));
     }
 }

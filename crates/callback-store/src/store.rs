@@ -2,7 +2,7 @@
 
 use crate::db_error::{is_unique_violation, unavailable};
 use crate::entities::{attempt, task};
-use crate::group_commit::{GroupCommit, GroupCommitOptions};
+use crate::group_commit::{Batcher, GroupCommitOptions};
 use crate::mapping::{
     attempt_from_row, attempt_row, id_bytes, ms, new_task_row, task_from_row, task_id, time,
 };
@@ -35,7 +35,41 @@ pub struct StoreOptions {
 #[derive(Debug, Clone)]
 pub struct SqlTaskStore {
     db: DatabaseConnection,
-    group: Option<GroupCommit>,
+    groups: Option<Groups>,
+}
+
+/// The writers that group the hot path's writes: intake, claims, results.
+#[derive(Debug, Clone)]
+struct Groups {
+    inserts: Batcher<NewTask, Inserted>,
+    claims: Batcher<ClaimRequest, Option<ClaimedTask>>,
+    results: Batcher<Outcome, bool>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ClaimRequest {
+    id: TaskId,
+    now: DateTime<Utc>,
+    lease_margin: Duration,
+}
+
+/// An attempt and the state it moves its task to, for the task held under
+/// `lease`.
+#[derive(Debug, Clone)]
+struct Outcome {
+    task_id: TaskId,
+    lease: LeaseToken,
+    attempt: Attempt,
+    next: Disposition,
+    now: DateTime<Utc>,
+}
+
+impl Outcome {
+    /// A plain success: its state change is the same for every task, so a
+    /// group of them is one statement.
+    fn is_plain_success(&self) -> bool {
+        self.next == Disposition::Succeeded && self.attempt.error.is_none()
+    }
 }
 
 /// Connects, and brings the schema up to date before anything else runs.
@@ -57,12 +91,28 @@ pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError>
         });
     let db = Database::connect(connect).await.map_err(unavailable)?;
     Migrator::up(&db, None).await.map_err(unavailable)?;
-    let plain = SqlTaskStore { db, group: None };
-    let group = options
+    let plain = SqlTaskStore { db, groups: None };
+    let groups = options
         .group_commit
         .filter(|g| !g.max_wait.is_zero() && g.max_batch > 1)
-        .map(|g| GroupCommit::start(plain.clone(), g));
-    Ok(SqlTaskStore { group, ..plain })
+        .map(|g| {
+            let (inserts, claims, results) = (plain.clone(), plain.clone(), plain.clone());
+            Groups {
+                inserts: Batcher::start(g, move |tasks: Vec<NewTask>| {
+                    let store = inserts.clone();
+                    async move { store.insert_batch(&tasks).await }
+                }),
+                claims: Batcher::start(g, move |requests: Vec<ClaimRequest>| {
+                    let store = claims.clone();
+                    async move { store.claim_group(&requests).await }
+                }),
+                results: Batcher::start(g, move |outcomes: Vec<Outcome>| {
+                    let store = results.clone();
+                    async move { store.complete_group(&outcomes).await }
+                }),
+            }
+        });
+    Ok(SqlTaskStore { groups, ..plain })
 }
 
 impl SqlTaskStore {
@@ -104,6 +154,216 @@ impl SqlTaskStore {
     }
 }
 
+impl SqlTaskStore {
+    /// Claims a group of tasks: one conditional UPDATE per id list gives
+    /// every task still claimable the same fresh lease, then one read finds
+    /// which ones took it. Answers in the order asked; an id asked twice is
+    /// given to the first asker only.
+    async fn claim_group(
+        &self,
+        requests: &[ClaimRequest],
+    ) -> Result<Vec<Option<ClaimedTask>>, StoreError> {
+        let Some(now) = requests.iter().map(|r| r.now).max() else {
+            return Ok(Vec::new());
+        };
+        let now_ms = ms(now);
+        let mut margins: Vec<Duration> = requests.iter().map(|r| r.lease_margin).collect();
+        margins.sort_unstable();
+        margins.dedup();
+        let mut claimed = std::collections::HashMap::new();
+        for margin in margins {
+            let lease = LeaseToken::new();
+            let ids: Vec<Vec<u8>> = requests
+                .iter()
+                .filter(|r| r.lease_margin == margin)
+                .map(|r| id_bytes(r.id))
+                .collect();
+            let margin_ms = i64::try_from(margin.as_millis()).unwrap_or(i64::MAX / 2);
+            // One transaction, so the group's leases cost one commit.
+            let txn = self.db.begin().await.map_err(unavailable)?;
+            let mut taken = 0;
+            for list in padded_in_lists(&ids) {
+                taken += task::Entity::update_many()
+                    .col_expr(task::Column::Status, status(TaskStatus::Delivering))
+                    .col_expr(
+                        task::Column::LeaseToken,
+                        Expr::value(lease.0.as_bytes().to_vec()),
+                    )
+                    .col_expr(
+                        task::Column::LeaseUntil,
+                        Expr::col(task::Column::TimeoutMs).add(now_ms.saturating_add(margin_ms)),
+                    )
+                    .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
+                    .filter(task::Column::Id.is_in(list))
+                    .filter(claimable(now_ms))
+                    .exec(&txn)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected;
+            }
+            txn.commit().await.map_err(unavailable)?;
+            if taken == 0 {
+                continue;
+            }
+            for list in padded_in_lists(&ids) {
+                let rows = task::Entity::find()
+                    .filter(task::Column::Id.is_in(list))
+                    .filter(task::Column::LeaseToken.eq(lease.0.as_bytes().to_vec()))
+                    .all(&self.db)
+                    .await
+                    .map_err(unavailable)?;
+                for row in rows {
+                    let task = task_from_row(row)?;
+                    claimed.insert(task.id, (task, lease));
+                }
+            }
+        }
+        Ok(requests
+            .iter()
+            .map(|r| {
+                claimed.remove(&r.id).map(|(task, lease)| ClaimedTask {
+                    attempt_number: task.attempts_made + 1,
+                    task,
+                    lease,
+                })
+            })
+            .collect())
+    }
+
+    /// Records a group of attempts and moves their tasks on, in one
+    /// transaction. Answers, in order, whether each state change applied
+    /// (it does only while the task's lease is still held).
+    async fn complete_group(&self, outcomes: &[Outcome]) -> Result<Vec<bool>, StoreError> {
+        match self.write_outcomes(outcomes, true).await? {
+            Some(applied) => Ok(applied),
+            // A lease was lost meanwhile (a rare cancel): row by row, which
+            // tells exactly which change applied.
+            None => Ok(self
+                .write_outcomes(outcomes, false)
+                .await?
+                .unwrap_or_else(|| vec![false; outcomes.len()])),
+        }
+    }
+
+    /// With `group_successes`, plain successes are moved on by one UPDATE
+    /// per id list; should it match fewer rows than asked, nothing is
+    /// committed and `None` says to write row by row instead.
+    async fn write_outcomes(
+        &self,
+        outcomes: &[Outcome],
+        group_successes: bool,
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        let attempts: Vec<&Outcome> = outcomes.iter().collect();
+        for chunk in statement_chunks(&attempts) {
+            attempt::Entity::insert_many(chunk.iter().map(|o| attempt_row(o.task_id, &o.attempt)))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+        }
+        let mut applied = vec![false; outcomes.len()];
+        let grouped: Vec<usize> = if group_successes {
+            (0..outcomes.len())
+                .filter(|&i| outcomes[i].is_plain_success())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if let Some(now) = grouped.iter().map(|&i| outcomes[i].now).max() {
+            let ids: Vec<Vec<u8>> = grouped
+                .iter()
+                .map(|&i| id_bytes(outcomes[i].task_id))
+                .collect();
+            let leases: Vec<Vec<u8>> = grouped
+                .iter()
+                .map(|&i| outcomes[i].lease.0.as_bytes().to_vec())
+                .collect();
+            let mut matched = 0;
+            // A lease token names one claim, and a claim holds each of its
+            // tasks once: an id whose token is among the group's is held
+            // under that claim.
+            for (ids, leases) in padded_in_lists(&ids)
+                .into_iter()
+                .zip(padded_in_lists(&leases))
+            {
+                matched += task::Entity::update_many()
+                    .col_expr(task::Column::Status, status(TaskStatus::Succeeded))
+                    .col_expr(
+                        task::Column::AttemptsMade,
+                        Expr::col(task::Column::AttemptsMade).add(1),
+                    )
+                    .col_expr(
+                        task::Column::NextAttemptAt,
+                        Expr::value(Option::<i64>::None),
+                    )
+                    .col_expr(task::Column::FailedAt, Expr::value(Option::<i64>::None))
+                    .col_expr(
+                        task::Column::LeaseToken,
+                        Expr::value(Option::<Vec<u8>>::None),
+                    )
+                    .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+                    .col_expr(task::Column::LastError, Expr::value(Option::<String>::None))
+                    .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+                    .filter(task::Column::Id.is_in(ids))
+                    .filter(task::Column::LeaseToken.is_in(leases))
+                    .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
+                    .exec(&txn)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected;
+            }
+            if matched != grouped.len() as u64 {
+                // Dropping the transaction rolls it back.
+                return Ok(None);
+            }
+            for &i in &grouped {
+                applied[i] = true;
+            }
+        }
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if group_successes && outcome.is_plain_success() {
+                continue;
+            }
+            let (new_status, next_at) = match outcome.next {
+                Disposition::Succeeded => (TaskStatus::Succeeded, None),
+                Disposition::Failed => (TaskStatus::Failed, None),
+                Disposition::RetryAt(at) => (TaskStatus::Retrying, Some(ms(at))),
+            };
+            let now = ms(outcome.now);
+            let result = task::Entity::update_many()
+                .col_expr(task::Column::Status, status(new_status))
+                .col_expr(
+                    task::Column::AttemptsMade,
+                    Expr::col(task::Column::AttemptsMade).add(1),
+                )
+                .col_expr(task::Column::NextAttemptAt, Expr::value(next_at))
+                .col_expr(
+                    task::Column::FailedAt,
+                    Expr::value((new_status == TaskStatus::Failed).then_some(now)),
+                )
+                .col_expr(
+                    task::Column::LeaseToken,
+                    Expr::value(Option::<Vec<u8>>::None),
+                )
+                .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+                .col_expr(
+                    task::Column::LastError,
+                    Expr::value(outcome.attempt.error.clone()),
+                )
+                .col_expr(task::Column::UpdatedAt, Expr::value(now))
+                .filter(task::Column::Id.eq(id_bytes(outcome.task_id)))
+                .filter(task::Column::LeaseToken.eq(outcome.lease.0.as_bytes().to_vec()))
+                .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+            applied[i] = result.rows_affected == 1;
+        }
+        txn.commit().await.map_err(unavailable)?;
+        Ok(Some(applied))
+    }
+}
+
 /// Row counts a multi-row INSERT is cut into. Each count is one statement
 /// shape, and the driver caches a prepared statement per shape on every
 /// connection: a few fixed sizes keep that cache (and memory) small, where
@@ -123,6 +383,28 @@ fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
         }
     }
     chunks
+}
+
+/// Cuts a list of values for `IN (...)` into lists of the sizes in
+/// `STATEMENT_ROWS`, each padded up to its size by repeating its last value
+/// (which changes nothing in an `IN` list): one shape per size.
+fn padded_in_lists<T: Clone>(values: &[T]) -> Vec<Vec<T>> {
+    let largest = STATEMENT_ROWS[0];
+    values
+        .chunks(largest)
+        .filter_map(|chunk| {
+            let last = chunk.last()?.clone();
+            let size = STATEMENT_ROWS
+                .iter()
+                .rev()
+                .copied()
+                .find(|&s| s >= chunk.len())
+                .unwrap_or(largest);
+            let mut list = chunk.to_vec();
+            list.resize(size, last);
+            Some(list)
+        })
+        .collect()
 }
 
 fn status(s: TaskStatus) -> SimpleExpr {
@@ -157,8 +439,8 @@ impl TaskStore for SqlTaskStore {
     }
 
     async fn insert(&self, new: &NewTask) -> Result<Inserted, StoreError> {
-        if let (Some(group), None) = (&self.group, &new.spec.idempotency_key) {
-            if let Some(result) = group.insert(new).await {
+        if let (Some(groups), None) = (&self.groups, &new.spec.idempotency_key) {
+            if let Ok(result) = groups.inserts.submit(new.clone()).await {
                 return result;
             }
         }
@@ -306,37 +588,17 @@ impl TaskStore for SqlTaskStore {
         now: DateTime<Utc>,
         lease_margin: Duration,
     ) -> Result<Option<ClaimedTask>, StoreError> {
-        let lease = LeaseToken::new();
-        let now_ms = ms(now);
-        let result = task::Entity::update_many()
-            .col_expr(task::Column::Status, status(TaskStatus::Delivering))
-            .col_expr(
-                task::Column::LeaseToken,
-                Expr::value(lease.0.as_bytes().to_vec()),
-            )
-            .col_expr(
-                task::Column::LeaseUntil,
-                Expr::col(task::Column::TimeoutMs)
-                    .add(now_ms + i64::try_from(lease_margin.as_millis()).unwrap_or(i64::MAX / 2)),
-            )
-            .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
-            .filter(task::Column::Id.eq(id_bytes(id)))
-            .filter(claimable(now_ms))
-            .exec(&self.db)
-            .await
-            .map_err(unavailable)?;
-        if result.rows_affected != 1 {
-            return Ok(None);
-        }
-        let Some(task) = self.find(id).await? else {
-            return Ok(None);
+        let request = ClaimRequest {
+            id,
+            now,
+            lease_margin,
         };
-        let attempt_number = task.attempts_made + 1;
-        Ok(Some(ClaimedTask {
-            task,
-            lease,
-            attempt_number,
-        }))
+        if let Some(groups) = &self.groups {
+            if let Ok(result) = groups.claims.submit(request).await {
+                return result;
+            }
+        }
+        Ok(self.claim_group(&[request]).await?.pop().flatten())
     }
 
     async fn complete(
@@ -346,42 +608,25 @@ impl TaskStore for SqlTaskStore {
         next: Disposition,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let (new_status, next_at) = match next {
-            Disposition::Succeeded => (TaskStatus::Succeeded, None),
-            Disposition::Failed => (TaskStatus::Failed, None),
-            Disposition::RetryAt(at) => (TaskStatus::Retrying, Some(ms(at))),
+        let outcome = Outcome {
+            task_id: claim.task.id,
+            lease: claim.lease,
+            attempt: attempt.clone(),
+            next,
+            now,
         };
-        let txn = self.db.begin().await.map_err(unavailable)?;
-        attempt::Entity::insert(attempt_row(claim.task.id, attempt))
-            .exec(&txn)
-            .await
-            .map_err(unavailable)?;
-        let result = task::Entity::update_many()
-            .col_expr(task::Column::Status, status(new_status))
-            .col_expr(
-                task::Column::AttemptsMade,
-                Expr::col(task::Column::AttemptsMade).add(1),
-            )
-            .col_expr(task::Column::NextAttemptAt, Expr::value(next_at))
-            .col_expr(
-                task::Column::FailedAt,
-                Expr::value((new_status == TaskStatus::Failed).then(|| ms(now))),
-            )
-            .col_expr(
-                task::Column::LeaseToken,
-                Expr::value(Option::<Vec<u8>>::None),
-            )
-            .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
-            .col_expr(task::Column::LastError, Expr::value(attempt.error.clone()))
-            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
-            .filter(task::Column::Id.eq(id_bytes(claim.task.id)))
-            .filter(task::Column::LeaseToken.eq(claim.lease.0.as_bytes().to_vec()))
-            .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(unavailable)?;
-        txn.commit().await.map_err(unavailable)?;
-        Ok(result.rows_affected == 1)
+        let outcome = match &self.groups {
+            Some(groups) => match groups.results.submit(outcome).await {
+                Ok(result) => return result,
+                Err(outcome) => outcome,
+            },
+            None => outcome,
+        };
+        Ok(self
+            .complete_group(&[outcome])
+            .await?
+            .pop()
+            .unwrap_or(false))
     }
 
     async fn release(
@@ -544,5 +789,18 @@ mod tests {
         let rows: Vec<u32> = (0..3).collect();
         assert_eq!(statement_chunks(&rows).len(), 3);
         assert!(statement_chunks::<u32>(&[]).is_empty());
+    }
+
+    #[test]
+    fn in_lists_are_padded_to_a_few_shapes_with_their_last_value() {
+        let values: Vec<u32> = (0..300).collect();
+        let lists = padded_in_lists(&values);
+        let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [256, 64]);
+        assert_eq!(lists[1][..44], values[256..]);
+        assert!(lists[1][44..].iter().all(|&v| v == 299));
+        assert_eq!(padded_in_lists(&[7u32, 8]), [vec![7, 8, 8, 8]]);
+        assert_eq!(padded_in_lists(&[7u32]), [vec![7]]);
+        assert!(padded_in_lists::<u32>(&[]).is_empty());
     }
 }

@@ -73,7 +73,38 @@ async fn cancelled_task_is_not_attempted_again(backend: Backend) {
     app.wait_for_status(&id, "succeeded", WAIT).await;
 }
 
+/// Results finishing together are written as one group; a task cancelled
+/// while its attempt was in flight keeps its cancel, its attempt is still
+/// recorded, and the tasks around it move on.
+async fn task_cancelled_during_its_attempt_stays_cancelled_among_grouped_results(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200).delay(Duration::from_millis(1500)));
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(
+            app.submit(json!({"url": receiver.url(&format!("/t{i}"))}))
+                .await,
+        );
+    }
+    receiver.wait_for(12, WAIT).await;
+    let cancelled = app.post(&format!("/api/v1/tasks/{}/cancel", ids[0])).await;
+    assert_eq!(cancelled.status(), 200);
+    for id in &ids[1..] {
+        app.wait_for_status(id, "succeeded", WAIT).await;
+    }
+    let detail = app.task(&ids[0]).await;
+    assert_eq!(detail["status"], "cancelled");
+    let attempts = detail["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "the attempt made is recorded: {detail}");
+    assert_eq!(attempts[0]["status_code"], 200);
+    for id in &ids[1..] {
+        assert_eq!(app.task(id).await["attempts"].as_array().unwrap().len(), 1);
+    }
+}
+
 on_every_backend!(
+    task_cancelled_during_its_attempt_stays_cancelled_among_grouped_results,
     failed_task_is_resent_with_fresh_attempts_and_its_history,
     unfinished_task_cannot_be_resent,
     cancelled_task_is_not_attempted_again,
