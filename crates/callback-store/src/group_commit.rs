@@ -152,7 +152,7 @@ mod tests {
             .collect();
         for call in calls {
             let (i, answer) = call.await.expect("join");
-            let answer = answer.ok().expect("writer alive");
+            let answer = answer.expect("writer alive");
             assert_eq!(answer.expect("written"), i * 2);
         }
         assert!(writes.load(Ordering::SeqCst) < 40, "items were not grouped");
