@@ -23,6 +23,7 @@ use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::{self, Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 use deadpool_redis::{PoolConfig, Runtime, Timeouts};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -86,7 +87,6 @@ pub struct RedisQueueOptions {
     /// Names the keys and is their hash tag: `{prefix}:due`,
     /// `{prefix}:inflight`. Instances sharing a queue use the same prefix.
     pub key_prefix: String,
-    pub pool_size: usize,
     /// Longest wait for any one Redis call, connecting included.
     pub command_timeout: Duration,
     /// How often an idle instance looks for ids other instances scheduled.
@@ -121,20 +121,33 @@ impl From<RedisQueueError> for QueueError {
     }
 }
 
-/// A pool of connections to one server or to a cluster.
+/// Connections to one server or to a cluster.
+///
+/// Every call shares one multiplexed connection, which pipelines concurrent
+/// commands over one socket. The pool only makes that connection: checking
+/// a connection out of it for each call would cost a `PING` round trip
+/// every time. A connection that fails or hangs is dropped, and the next
+/// call makes a new one.
 #[derive(Clone)]
-enum RedisPool {
+struct RedisPool {
+    kind: PoolKind,
+    shared: Arc<Mutex<Option<SharedConnection>>>,
+}
+
+#[derive(Clone)]
+enum PoolKind {
     Single(deadpool_redis::Pool),
     Cluster(deadpool_redis::cluster::Pool),
 }
 
-/// A pooled connection of either kind; the scripts run on both alike.
-enum PooledConnection {
-    Single(deadpool_redis::Connection),
-    Cluster(deadpool_redis::cluster::Connection),
+/// A connection of either kind; the scripts run on both alike.
+#[derive(Clone)]
+enum SharedConnection {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
-impl ConnectionLike for PooledConnection {
+impl ConnectionLike for SharedConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
@@ -164,14 +177,14 @@ impl ConnectionLike for PooledConnection {
 
 impl RedisPool {
     fn build(topology: &RedisTopology, config: PoolConfig) -> Result<Self, RedisQueueError> {
-        match topology {
+        let kind = match topology {
             RedisTopology::Single(url) => {
                 let mut single = deadpool_redis::Config::from_url(url.clone());
                 single.pool = Some(config);
                 single
                     .create_pool(Some(Runtime::Tokio1))
-                    .map(Self::Single)
-                    .map_err(RedisQueueError::Pool)
+                    .map(PoolKind::Single)
+                    .map_err(RedisQueueError::Pool)?
             }
             RedisTopology::Cluster(urls) => {
                 if urls.is_empty() {
@@ -181,33 +194,64 @@ impl RedisPool {
                 cluster.pool = Some(config);
                 cluster
                     .create_pool(Some(Runtime::Tokio1))
-                    .map(Self::Cluster)
-                    .map_err(RedisQueueError::Pool)
+                    .map(PoolKind::Cluster)
+                    .map_err(RedisQueueError::Pool)?
             }
-        }
+        };
+        Ok(Self {
+            kind,
+            shared: Arc::new(Mutex::new(None)),
+        })
     }
 
-    async fn get(&self) -> Result<PooledConnection, RedisQueueError> {
-        match self {
-            Self::Single(pool) => pool.get().await.map(PooledConnection::Single),
-            Self::Cluster(pool) => pool.get().await.map(PooledConnection::Cluster),
-        }
-        .map_err(RedisQueueError::Connection)
+    fn shared(&self) -> std::sync::MutexGuard<'_, Option<SharedConnection>> {
+        // Only ever replaced whole; a panic cannot leave it half-written.
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs one operation on a pooled connection within `limit`.
+    async fn connection(&self) -> Result<SharedConnection, RedisQueueError> {
+        if let Some(connection) = self.shared().clone() {
+            return Ok(connection);
+        }
+        let connection = match &self.kind {
+            PoolKind::Single(pool) => pool
+                .get()
+                .await
+                .map(|c| SharedConnection::Single(deadpool_redis::Connection::take(c))),
+            PoolKind::Cluster(pool) => pool
+                .get()
+                .await
+                .map(|c| SharedConnection::Cluster(deadpool_redis::cluster::Connection::take(c))),
+        }
+        .map_err(RedisQueueError::Connection)?;
+        *self.shared() = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs one operation on the shared connection within `limit`.
     async fn with_conn<T, F, Fut>(&self, limit: Duration, op: F) -> Result<T, RedisQueueError>
     where
-        F: FnOnce(PooledConnection) -> Fut,
+        F: FnOnce(SharedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let work = async {
-            let conn = self.get().await?;
-            op(conn).await.map_err(RedisQueueError::Command)
+            let conn = self.connection().await?;
+            op(conn).await.map_err(|err| {
+                if err.is_unrecoverable_error() || err.is_io_error() || err.is_connection_dropped()
+                {
+                    self.shared().take();
+                }
+                RedisQueueError::Command(err)
+            })
         };
-        tokio::time::timeout(limit, work)
-            .await
-            .map_err(|_| RedisQueueError::Timeout(limit))?
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                // A hanging server: the next call tries a fresh connection.
+                self.shared().take();
+                Err(RedisQueueError::Timeout(limit))
+            }
+        }
     }
 }
 
@@ -282,7 +326,8 @@ impl RedisDelayQueue {
         let pool = RedisPool::build(
             &options.topology,
             PoolConfig {
-                max_size: options.pool_size.max(1),
+                // Only makes the shared connection and its replacements.
+                max_size: 2,
                 timeouts: Timeouts {
                     wait: timeout,
                     create: timeout,
@@ -319,7 +364,7 @@ impl RedisDelayQueue {
     /// Runs one operation on a pooled connection within the command timeout.
     async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, RedisQueueError>
     where
-        F: FnOnce(PooledConnection) -> Fut,
+        F: FnOnce(SharedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         self.pool.with_conn(self.options.command_timeout, op).await

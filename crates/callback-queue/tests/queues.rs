@@ -16,7 +16,6 @@ fn options(url: &str, prefix: &str) -> RedisQueueOptions {
     RedisQueueOptions {
         topology: RedisTopology::Single(url.to_string()),
         key_prefix: prefix.to_string(),
-        pool_size: 4,
         command_timeout: Duration::from_secs(2),
         poll_interval: Duration::from_millis(50),
         inflight_lease: Duration::from_secs(30),

@@ -153,7 +153,6 @@ pub struct RedisSettings {
     pub url: Option<SecretString>,
     pub cluster: bool,
     pub key_prefix: String,
-    pub pool_size: usize,
     pub command_timeout_ms: u64,
     pub poll_interval_ms: u64,
     pub inflight_lease_ms: u64,

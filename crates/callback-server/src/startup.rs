@@ -305,7 +305,6 @@ async fn build_queue(
     let queue = RedisDelayQueue::new(RedisQueueOptions {
         topology,
         key_prefix: r.key_prefix.clone(),
-        pool_size: r.pool_size,
         command_timeout: Duration::from_millis(r.command_timeout_ms),
         poll_interval: Duration::from_millis(r.poll_interval_ms),
         inflight_lease: Duration::from_millis(r.inflight_lease_ms),
