@@ -188,5 +188,6 @@ pub fn alert_task(
         },
         first_attempt_at: now,
         created_at: now,
+        lease: None,
     }
 }

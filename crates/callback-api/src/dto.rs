@@ -208,6 +208,7 @@ impl CreateTaskRequest {
             },
             first_attempt_at: now + TimeDelta::seconds(i64::from(delay_s)),
             created_at: now,
+            lease: None,
         })
     }
 }

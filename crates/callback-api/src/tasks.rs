@@ -5,8 +5,10 @@ use crate::json_body::read_json;
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use callback_core::{Inserted, PageRequest, TaskFilter, TaskId, TaskStatus, ValidationErrors};
-use chrono::Utc;
+use callback_core::{
+    Handoff, Inserted, NewTask, PageRequest, Task, TaskFilter, TaskId, TaskStatus, ValidationErrors,
+};
+use chrono::{DateTime, Utc};
 
 fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
     raw.parse()
@@ -37,9 +39,11 @@ pub async fn create_task(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let request: CreateTaskRequest = read_json(&req, payload, state.max_body_bytes).await?;
-    let new_task = request
-        .into_new_task(state.defaults, Utc::now())
+    let now = Utc::now();
+    let mut new_task = request
+        .into_new_task(state.defaults, now)
         .map_err(ApiError::Validation)?;
+    let handoff = reserve_worker(&state, &mut new_task, now);
     let inserted = state
         .store
         .insert(&new_task)
@@ -47,17 +51,43 @@ pub async fn create_task(
         .map_err(ApiError::StoreUnavailable)?;
     match inserted {
         Inserted::Created(task) => {
-            state
-                .dispatch
-                .accepted(task.id, new_task.first_attempt_at)
-                .await;
-            Ok(HttpResponse::Created()
+            let response = HttpResponse::Created()
                 .insert_header((header::LOCATION, format!("/api/v1/tasks/{}", task.id)))
-                .json(TaskView::new(&task, None)))
+                .json(TaskView::new(&task, None));
+            hand_over(&state, handoff, task, new_task.first_attempt_at).await;
+            Ok(response)
         }
         Inserted::Existing(task) => Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/api/v1/tasks/{}", task.id)))
             .json(TaskView::new(&task, None))),
+    }
+}
+
+/// Takes a free worker for a task due now, and marks the task to be stored
+/// leased to it: delivery then starts without a claim or a second read.
+fn reserve_worker(
+    state: &ApiState,
+    task: &mut NewTask,
+    now: DateTime<Utc>,
+) -> Option<Box<dyn Handoff>> {
+    if task.first_attempt_at > now {
+        return None;
+    }
+    let handoff = state.dispatch.reserve(task.spec.timeout_ms)?;
+    task.lease = Some(handoff.lease());
+    Some(handoff)
+}
+
+/// Gives a committed task to its reserved worker, or to delivery at large.
+async fn hand_over(
+    state: &ApiState,
+    handoff: Option<Box<dyn Handoff>>,
+    task: Task,
+    due: DateTime<Utc>,
+) {
+    match handoff {
+        Some(handoff) => handoff.deliver(task),
+        None => state.dispatch.accepted(task.id, due).await,
     }
 }
 
@@ -139,6 +169,10 @@ pub async fn create_tasks(
         }
     }
     errors.into_result().map_err(ApiError::Validation)?;
+    let mut handoffs: Vec<Option<Box<dyn Handoff>>> = tasks
+        .iter_mut()
+        .map(|task| reserve_worker(&state, task, now))
+        .collect();
     let inserted = state
         .store
         .insert_batch(&tasks)
@@ -148,15 +182,15 @@ pub async fn create_tasks(
             other => ApiError::StoreUnavailable(other),
         })?;
     let mut items = Vec::with_capacity(inserted.len());
-    for (result, new) in inserted.iter().zip(&tasks) {
+    for ((result, new), handoff) in inserted.into_iter().zip(&tasks).zip(handoffs.drain(..)) {
         match result {
             Inserted::Created(task) => {
-                state.dispatch.accepted(task.id, new.first_attempt_at).await;
                 items.push(BatchItemView {
                     task_id: task.id.to_string(),
                     status: task.status.as_str().into(),
                     created: true,
                 });
+                hand_over(&state, handoff, task, new.first_attempt_at).await;
             }
             Inserted::Existing(task) => items.push(BatchItemView {
                 task_id: task.id.to_string(),

@@ -199,6 +199,7 @@ pub fn task_for_event(
         },
         first_attempt_at: event.created_at,
         created_at: event.created_at,
+        lease: None,
     }
 }
 

@@ -33,7 +33,7 @@ pub use inbound::{
 };
 pub use operations::{BucketClock, BulkFilter, FailedBucket, BUCKET};
 pub use ports::{
-    AlertStore, DelayQueue, Dispatch, EndpointStore, InboundFilter, InboundStore, Invoke,
+    AlertStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter, InboundStore, Invoke,
     InvokeOutcome, InvokeRequest, KeyValue, Notices, OperatorStore, Page, PageRequest, QueueError,
     ReceiverStatus, ReceiverWatch, Signing, StoreError, TaskFilter, TaskStore,
 };
@@ -41,7 +41,7 @@ pub use request::{Body, HeaderList, Method, QueryList, TargetUrl};
 pub use retry::{decide, AttemptFacts, Disposition, RetrySchedule};
 pub use signing::{md5_legacy_signature, standard_signature, SignatureScheme, SigningSecret};
 pub use task::{
-    Attempt, ClaimedTask, Inserted, LeaseToken, MaxAttempts, NewTask, Task, TaskDetail, TaskId,
-    TaskSpec, TaskStatus,
+    Attempt, ClaimedTask, Inserted, Lease, LeaseToken, MaxAttempts, NewTask, Task, TaskDetail,
+    TaskId, TaskSpec, TaskStatus,
 };
 pub use validation::{FieldError, ValidationErrors};

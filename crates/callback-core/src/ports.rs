@@ -493,4 +493,20 @@ pub trait Dispatch: Send + Sync + 'static {
     /// The task is committed and due at `due`. Never fails: a task that
     /// cannot be handed over now waits in the store and is found again.
     async fn accepted(&self, id: TaskId, due: DateTime<Utc>);
+
+    /// Holds a free worker for a task due now that is about to be stored,
+    /// so that it can be stored already leased to that worker and delivered
+    /// without a claim. `None` when every worker is busy: store the task
+    /// pending and call `accepted`.
+    fn reserve(&self, _timeout_ms: u32) -> Option<Box<dyn Handoff>> {
+        None
+    }
+}
+
+/// A worker held for one task. Dropping it unused frees the worker.
+pub trait Handoff: Send {
+    /// The lease to store the task under.
+    fn lease(&self) -> crate::Lease;
+    /// The task is committed under `lease()`: deliver it.
+    fn deliver(self: Box<Self>, task: Task);
 }

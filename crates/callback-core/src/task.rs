@@ -170,6 +170,28 @@ pub struct NewTask {
     /// The first attempt is not made before this.
     pub first_attempt_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// Stored already held by the worker that will make its first attempt,
+    /// so that no separate claim is written. `None`: stored pending.
+    pub lease: Option<Lease>,
+}
+
+impl NewTask {
+    /// `delivering` when stored leased, else `pending`.
+    pub fn initial_status(&self) -> TaskStatus {
+        if self.lease.is_some() {
+            TaskStatus::Delivering
+        } else {
+            TaskStatus::Pending
+        }
+    }
+}
+
+/// A lease on a task: its token, and when it ends. A task whose lease
+/// ended without a result is due again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub token: LeaseToken,
+    pub until: DateTime<Utc>,
 }
 
 /// A stored task with its current state.
@@ -195,7 +217,7 @@ impl Task {
         Self {
             id: new.id,
             spec: new.spec.clone(),
-            status: TaskStatus::Pending,
+            status: new.initial_status(),
             attempts_made: 0,
             attempts_base: 0,
             next_attempt_at: Some(new.first_attempt_at),
@@ -251,6 +273,17 @@ pub struct ClaimedTask {
     pub lease: LeaseToken,
     /// The number this attempt will have (1-based, over the task's life).
     pub attempt_number: u32,
+}
+
+impl ClaimedTask {
+    /// A task stored already leased (`NewTask::lease`): held from birth.
+    pub fn leased_at_intake(task: Task, lease: LeaseToken) -> Self {
+        Self {
+            attempt_number: task.attempts_made + 1,
+            task,
+            lease,
+        }
+    }
 }
 
 /// One delivery attempt as it is recorded.

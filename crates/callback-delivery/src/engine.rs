@@ -5,14 +5,14 @@ use crate::receivers::{Admission, Receivers};
 use crate::HttpSender;
 use async_trait::async_trait;
 use callback_core::{
-    decide, Attempt, AttemptFacts, ClaimedTask, DelayQueue, Dispatch, Disposition, RetrySchedule,
-    TaskId, TaskStore,
+    decide, Attempt, AttemptFacts, ClaimedTask, DelayQueue, Dispatch, Disposition, Handoff, Lease,
+    LeaseToken, RetrySchedule, Task, TaskId, TaskStore,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -57,9 +57,29 @@ struct Engine {
     /// Ids in the channel or being delivered here, so that the reconciler
     /// and the pump do not queue one task twice.
     queued: Mutex<HashSet<TaskId>>,
+    /// Free workers; the dispatcher and intake's handoffs take them.
+    workers: Arc<Semaphore>,
+    /// Attempts in flight, waited for at shutdown.
+    attempts: TaskTracker,
+    /// The runtime delivery runs on, once it runs. Intake calls from the
+    /// HTTP server's own per-thread runtimes, which stop first at shutdown:
+    /// attempts it hands over must not run there.
+    runtime: OnceLock<tokio::runtime::Handle>,
+    /// Cancelled when shutdown starts: intake hands over no more tasks.
+    closing: CancellationToken,
     /// Cancelled when the shutdown grace is over: attempts still in flight
     /// give their lease back and stop.
     hard_stop: CancellationToken,
+}
+
+/// Where a task being attempted came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Taken from the delay queue or offered by the reconciler: the queue
+    /// may hold it in flight until it is acknowledged.
+    Queue,
+    /// Stored already leased by intake: the queue never saw it.
+    Intake,
 }
 
 /// The delivery engine, built and ready to run.
@@ -88,10 +108,14 @@ impl Delivery {
             queue,
             sender,
             receivers,
-            config,
+            workers: Arc::new(Semaphore::new(config.concurrency.max(1))),
             tx,
             queued: Mutex::new(HashSet::new()),
+            attempts: TaskTracker::new(),
+            runtime: OnceLock::new(),
+            closing: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
+            config,
         });
         Self { engine, rx }
     }
@@ -106,27 +130,33 @@ impl Delivery {
     /// finish within the grace period and releases the leases of the rest.
     pub async fn run(self, shutdown: CancellationToken) {
         let Delivery { engine, mut rx } = self;
+        let _ = engine.runtime.set(tokio::runtime::Handle::current());
         let background = TaskTracker::new();
         background.spawn(reconcile(engine.clone(), shutdown.clone()));
         background.spawn(pump(engine.clone(), shutdown.clone()));
 
-        let permits = Arc::new(Semaphore::new(engine.config.concurrency.max(1)));
-        let attempts = TaskTracker::new();
+        let attempts = engine.attempts.clone();
         loop {
-            let permit = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
+            // The id first, then a worker: an idle dispatcher holds no
+            // worker that intake could hand a task to.
             let id = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 id = rx.recv() => match id {
                     Some(id) => id,
                     None => break,
+                },
+            };
+            let permit = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    // Still due in the store: the next start finds it.
+                    engine.queued().remove(&id);
+                    break;
+                }
+                permit = engine.workers.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
                 },
             };
             let engine = engine.clone();
@@ -136,6 +166,7 @@ impl Delivery {
             });
         }
 
+        engine.closing.cancel();
         background.close();
         attempts.close();
         if tokio::time::timeout(engine.config.shutdown_grace, attempts.wait())
@@ -164,6 +195,61 @@ impl Dispatch for DeliveryHandle {
         if let Err(err) = self.engine.queue.schedule(id, due).await {
             tracing::debug!(task_id = %id, error = %err, "delay queue refused a task; the reconciler will find it");
         }
+    }
+
+    fn reserve(&self, timeout_ms: u32) -> Option<Box<dyn Handoff>> {
+        if self.engine.closing.is_cancelled() {
+            return None;
+        }
+        let runtime = self.engine.runtime.get()?.clone();
+        let worker = self.engine.workers.clone().try_acquire_owned().ok()?;
+        let lasts = Duration::from_millis(u64::from(timeout_ms)) + self.engine.config.lease_margin;
+        Some(Box::new(Reserved {
+            engine: self.engine.clone(),
+            runtime,
+            worker,
+            lease: Lease {
+                token: LeaseToken::new(),
+                until: Utc::now()
+                    + chrono::TimeDelta::from_std(lasts).unwrap_or(chrono::TimeDelta::MAX),
+            },
+        }))
+    }
+}
+
+/// A worker held for a task intake is about to store leased.
+struct Reserved {
+    engine: Arc<Engine>,
+    runtime: tokio::runtime::Handle,
+    worker: OwnedSemaphorePermit,
+    lease: Lease,
+}
+
+impl Handoff for Reserved {
+    fn lease(&self) -> Lease {
+        self.lease
+    }
+
+    fn deliver(self: Box<Self>, task: Task) {
+        let Reserved {
+            engine,
+            runtime,
+            worker,
+            lease,
+        } = *self;
+        let claim = ClaimedTask::leased_at_intake(task, lease.token);
+        // A fresh id: nobody else can have queued it.
+        engine.queued().insert(claim.task.id);
+        // Should shutdown win the race with this spawn, the lease expires
+        // and the task is delivered again: at least once, never lost.
+        let attempts = engine.attempts.clone();
+        attempts.spawn_on(
+            async move {
+                engine.attempt(claim, Origin::Intake).await;
+                drop(worker);
+            },
+            &runtime,
+        );
     }
 }
 
@@ -199,7 +285,7 @@ impl Engine {
                 // Another worker or instance has it, or it is no longer due:
                 // whoever holds it schedules what comes next.
                 self.queued().remove(&id);
-                self.ack(id).await;
+                self.ack(id, Origin::Queue).await;
                 return;
             }
             Err(err) => {
@@ -210,6 +296,13 @@ impl Engine {
                 return;
             }
         };
+        self.attempt(claim, Origin::Queue).await;
+    }
+
+    /// Makes one attempt of a claimed task, records it and schedules what
+    /// comes next.
+    async fn attempt(&self, claim: ClaimedTask, origin: Origin) {
+        let id = claim.task.id;
         let pass = match self.receivers.admit(&claim.task, Utc::now()).await {
             Admission::Send(pass) => pass,
             Admission::Defer { until, why } => {
@@ -220,7 +313,7 @@ impl Engine {
                 let attempt = Attempt::without_response(claim.attempt_number, Utc::now(), why);
                 self.record(&claim, &attempt, Disposition::Failed).await;
                 self.queued().remove(&id);
-                self.ack(id).await;
+                self.ack(id, origin).await;
                 return;
             }
         };
@@ -277,7 +370,7 @@ impl Engine {
                     tracing::debug!(task_id = %id, error = %err, "delay queue refused a retry; the reconciler will find it");
                 }
             }
-            _ => self.ack(id).await,
+            _ => self.ack(id, origin).await,
         }
     }
 
@@ -294,7 +387,10 @@ impl Engine {
         }
     }
 
-    async fn ack(&self, id: TaskId) {
+    async fn ack(&self, id: TaskId, origin: Origin) {
+        if origin == Origin::Intake {
+            return;
+        }
         if let Err(err) = self.queue.ack(id).await {
             tracing::debug!(task_id = %id, error = %err, "delay queue ack failed; its in-flight lease expires on its own");
         }
@@ -350,7 +446,7 @@ async fn pump(engine: Arc<Engine>, shutdown: CancellationToken) {
                     match engine.offer(id) {
                         Offer::Taken => {}
                         // Its holder here schedules what comes next.
-                        Offer::AlreadyHere => engine.ack(id).await,
+                        Offer::AlreadyHere => engine.ack(id, Origin::Queue).await,
                         // Due again, for whichever worker is free first.
                         Offer::ChannelFull => {
                             if let Err(err) = engine.queue.schedule(id, Utc::now()).await {

@@ -42,7 +42,7 @@ pub fn new_task_row(task: &NewTask) -> task::ActiveModel {
     let spec = &task.spec;
     task::ActiveModel {
         id: Set(id_bytes(task.id)),
-        status: Set(TaskStatus::Pending.as_str().into()),
+        status: Set(task.initial_status().as_str().into()),
         url: Set(spec.url.as_str().into()),
         method: Set(spec.method.as_str().into()),
         headers: Set(json(&spec.headers)),
@@ -59,8 +59,8 @@ pub fn new_task_row(task: &NewTask) -> task::ActiveModel {
         attempts_made: Set(0),
         attempts_base: Set(0),
         next_attempt_at: Set(Some(ms(task.first_attempt_at))),
-        lease_token: Set(None),
-        lease_until: Set(None),
+        lease_token: Set(task.lease.map(|l| l.token.0.as_bytes().to_vec())),
+        lease_until: Set(task.lease.map(|l| ms(l.until))),
         last_error: Set(None),
         created_at: Set(ms(task.created_at)),
         updated_at: Set(ms(task.created_at)),

@@ -1,7 +1,7 @@
 //! Delivery as a receiver sees it: the request, retries after each kind of
 //! failure, success conditions, and giving up.
 
-use crate::helpers::{fast_task, refused_url, spawn_app};
+use crate::helpers::{fast_task, refused_url, spawn_app, spawn_app_with};
 use callback_testkit::{Backend, Receiver, Reply};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -224,7 +224,43 @@ async fn delayed_task_waits_before_its_first_attempt(backend: Backend) {
     assert!(got[0].at - submitted >= Duration::from_millis(1900));
 }
 
+/// A task due now is stored already held by a free worker, which delivers
+/// it without claiming it; with every worker busy, the rest are stored
+/// pending and wait their turn. Each is delivered once.
+async fn tasks_due_now_go_straight_to_free_workers(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.delivery.concurrency = 2).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200).delay(Duration::from_millis(800)));
+    let tasks: Vec<Value> = (0..4)
+        .map(|i| json!({"url": receiver.url(&format!("/now{i}"))}))
+        .collect();
+    let (status, batch) = app
+        .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": tasks}))
+        .await;
+    assert_eq!(status, 201, "{batch}");
+    let statuses: Vec<&str> = batch["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["delivering", "delivering", "pending", "pending"]);
+    for task in batch["tasks"].as_array().unwrap() {
+        let id = task["task_id"].as_str().unwrap();
+        let done = app.wait_for_status(id, "succeeded", WAIT).await;
+        assert_eq!(done["attempts_made"], 1);
+    }
+    let counts = receiver.counts_by_task();
+    assert_eq!(counts.len(), 4);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    assert!(receiver
+        .requests()
+        .iter()
+        .all(|r| r.header("x-callback-attempt") == Some("1")));
+}
+
 on_every_backend!(
+    tasks_due_now_go_straight_to_free_workers,
     receiver_gets_method_query_headers_and_body,
     raw_text_body_keeps_its_content_type,
     task_is_retried_after_a_500,
