@@ -73,10 +73,7 @@ impl AlertStore for SqlTaskStore {
         let mut row = hook_row(hook);
         // Failures from before the hook existed are not its business.
         row.alerted_until = sea_orm::ActiveValue::Set(ms(hook.created_at));
-        match alert_hook::Entity::insert(row)
-            .exec(self.connection())
-            .await
-        {
+        match alert_hook::Entity::insert(row).exec(self.writer()).await {
             Ok(_) => Ok(()),
             Err(err) if is_unique_violation(&err) => Err(StoreError::AlreadyExists),
             Err(err) => Err(unavailable(err)),
@@ -106,7 +103,7 @@ impl AlertStore for SqlTaskStore {
     async fn update_hook(&self, hook: &AlertHook) -> Result<(), StoreError> {
         let mut row = hook_row(hook);
         row.created_at = sea_orm::ActiveValue::NotSet;
-        match row.update(self.connection()).await {
+        match row.update(self.writer()).await {
             Ok(_) => Ok(()),
             Err(sea_orm::DbErr::RecordNotUpdated) => Err(StoreError::NotFound),
             Err(err) => Err(unavailable(err)),
@@ -115,7 +112,7 @@ impl AlertStore for SqlTaskStore {
 
     async fn delete_hook(&self, id: AlertHookId) -> Result<(), StoreError> {
         let deleted = alert_hook::Entity::delete_by_id(id.to_string())
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(unavailable)?;
         if deleted.rows_affected == 0 {
@@ -220,7 +217,7 @@ impl AlertStore for SqlTaskStore {
         until: DateTime<Utc>,
         alert: &NewTask,
     ) -> Result<bool, StoreError> {
-        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let txn = self.writer().begin().await.map_err(unavailable)?;
         let moved = alert_hook::Entity::update_many()
             .col_expr(alert_hook::Column::AlertedUntil, Expr::value(ms(until)))
             .col_expr(alert_hook::Column::LastAlertAt, Expr::value(ms(until)))

@@ -28,7 +28,7 @@ fn task_ids(raw: &str) -> Result<Vec<TaskId>, StoreError> {
 impl EndpointStore for SqlTaskStore {
     async fn create_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
         match endpoint::Entity::insert(endpoint_row(e))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
         {
             Ok(_) => Ok(()),
@@ -69,7 +69,7 @@ impl EndpointStore for SqlTaskStore {
     async fn update_endpoint(&self, e: &Endpoint) -> Result<(), StoreError> {
         let mut row = endpoint_row(e);
         row.created_at = sea_orm::ActiveValue::NotSet;
-        match row.update(self.connection()).await {
+        match row.update(self.writer()).await {
             Ok(_) => Ok(()),
             Err(sea_orm::DbErr::RecordNotUpdated) => Err(StoreError::NotFound),
             Err(err) => Err(unavailable(err)),
@@ -81,7 +81,7 @@ impl EndpointStore for SqlTaskStore {
         name: &EndpointName,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let txn = self.writer().begin().await.map_err(unavailable)?;
         let deleted = endpoint::Entity::delete_by_id(name.as_str())
             .exec(&txn)
             .await
@@ -140,7 +140,7 @@ impl EndpointStore for SqlTaskStore {
 
     async fn publish(&self, e: &NewEvent, tasks: &[NewTask]) -> Result<Published, StoreError> {
         let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
-        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let txn = self.writer().begin().await.map_err(unavailable)?;
         let stored = event::Entity::insert(event::ActiveModel {
             call_id: sea_orm::ActiveValue::Set(e.call_id.clone()),
             event_type: sea_orm::ActiveValue::Set(e.event_type.as_str().into()),
@@ -202,7 +202,7 @@ impl EndpointStore for SqlTaskStore {
                 task::Column::Status
                     .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
             )
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(unavailable)?;
         waiting.iter().map(|b| task_id(b)).collect()

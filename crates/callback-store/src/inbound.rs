@@ -82,7 +82,7 @@ fn record_from_row(row: inbound::Model) -> Result<InboundRecord, StoreError> {
 impl InboundStore for SqlTaskStore {
     async fn upsert_route(&self, r: &Route) -> Result<bool, StoreError> {
         match route::Entity::insert(route_row(r))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
         {
             Ok(_) => return Ok(true),
@@ -97,7 +97,7 @@ impl InboundStore for SqlTaskStore {
             .col_expr(route::Column::UpdatedAt, Expr::value(ms(r.updated_at)))
             .filter(route::Column::Namespace.eq(r.namespace.as_str()))
             .filter(route::Column::RouteKey.eq(r.key.as_str()))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(unavailable)?;
         Ok(false)
@@ -148,7 +148,7 @@ impl InboundStore for SqlTaskStore {
     async fn delete_route(&self, ns: &Namespace, key: &RouteKey) -> Result<(), StoreError> {
         let deleted =
             route::Entity::delete_by_id((ns.as_str().to_string(), key.as_str().to_string()))
-                .exec(self.connection())
+                .exec(self.writer())
                 .await
                 .map_err(unavailable)?;
         if deleted.rows_affected == 0 {
@@ -162,7 +162,7 @@ impl InboundStore for SqlTaskStore {
         record: &InboundRecord,
         task: Option<&NewTask>,
     ) -> Result<(), StoreError> {
-        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let txn = self.writer().begin().await.map_err(unavailable)?;
         if let Some(task) = task {
             task::Entity::insert(new_task_row(task))
                 .exec(&txn)
@@ -224,7 +224,7 @@ impl InboundStore for SqlTaskStore {
         task: &NewTask,
         any_status: bool,
     ) -> Result<bool, StoreError> {
-        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let txn = self.writer().begin().await.map_err(unavailable)?;
         let mut update = inbound::Entity::update_many()
             .col_expr(
                 inbound::Column::Status,

@@ -139,7 +139,7 @@ impl OperatorStore for SqlTaskStore {
         update
             .filter(task::Column::Id.is_in(chosen.clone()))
             .filter(task::Column::Status.is_in(statuses(&TaskStatus::RESENDABLE)))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(unavailable)?;
         chosen.iter().map(|b| task_id(b)).collect()
@@ -166,7 +166,7 @@ impl OperatorStore for SqlTaskStore {
             .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
             .filter(task::Column::Id.is_in(id_list(ids)))
             .filter(task::Column::Status.is_in(statuses(&TaskStatus::CANCELLABLE)))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(unavailable)?;
         Ok(result.rows_affected)
@@ -244,7 +244,7 @@ impl OperatorStore for SqlTaskStore {
                     bucket_start: sea_orm::ActiveValue::Set(key),
                     retries: sea_orm::ActiveValue::Set(1),
                 })
-                .exec(db)
+                .exec(self.writer())
                 .await;
                 match inserted {
                     Ok(_) => {}
@@ -257,7 +257,7 @@ impl OperatorStore for SqlTaskStore {
                     .col_expr(failed_bucket::Column::Retries, Expr::value(n + 1))
                     .filter(failed_bucket::Column::BucketStart.eq(key))
                     .filter(failed_bucket::Column::Retries.eq(n))
-                    .exec(db)
+                    .exec(self.writer())
                     .await
                     .map_err(unavailable)?;
                 if updated.rows_affected != 1 {
@@ -271,7 +271,7 @@ impl OperatorStore for SqlTaskStore {
     async fn expire_buckets(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let result = failed_bucket::Entity::delete_many()
             .filter(failed_bucket::Column::BucketStart.lt(ms(before)))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(unavailable)?;
         Ok(result.rows_affected)
@@ -300,7 +300,7 @@ impl OperatorStore for SqlTaskStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let txn = self.connection().begin().await.map_err(unavailable)?;
+        let txn = self.writer().begin().await.map_err(unavailable)?;
         attempt::Entity::delete_many()
             .filter(attempt::Column::TaskId.is_in(ids.clone()))
             .exec(&txn)

@@ -15,8 +15,8 @@ use callback_migrations::{Migrator, MigratorTrait};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use std::time::Duration;
 
@@ -35,6 +35,11 @@ pub struct StoreOptions {
 #[derive(Debug, Clone)]
 pub struct SqlTaskStore {
     db: DatabaseConnection,
+    /// Where delivery's writes go. On SQLite, one connection of its own:
+    /// SQLite has one writer at a time, and writers queued here wait their
+    /// turn in order instead of sleeping in SQLite's busy handler. On
+    /// MySQL, the same pool as `db`.
+    writer: DatabaseConnection,
     groups: Option<Groups>,
 }
 
@@ -74,24 +79,25 @@ impl Outcome {
 
 /// Connects, and brings the schema up to date before anything else runs.
 pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError> {
-    let mut connect = ConnectOptions::new(options.url.clone());
-    connect
-        .max_connections(options.max_connections)
-        .connect_timeout(options.connect_timeout)
-        .acquire_timeout(options.connect_timeout)
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
-            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-            // WAL lets readers run beside the one writer; FULL makes every
-            // acknowledged commit survive a power cut, not just a crash.
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .create_if_missing(true)
-        });
-    let db = Database::connect(connect).await.map_err(unavailable)?;
+    let db = Database::connect(connect_options(options, options.max_connections))
+        .await
+        .map_err(unavailable)?;
     Migrator::up(&db, None).await.map_err(unavailable)?;
-    let plain = SqlTaskStore { db, groups: None };
+    // An in-memory SQLite database is private to its connection pool: a
+    // second pool would open another, empty one.
+    let in_memory = options.url.contains(":memory:") || options.url.contains("mode=memory");
+    let writer = if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite && !in_memory {
+        Database::connect(connect_options(options, 1))
+            .await
+            .map_err(unavailable)?
+    } else {
+        db.clone()
+    };
+    let plain = SqlTaskStore {
+        db,
+        writer,
+        groups: None,
+    };
     let groups = options
         .group_commit
         .filter(|g| !g.max_wait.is_zero() && g.max_batch > 1)
@@ -115,9 +121,33 @@ pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError>
     Ok(SqlTaskStore { groups, ..plain })
 }
 
+fn connect_options(options: &StoreOptions, max_connections: u32) -> ConnectOptions {
+    let mut connect = ConnectOptions::new(options.url.clone());
+    connect
+        .max_connections(max_connections)
+        .connect_timeout(options.connect_timeout)
+        .acquire_timeout(options.connect_timeout)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            // WAL lets readers run beside the one writer; FULL makes every
+            // acknowledged commit survive a power cut, not just a crash.
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+    connect
+}
+
 impl SqlTaskStore {
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The connection every write goes through (see `writer`).
+    pub(crate) fn writer(&self) -> &DatabaseConnection {
+        &self.writer
     }
 
     async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
@@ -142,7 +172,7 @@ impl SqlTaskStore {
         for (column, value) in sets {
             update = update.col_expr(column, value);
         }
-        let result = update.exec(&self.db).await.map_err(unavailable)?;
+        let result = update.exec(&self.writer).await.map_err(unavailable)?;
         let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
         if result.rows_affected == 1 {
             Ok(current)
@@ -180,7 +210,7 @@ impl SqlTaskStore {
                 .collect();
             let margin_ms = i64::try_from(margin.as_millis()).unwrap_or(i64::MAX / 2);
             // One transaction, so the group's leases cost one commit.
-            let txn = self.db.begin().await.map_err(unavailable)?;
+            let txn = self.writer.begin().await.map_err(unavailable)?;
             let mut taken = 0;
             for list in padded_in_lists(&ids) {
                 taken += task::Entity::update_many()
@@ -253,7 +283,7 @@ impl SqlTaskStore {
         outcomes: &[Outcome],
         group_successes: bool,
     ) -> Result<Option<Vec<bool>>, StoreError> {
-        let txn = self.db.begin().await.map_err(unavailable)?;
+        let txn = self.writer.begin().await.map_err(unavailable)?;
         let attempts: Vec<&Outcome> = outcomes.iter().collect();
         for chunk in statement_chunks(&attempts) {
             attempt::Entity::insert_many(chunk.iter().map(|o| attempt_row(o.task_id, &o.attempt)))
@@ -444,7 +474,10 @@ impl TaskStore for SqlTaskStore {
                 return result;
             }
         }
-        match task::Entity::insert(new_task_row(new)).exec(&self.db).await {
+        match task::Entity::insert(new_task_row(new))
+            .exec(&self.writer)
+            .await
+        {
             Ok(_) => {}
             Err(err) if is_unique_violation(&err) => {
                 if let Some(key) = &new.spec.idempotency_key {
@@ -497,7 +530,7 @@ impl TaskStore for SqlTaskStore {
             })
             .collect();
         if !fresh.is_empty() {
-            let txn = self.db.begin().await.map_err(unavailable)?;
+            let txn = self.writer.begin().await.map_err(unavailable)?;
             for chunk in statement_chunks(&fresh) {
                 let inserted = task::Entity::insert_many(chunk.iter().map(|t| new_task_row(t)))
                     .exec(&txn)
@@ -635,7 +668,7 @@ impl TaskStore for SqlTaskStore {
         interrupted: &Attempt,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await.map_err(unavailable)?;
+        let txn = self.writer.begin().await.map_err(unavailable)?;
         let result = task::Entity::update_many()
             .col_expr(task::Column::Status, status(TaskStatus::Retrying))
             .col_expr(
@@ -691,7 +724,7 @@ impl TaskStore for SqlTaskStore {
             .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
             .filter(task::Column::Id.eq(id_bytes(claim.task.id)))
             .filter(task::Column::LeaseToken.eq(claim.lease.0.as_bytes().to_vec()))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .map_err(unavailable)?;
         Ok(())
