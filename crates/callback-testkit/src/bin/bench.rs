@@ -1,26 +1,37 @@
 //! `bench`: measures a release `callback-center` on this machine and prints
-//! one table. It starts the server itself (SQLite default, or MariaDB and
-//! Redis), a counting receiver, and a load generator, and reports:
+//! one table per store. It starts the server itself (the SQLite default, or
+//! MariaDB and Redis), a counting receiver, and a load generator, and
+//! reports:
 //!
 //! - the loopback ceiling: the generator straight against the receiver;
-//! - intake: tasks/s and p50/p99 latency at 32 and 128 clients;
+//! - intake only: tasks/s and p50/p99 latency at 32 and 128 clients, with
+//!   tasks due later so that delivery does not compete;
+//! - intake through the batch API, 100 tasks a request;
 //! - end to end: N tasks accepted, stored, delivered and recorded;
-//! - drain: a backlog made due at once, delivered by delivery alone;
-//! - the server's peak RSS.
+//! - drain: the 128-client intake's tasks come due together and are
+//!   delivered by delivery alone;
+//! - peak RSS after the end-to-end run;
+//! - with a million tasks scheduled: peak RSS, and how late tasks that come
+//!   due meanwhile arrive.
 //!
 //! Every delivered task id is counted: a run that lost a task, or delivered
 //! one twice, says so and exits 1, whatever its speed.
 
-use callback_testkit::{Backend, Receiver, ServerProcess, TestDatabase, TestRedis};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use callback_testkit::{Backend, ServerProcess, TestDatabase, TestRedis};
 use clap::{Parser, ValueEnum};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "bench-admin-token";
+/// Tasks that must not come due while the bench runs wait this long.
+const FAR_DELAY_S: u32 = 86_400;
+/// The header a probe task carries its due time in (ms since the epoch).
+const DUE_HEADER: &str = "x-bench-due-ms";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Store {
@@ -41,17 +52,98 @@ struct Cli {
     /// Tasks for the end-to-end run.
     #[arg(long, default_value_t = 50_000)]
     tasks: usize,
-    /// Tasks per intake measurement.
+    /// Tasks per intake measurement; the 128-client run's tasks are then
+    /// the backlog that is drained.
     #[arg(long, default_value_t = 20_000)]
     intake_tasks: usize,
-    /// Tasks in the backlog drained by delivery alone.
-    #[arg(long, default_value_t = 20_000)]
-    backlog: usize,
+    /// Tasks submitted through the batch API, 100 a request.
+    #[arg(long, default_value_t = 50_000)]
+    batch_tasks: usize,
+    /// Tasks kept scheduled for later while probe tasks come due (0: skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    scheduled: usize,
 }
 
 struct Row {
     figure: String,
     value: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The fast receiver: answers 200 at once and counts each task id; for a
+/// task carrying its due time, notes how late it arrived.
+#[derive(Default)]
+struct Counts {
+    by_task: Mutex<HashMap<String, u32>>,
+    lateness_ms: Mutex<Vec<i64>>,
+    last: Mutex<Option<Instant>>,
+}
+
+struct Counter {
+    port: u16,
+    counts: Arc<Counts>,
+}
+
+async fn count(req: HttpRequest, _body: web::Bytes, counts: web::Data<Counts>) -> HttpResponse {
+    let now = Instant::now();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(id) = header("x-callback-task-id") {
+        *lock(&counts.by_task).entry(id.to_string()).or_default() += 1;
+    }
+    if let Some(due_ms) = header(DUE_HEADER).and_then(|v| v.parse::<i64>().ok()) {
+        let late = chrono::Utc::now().timestamp_millis() - due_ms;
+        lock(&counts.lateness_ms).push(late);
+    }
+    *lock(&counts.last) = Some(now);
+    HttpResponse::Ok().body("ok")
+}
+
+impl Counter {
+    fn start() -> anyhow::Result<Self> {
+        let counts = Arc::new(Counts::default());
+        let shared = web::Data::from(counts.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .default_service(web::to(count))
+        })
+        .listen(listener)?
+        .workers(2)
+        .disable_signals()
+        .run();
+        tokio::spawn(server);
+        Ok(Self { port, counts })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Waits until every id in `ids` has arrived; returns when the last
+    /// one did, and the missing and duplicated counts.
+    async fn delivered(&self, ids: &[String], timeout: Duration) -> (Instant, usize, usize) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (got, duplicates) = {
+                let counts = lock(&self.counts.by_task);
+                ids.iter()
+                    .fold((0, 0), |(got, dup), id| match counts.get(id) {
+                        Some(&n) => (got + 1, dup + n.saturating_sub(1) as usize),
+                        None => (got, dup),
+                    })
+            };
+            if got == ids.len() || Instant::now() > deadline {
+                let last = lock(&self.counts.last).unwrap_or_else(Instant::now);
+                return (last, ids.len() - got, duplicates);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 #[tokio::main]
@@ -67,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         cli.stores.clone()
     };
-    let receiver = Arc::new(Receiver::start().await);
+    let receiver = Counter::start()?;
     let ceiling = ceiling(&receiver, 20_000, 128).await;
     println!(
         "machine: {} cores; loopback ceiling (generator -> receiver, 128 clients): {:.0} requests/s",
@@ -79,9 +171,9 @@ async fn main() -> anyhow::Result<()> {
         let (rows, lost) = measure(&cli, store, &receiver).await?;
         failed |= lost;
         println!("\n{:?}", store);
-        println!("{:<52} {:>20}", "figure", "value");
+        println!("{:<58} {:>20}", "figure", "value");
         for row in rows {
-            println!("{:<52} {:>20}", row.figure, row.value);
+            println!("{:<58} {:>20}", row.figure, row.value);
         }
     }
     anyhow::ensure!(!failed, "a run lost or duplicated tasks");
@@ -89,14 +181,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Requests per second straight from the generator to the receiver.
-async fn ceiling(receiver: &Receiver, requests: usize, clients: usize) -> f64 {
+async fn ceiling(receiver: &Counter, requests: usize, clients: usize) -> f64 {
     let url = receiver.url("/ceiling");
-    let (elapsed, _) = drive(requests, clients, move |client| {
+    let (elapsed, _) = drive(requests, clients, move |client, _| {
         let url = url.clone();
         async move {
             client
                 .post(&url)
-                .header("X-Callback-Task-Id", "ceiling")
                 .json(&json!({"n": 1}))
                 .send()
                 .await
@@ -108,11 +199,12 @@ async fn ceiling(receiver: &Receiver, requests: usize, clients: usize) -> f64 {
     requests as f64 / elapsed.as_secs_f64()
 }
 
-/// Runs `requests` calls of `call` from `clients` concurrent clients;
-/// returns the wall time and every latency in microseconds.
-async fn drive<F, Fut>(requests: usize, clients: usize, call: F) -> (Duration, Vec<u64>)
+/// Runs `calls` calls of `call` (given the call's index) from `clients`
+/// concurrent clients; returns the wall time and every successful call's
+/// latency in microseconds.
+async fn drive<F, Fut>(calls: usize, clients: usize, call: F) -> (Duration, Vec<u64>)
 where
-    F: Fn(reqwest::Client) -> Fut + Send + Sync + 'static,
+    F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
     let client = reqwest::Client::builder()
@@ -121,7 +213,7 @@ where
         .expect("HTTP client");
     let call = Arc::new(call);
     let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(requests)));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(calls)));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..clients {
@@ -133,31 +225,34 @@ where
         );
         workers.spawn(async move {
             let mut mine = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < requests {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= calls {
+                    break;
+                }
                 let t = Instant::now();
-                let ok = call(client.clone()).await;
-                if ok {
+                if call(client.clone(), i).await {
                     mine.push(t.elapsed().as_micros() as u64);
                 }
             }
-            latencies
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(mine);
+            lock(&latencies).extend(mine);
         });
     }
     while workers.join_next().await.is_some() {}
     let elapsed = started.elapsed();
-    let latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    let latencies = std::mem::take(&mut *lock(&latencies));
     (elapsed, latencies)
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
+/// The `p` quantile of `values`, sorted or not.
+fn percentile<T: Copy + Ord>(values: &mut [T], p: f64) -> Option<T> {
+    values.sort_unstable();
+    let last = values.len().checked_sub(1)?;
+    Some(values[((last as f64) * p).round() as usize])
+}
+
+fn ms(us: Option<u64>) -> f64 {
+    us.map_or(0.0, |us| us as f64 / 1000.0)
 }
 
 /// Peak resident memory of a process, in MiB (Linux).
@@ -172,28 +267,67 @@ struct Submitter {
     address: String,
 }
 
+/// Tasks accepted by a submission run, its wall time and its latencies.
+struct Submitted {
+    ids: Vec<String>,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Submitted {
+    fn rate(&self) -> f64 {
+        self.ids.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn summary(&mut self) -> String {
+        format!(
+            "{:.0}  {:.1} / {:.1}",
+            self.rate(),
+            ms(percentile(&mut self.latencies_us, 0.5)),
+            ms(percentile(&mut self.latencies_us, 0.99))
+        )
+    }
+}
+
 impl Submitter {
-    /// Submits `count` tasks from `clients` clients; returns the accepted
-    /// ids, the wall time and the latencies.
-    async fn submit(
+    /// Submits `count` tasks, one a request, from `clients` clients.
+    async fn submit(&self, count: usize, clients: usize, task: Value) -> Submitted {
+        self.submit_in_batches(count, 1, clients, move |_| task.clone())
+            .await
+    }
+
+    /// Submits `count` tasks made by `task(i)`, `per_request` a request
+    /// (1: the single-task API, else the batch API), from `clients` clients.
+    async fn submit_in_batches(
         &self,
         count: usize,
+        per_request: usize,
         clients: usize,
-        task: Value,
-    ) -> (Vec<String>, Duration, Vec<u64>) {
+        task: impl Fn(usize) -> Value + Send + Sync + 'static,
+    ) -> Submitted {
         let ids = Arc::new(Mutex::new(Vec::with_capacity(count)));
-        let (url, task, sink) = (
-            format!("{}/api/v1/tasks", self.address),
-            Arc::new(task),
-            ids.clone(),
-        );
-        let (elapsed, latencies) = drive(count, clients, move |client| {
+        let per_request = per_request.max(1);
+        let url = if per_request == 1 {
+            format!("{}/api/v1/tasks", self.address)
+        } else {
+            format!("{}/api/v1/tasks/batch", self.address)
+        };
+        let (task, sink) = (Arc::new(task), ids.clone());
+        let requests = count.div_ceil(per_request);
+        let (elapsed, latencies_us) = drive(requests, clients, move |client, r| {
             let (url, task, sink) = (url.clone(), task.clone(), sink.clone());
             async move {
+                let first = r * per_request;
+                let last = (first + per_request).min(count);
+                let body = if per_request == 1 {
+                    task(first)
+                } else {
+                    json!({"tasks": (first..last).map(|i| task(i)).collect::<Vec<_>>()})
+                };
                 let Ok(response) = client
                     .post(&url)
                     .bearer_auth(TOKEN)
-                    .json(&*task)
+                    .json(&body)
                     .send()
                     .await
                 else {
@@ -205,50 +339,32 @@ impl Submitter {
                 let Ok(v) = response.json::<Value>().await else {
                     return false;
                 };
-                if let Some(id) = v["task_id"].as_str() {
-                    sink.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(id.to_string());
-                }
+                let accepted: Vec<String> = match v["tasks"].as_array() {
+                    Some(items) => items
+                        .iter()
+                        .filter_map(|t| t["task_id"].as_str().map(str::to_string))
+                        .collect(),
+                    None => v["task_id"]
+                        .as_str()
+                        .map(str::to_string)
+                        .into_iter()
+                        .collect(),
+                };
+                lock(&sink).extend(accepted);
                 true
             }
         })
         .await;
-        let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(|p| p.into_inner()));
-        (ids, elapsed, latencies)
-    }
-}
-
-/// Waits until the receiver has every id in `ids`; returns when the last
-/// arrived, and the missing and duplicated counts.
-async fn delivered(
-    receiver: &Receiver,
-    ids: &[String],
-    timeout: Duration,
-) -> (Instant, usize, usize) {
-    let wanted: HashSet<&String> = ids.iter().collect();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let counts = receiver.counts_by_task();
-        let got = wanted.iter().filter(|id| counts.contains_key(**id)).count();
-        if got == wanted.len() || Instant::now() > deadline {
-            let last = receiver
-                .requests()
-                .iter()
-                .map(|r| r.at)
-                .max()
-                .unwrap_or_else(Instant::now);
-            let duplicates = wanted
-                .iter()
-                .map(|id| counts.get(*id).copied().unwrap_or(0).saturating_sub(1))
-                .sum();
-            return (last, wanted.len() - got, duplicates);
+        let ids = std::mem::take(&mut *lock(&ids));
+        Submitted {
+            ids,
+            elapsed,
+            latencies_us,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn measure(cli: &Cli, store: Store, receiver: &Receiver) -> anyhow::Result<(Vec<Row>, bool)> {
+async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<(Vec<Row>, bool)> {
     let data_dir = std::env::temp_dir().join(format!("cbc-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir)?;
     let (db, redis) = match store {
@@ -278,65 +394,164 @@ async fn measure(cli: &Cli, store: Store, receiver: &Receiver) -> anyhow::Result
         address: server.address.clone(),
     };
     let task = json!({"url": receiver.url("/bench"), "body": {"order": 42, "items": [1, 2, 3]}});
+    let later = |delay_s: u32| {
+        let mut t = task.clone();
+        t["delay_s"] = json!(delay_s);
+        t
+    };
     let mut rows = Vec::new();
     let mut lost = false;
 
-    for clients in [32, 128] {
-        let (ids, elapsed, mut latencies) = submitter
-            .submit(cli.intake_tasks, clients, task.clone())
-            .await;
-        latencies.sort_unstable();
-        rows.push(Row {
-            figure: format!("intake, {clients} clients (tasks/s, p50 / p99 ms)"),
-            value: format!(
-                "{:.0}  {:.1} / {:.1}",
-                ids.len() as f64 / elapsed.as_secs_f64(),
-                percentile(&latencies, 0.5),
-                percentile(&latencies, 0.99)
-            ),
-        });
-        let (_, missing, duplicates) = delivered(receiver, &ids, Duration::from_secs(300)).await;
-        lost |= missing > 0 || duplicates > 0;
-    }
+    // Intake only: tasks due later, so that no delivery competes.
+    let mut run = submitter
+        .submit(cli.intake_tasks, 32, later(FAR_DELAY_S))
+        .await;
+    rows.push(Row {
+        figure: "intake only, 32 clients (tasks/s, p50 / p99 ms)".into(),
+        value: run.summary(),
+    });
+    // The 128-client run's tasks come due together: the drain backlog.
+    let delay_s = 5 + u32::try_from(cli.intake_tasks / 2000).unwrap_or(60);
+    let submitted_at = Instant::now();
+    let mut backlog = submitter
+        .submit(cli.intake_tasks, 128, later(delay_s))
+        .await;
+    rows.push(Row {
+        figure: "intake only, 128 clients (tasks/s, p50 / p99 ms)".into(),
+        value: backlog.summary(),
+    });
+    let due = submitted_at + Duration::from_secs(u64::from(delay_s));
+    let (last, missing, duplicates) = receiver
+        .delivered(&backlog.ids, Duration::from_secs(600))
+        .await;
+    let drain = last.saturating_duration_since(due);
+    rows.push(Row {
+        figure: format!("drain, {} due at once (deliveries/s)", backlog.ids.len()),
+        value: if backlog.elapsed >= Duration::from_secs(u64::from(delay_s)) || drain.is_zero() {
+            "backlog not ready in time".into()
+        } else {
+            format!("{:.0}", backlog.ids.len() as f64 / drain.as_secs_f64())
+        },
+    });
+    rows.push(Row {
+        figure: "drain: missing / duplicates".into(),
+        value: format!("{missing} / {duplicates}"),
+    });
+    lost |= missing > 0 || duplicates > 0;
+
+    let far = later(FAR_DELAY_S);
+    let mut batch = submitter
+        .submit_in_batches(cli.batch_tasks, 100, 32, move |_| far.clone())
+        .await;
+    rows.push(Row {
+        figure: "intake, batch API, 100 a request, 32 clients (tasks/s, p99 ms)".into(),
+        value: format!(
+            "{:.0}  {:.1}",
+            batch.rate(),
+            ms(percentile(&mut batch.latencies_us, 0.99))
+        ),
+    });
 
     let started = Instant::now();
-    let (ids, _, _) = submitter.submit(cli.tasks, 128, task.clone()).await;
-    let (last, missing, duplicates) = delivered(receiver, &ids, Duration::from_secs(600)).await;
+    let e2e = submitter.submit(cli.tasks, 128, task.clone()).await;
+    let (last, missing, duplicates) = receiver.delivered(&e2e.ids, Duration::from_secs(600)).await;
     let elapsed = last.saturating_duration_since(started);
     rows.push(Row {
-        figure: format!("end to end, {} tasks, 128 clients (tasks/s)", ids.len()),
-        value: format!("{:.0}", ids.len() as f64 / elapsed.as_secs_f64()),
+        figure: format!("end to end, {} tasks, 128 clients (tasks/s)", e2e.ids.len()),
+        value: format!("{:.0}", e2e.ids.len() as f64 / elapsed.as_secs_f64()),
     });
     rows.push(Row {
         figure: "end to end: missing / duplicates".into(),
         value: format!("{missing} / {duplicates}"),
     });
-    lost |= missing > 0 || duplicates > 0 || ids.len() < cli.tasks;
-
-    // A backlog due at once: submitted with a delay, drained by delivery.
-    let delay_s = 5 + (cli.backlog / 1000) as u64;
-    let mut delayed = task.clone();
-    delayed["delay_s"] = json!(delay_s);
-    let submitted_at = Instant::now();
-    let (ids, _, _) = submitter.submit(cli.backlog, 128, delayed).await;
-    let due = submitted_at + Duration::from_secs(delay_s);
-    let (last, missing, duplicates) = delivered(receiver, &ids, Duration::from_secs(600)).await;
-    let submit_took = due.saturating_duration_since(submitted_at);
-    let drain = last.saturating_duration_since(due);
+    lost |= missing > 0 || duplicates > 0 || e2e.ids.len() < cli.tasks;
     rows.push(Row {
-        figure: format!("drain, {} due at once (deliveries/s)", ids.len()),
-        value: if drain.is_zero() || submit_took.is_zero() {
-            "backlog not ready in time".into()
-        } else {
-            format!("{:.0}", ids.len() as f64 / drain.as_secs_f64())
-        },
-    });
-    lost |= missing > 0 || duplicates > 0;
-    rows.push(Row {
-        figure: "peak RSS of the server (MiB)".into(),
+        figure: "peak RSS of the server so far (MiB)".into(),
         value: peak_rss_mib(pid).map_or("?".into(), |m| format!("{m:.0}")),
     });
+
+    if cli.scheduled > 0 {
+        rows.extend(scheduled(cli, &submitter, receiver, &task, pid, &mut lost).await);
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok((rows, lost))
+}
+
+/// Keeps `cli.scheduled` tasks scheduled (those already far off count),
+/// then sends probe tasks due a few seconds later and measures how late
+/// they arrive, and the server's peak RSS.
+async fn scheduled(
+    cli: &Cli,
+    submitter: &Submitter,
+    receiver: &Counter,
+    task: &Value,
+    pid: u32,
+    lost: &mut bool,
+) -> Vec<Row> {
+    let already = cli.intake_tasks + cli.batch_tasks;
+    let more = cli.scheduled.saturating_sub(already);
+    let spread = task.clone();
+    // Due over the next hours, spread out as retries would be.
+    let filled = submitter
+        .submit_in_batches(more, 100, 16, move |i| {
+            let mut t = spread.clone();
+            t["delay_s"] = json!(3_600 + (i % 7_200));
+            t
+        })
+        .await;
+    let total = already.min(cli.scheduled) + filled.ids.len();
+
+    const PROBES: usize = 2_000;
+    const PROBE_DELAY_S: i64 = 3;
+    let base = task.clone();
+    let mut probes = Vec::with_capacity(PROBES);
+    let client = reqwest::Client::new();
+    let pace = tokio::time::interval(Duration::from_millis(5));
+    tokio::pin!(pace);
+    for _ in 0..PROBES {
+        pace.as_mut().tick().await;
+        let due_ms = chrono::Utc::now().timestamp_millis() + PROBE_DELAY_S * 1000;
+        let mut probe = base.clone();
+        probe["delay_s"] = json!(PROBE_DELAY_S);
+        probe["headers"] = json!({ DUE_HEADER: due_ms.to_string() });
+        let answer = client
+            .post(format!("{}/api/v1/tasks", submitter.address))
+            .bearer_auth(TOKEN)
+            .json(&probe)
+            .send()
+            .await;
+        if let Ok(response) = answer {
+            if let Ok(v) = response.json::<Value>().await {
+                if let Some(id) = v["task_id"].as_str() {
+                    probes.push(id.to_string());
+                }
+            }
+        }
+    }
+    let (_, missing, duplicates) = receiver.delivered(&probes, Duration::from_secs(120)).await;
+    *lost |= missing > 0 || duplicates > 0 || probes.len() < PROBES;
+    let mut late: Vec<i64> = std::mem::take(&mut *lock(&receiver.counts.lateness_ms));
+    let show = |v: Option<i64>| v.map_or("?".to_string(), |ms| ms.to_string());
+    vec![
+        Row {
+            figure: format!(
+                "{total} scheduled: {} probes due meanwhile, missing / duplicates",
+                probes.len()
+            ),
+            value: format!("{missing} / {duplicates}"),
+        },
+        Row {
+            figure: format!("{total} scheduled: probe lateness p50 / p99 (ms)"),
+            value: format!(
+                "{} / {}",
+                show(percentile(&mut late, 0.5)),
+                show(percentile(&mut late, 0.99))
+            ),
+        },
+        Row {
+            figure: format!("{total} scheduled: peak RSS of the server (MiB)"),
+            value: peak_rss_mib(pid).map_or("?".into(), |m| format!("{m:.0}")),
+        },
+    ]
 }
