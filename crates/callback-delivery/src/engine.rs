@@ -1,7 +1,7 @@
 //! The dispatcher, the delay-queue pump and the reconciler, and the handle
 //! intake uses to offer new tasks.
 
-use crate::receivers::{Admission, Receivers};
+use crate::receivers::{Admission, Receivers, Waiting};
 use crate::HttpSender;
 use async_trait::async_trait;
 use callback_core::{
@@ -72,9 +72,15 @@ struct Engine {
     hard_stop: CancellationToken,
 }
 
+/// A claimed task on its way to an attempt.
+pub(crate) struct Work {
+    pub(crate) claim: ClaimedTask,
+    pub(crate) origin: Origin,
+}
+
 /// Where a task being attempted came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
+pub(crate) enum Origin {
     /// Taken from the delay queue or offered by the reconciler: the queue
     /// may hold it in flight until it is acknowledged.
     Queue,
@@ -179,6 +185,10 @@ impl Delivery {
             );
             engine.hard_stop.cancel();
             attempts.wait().await;
+        }
+        // Tasks still waiting for a slot go back to the store untried.
+        for work in engine.receivers.take_all_waiting() {
+            engine.defer(&work.claim, Utc::now(), "shutting down").await;
         }
         background.wait().await;
     }
@@ -299,28 +309,57 @@ impl Engine {
         self.attempt(claim, Origin::Queue).await;
     }
 
-    /// Makes one attempt of a claimed task, records it and schedules what
-    /// comes next.
+    /// Makes one attempt of a claimed task, then, with the same worker, of
+    /// each task that waited for the slot an attempt freed.
     async fn attempt(&self, claim: ClaimedTask, origin: Origin) {
-        let id = claim.task.id;
-        let pass = match self.receivers.admit(&claim.task, Utc::now()).await {
-            Admission::Send(pass) => pass,
-            Admission::Defer { until, why } => {
-                self.defer(&claim, until, &why).await;
-                return;
-            }
-            Admission::Fail(why) => {
-                let attempt = Attempt::without_response(claim.attempt_number, Utc::now(), why);
-                self.record(&claim, &attempt, Disposition::Failed).await;
-                self.queued().remove(&id);
-                self.ack(id, origin).await;
-                return;
+        let mut next = Some(Work { claim, origin });
+        while let Some(work) = next.take() {
+            next = self.attempt_once(work).await;
+        }
+    }
+
+    /// Makes one attempt, records it and schedules what comes next. Returns
+    /// a task that waited for the slot this attempt freed.
+    async fn attempt_once(&self, mut work: Work) -> Option<Work> {
+        let id = work.claim.task.id;
+        let mut admissions = 0;
+        let mut pass = loop {
+            admissions += 1;
+            match self.receivers.admit(&work.claim.task, Utc::now()).await {
+                Admission::Send(pass) => break pass,
+                Admission::Defer { until, why } => {
+                    self.defer(&work.claim, until, &why).await;
+                    return None;
+                }
+                Admission::Fail(why) => {
+                    let claim = &work.claim;
+                    let attempt = Attempt::without_response(claim.attempt_number, Utc::now(), why);
+                    self.record(claim, &attempt, Disposition::Failed).await;
+                    self.queued().remove(&id);
+                    self.ack(id, work.origin).await;
+                    return None;
+                }
+                Admission::AtCap { key, until, why } => match self.receivers.wait(&key, work) {
+                    Waiting::Held => return None,
+                    // Taken again at once by others: not worth chasing.
+                    Waiting::SlotFree(w) | Waiting::NoRoom(w) if admissions >= 3 => {
+                        self.defer(&w.claim, until, &why).await;
+                        return None;
+                    }
+                    Waiting::SlotFree(w) => work = w,
+                    Waiting::NoRoom(w) => {
+                        self.defer(&w.claim, until, &why).await;
+                        return None;
+                    }
+                },
             }
         };
+        let Work { claim, origin } = work;
         let started_at = Utc::now();
         let outcome = tokio::select! {
             outcome = self.sender.send(&claim, pass.signing.as_ref()) => outcome,
             _ = self.hard_stop.cancelled() => {
+                // Tasks waiting for this slot are given back at shutdown.
                 let interrupted = Attempt::without_response(
                     claim.attempt_number,
                     started_at,
@@ -335,10 +374,11 @@ impl Engine {
                 if let Err(err) = self.queue.schedule(id, now).await {
                     tracing::debug!(task_id = %id, error = %err, "delay queue refused a released task; the reconciler will find it");
                 }
-                return;
+                return None;
             }
         };
         self.receivers.record(&pass, outcome.success);
+        let receiver = std::mem::take(&mut pass.key);
         drop(pass);
         let task = &claim.task;
         let (schedule, jitter) = match &task.spec.retry_schedule {
@@ -372,6 +412,21 @@ impl Engine {
             }
             _ => self.ack(id, origin).await,
         }
+        self.next_waiting(&receiver).await
+    }
+
+    /// The task that has waited longest for a slot of `receiver`, to take
+    /// the one just freed.
+    async fn next_waiting(&self, receiver: &str) -> Option<Work> {
+        let (waited, work) = self.receivers.next_waiting(receiver)?;
+        // Its lease (the task's timeout plus the margin) could end during
+        // the attempt: give it back untried instead.
+        if waited > self.config.lease_margin / 2 {
+            self.defer(&work.claim, Utc::now(), "waited too long for a slot")
+                .await;
+            return None;
+        }
+        Some(work)
     }
 
     /// Gives a claimed task back, untried, for later.

@@ -2,21 +2,26 @@
 //! sent. A receiver is an endpoint (for event tasks) or a URL origin (for
 //! plain tasks). Each has a cap on attempts in flight, an optional rate
 //! limit and a circuit breaker, so one slow, hanging or failing receiver
-//! cannot take the workers from the others. A task its receiver cannot take
-//! now is deferred in the store, not attempted, never dropped.
+//! cannot take the workers from the others. A task whose receiver is at its
+//! cap waits in memory, without a worker, for that receiver's next attempt
+//! to end (a bounded number: see `ReceiverLimits::max_waiting`); any other
+//! task its receiver cannot take now is deferred in the store, not
+//! attempted, never dropped.
 //!
 //! State is per instance and bounded: idle receivers are forgotten.
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerState, Transition, Verdict};
+use crate::engine::Work;
 use callback_core::{
     AlertHook, AlertHookId, AlertKind, AlertStore, Endpoint, EndpointName, EndpointStore, Notices,
     ReceiverStatus, ReceiverWatch, SignatureScheme, Signing, Task,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -33,6 +38,10 @@ const MAX_REMEMBERED: usize = 10_000;
 pub struct ReceiverLimits {
     /// Attempts in flight per receiver unless its endpoint says otherwise.
     pub max_in_flight: u32,
+    /// Tasks waiting in memory for a slot, over all receivers. One receiver
+    /// may hold its cap or half of these, whichever is more, so that one
+    /// slow receiver cannot fill the room for all.
+    pub max_waiting: usize,
     pub breaker: BreakerConfig,
 }
 
@@ -46,11 +55,28 @@ pub enum Admission {
     },
     /// It can never be sent (its endpoint is gone).
     Fail(String),
+    /// Its receiver has every slot taken: wait for one (`Receivers::wait`),
+    /// or, with no room to wait, defer to `until`.
+    AtCap {
+        key: String,
+        until: DateTime<Utc>,
+        why: String,
+    },
+}
+
+/// What became of a task that waits for a slot of its receiver.
+pub(crate) enum Waiting {
+    /// Held until an attempt of its receiver ends (`Receivers::next_waiting`).
+    Held,
+    /// A slot freed meanwhile: admit it again.
+    SlotFree(Work),
+    /// No room to wait: defer it.
+    NoRoom(Work),
 }
 
 /// Leave to send one attempt: holds a slot of the receiver until dropped.
 pub struct Pass {
-    key: String,
+    pub(crate) key: String,
     _slot: OwnedSemaphorePermit,
     /// How to sign, with the current secret of the endpoint or alert hook.
     pub signing: Option<Signing>,
@@ -89,6 +115,8 @@ struct Receiver {
     capacity: u32,
     limiter: Option<(u32, DefaultDirectRateLimiter)>,
     breaker: Breaker,
+    /// Claimed tasks waiting for a slot, oldest first, with when they began.
+    waiting: VecDeque<(Instant, Work)>,
 }
 
 impl Receiver {
@@ -98,6 +126,7 @@ impl Receiver {
             capacity,
             limiter: None,
             breaker: Breaker::new(breaker),
+            waiting: VecDeque::new(),
         }
     }
 
@@ -113,6 +142,9 @@ pub struct Receivers {
     notices: Arc<dyn Notices>,
     limits: ReceiverLimits,
     receivers: Mutex<HashMap<String, Receiver>>,
+    /// Tasks waiting for a slot over all receivers (changed under the
+    /// `receivers` lock).
+    waiting: AtomicUsize,
     endpoint_cache: TtlCache<EndpointName, Endpoint>,
     hook_cache: TtlCache<AlertHookId, AlertHook>,
 }
@@ -144,6 +176,7 @@ impl Receivers {
             notices,
             limits,
             receivers: Mutex::new(HashMap::new()),
+            waiting: AtomicUsize::new(0),
             endpoint_cache: TtlCache::new(),
             hook_cache: TtlCache::new(),
         }
@@ -242,9 +275,10 @@ impl Receivers {
         let Ok(slot) = receiver.slots.clone().try_acquire_owned() else {
             // A slot frees when an attempt ends; spread the retries out.
             let wait = u64::from(task.spec.timeout_ms).clamp(500, 2_000);
-            return Admission::Defer {
+            return Admission::AtCap {
                 until: now + TimeDelta::milliseconds((wait + fastrand::u64(0..wait)) as i64),
                 why: format!("{key} has {capacity} attempts in flight"),
+                key,
             };
         };
         if let Some(per_s) = rate.and_then(NonZeroU32::new) {
@@ -276,6 +310,48 @@ impl Receivers {
             _slot: slot,
             signing,
         })
+    }
+
+    /// Holds a task whose receiver was at its cap until one of the
+    /// receiver's attempts ends. Checked under the same lock as the slots
+    /// are handed out, so that a slot freed meanwhile is never missed.
+    pub(crate) fn wait(&self, key: &str, work: Work) -> Waiting {
+        let mut receivers = lock(&self.receivers);
+        let Some(receiver) = receivers.get_mut(key) else {
+            return Waiting::SlotFree(work);
+        };
+        if receiver.slots.available_permits() > 0 {
+            return Waiting::SlotFree(work);
+        }
+        let own_room = (receiver.capacity as usize).max(self.limits.max_waiting / 2);
+        let room = receiver.waiting.len() < own_room
+            && self.waiting.load(Ordering::Relaxed) < self.limits.max_waiting;
+        if !room {
+            return Waiting::NoRoom(work);
+        }
+        receiver.waiting.push_back((Instant::now(), work));
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting::Held
+    }
+
+    /// After an attempt of `key` ended and gave its slot back: the task
+    /// that has waited longest for one, with how long it waited.
+    pub(crate) fn next_waiting(&self, key: &str) -> Option<(Duration, Work)> {
+        let mut receivers = lock(&self.receivers);
+        let (since, work) = receivers.get_mut(key)?.waiting.pop_front()?;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        Some((since.elapsed(), work))
+    }
+
+    /// Every waiting task, at shutdown.
+    pub(crate) fn take_all_waiting(&self) -> Vec<Work> {
+        let mut receivers = lock(&self.receivers);
+        let all: Vec<Work> = receivers
+            .values_mut()
+            .flat_map(|r| r.waiting.drain(..).map(|(_, work)| work))
+            .collect();
+        self.waiting.store(0, Ordering::Relaxed);
+        all
     }
 
     /// Feeds an attempt's outcome to the receiver's breaker; logs openings

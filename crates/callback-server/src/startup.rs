@@ -117,6 +117,9 @@ impl Application {
             alerter.clone(),
             ReceiverLimits {
                 max_in_flight: d.max_in_flight_per_receiver.max(1),
+                // As many tasks may wait in memory for a slot as there are
+                // workers: memory stays bounded by the worker count.
+                max_waiting: d.concurrency.max(1),
                 breaker: BreakerConfig {
                     failure_threshold: b.failure_threshold.max(1),
                     window: Duration::from_secs(b.window_s),

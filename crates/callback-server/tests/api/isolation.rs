@@ -95,6 +95,44 @@ async fn a_hanging_receiver_does_not_take_the_workers_of_a_healthy_one() {
         .await;
 }
 
+/// Tasks over a receiver's cap wait in memory for its next free slot and go
+/// as soon as one frees, instead of being put off in the store for seconds;
+/// the cap still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_over_the_cap_take_the_next_free_slot() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.delivery.concurrency = 16;
+        s.delivery.max_in_flight_per_receiver = 2;
+    })
+    .await;
+    let slow = Receiver::start().await;
+    slow.set_default(Reply::status(200).delay(Duration::from_millis(400)));
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(app.submit(json!({"url": slow.url("/slow")})).await);
+    }
+    let got = slow.wait_for(6, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 6);
+    let mut arrivals: Vec<Instant> = got.iter().map(|r| r.at).collect();
+    arrivals.sort();
+    // Two at a time, each pair as the last ends: about 0.8 s from first to
+    // last. A task put off in the store would come back 2 to 4 s later.
+    let span = arrivals[5] - arrivals[0];
+    assert!(span < Duration::from_millis(1800), "spread over {span:?}");
+    for pair in arrivals.windows(3) {
+        assert!(
+            pair[2] - pair[0] >= Duration::from_millis(300),
+            "three requests in flight at once: {arrivals:?}"
+        );
+    }
+    for id in &ids {
+        let done = app
+            .wait_for_status(id, "succeeded", Duration::from_secs(5))
+            .await;
+        assert_eq!(done["attempts_made"], 1);
+    }
+}
+
 async fn breaker_state(app: &crate::helpers::TestApp) -> Value {
     let (status, view) = app
         .send_json("GET", "/api/v1/endpoints/fragile", &json!(null))
