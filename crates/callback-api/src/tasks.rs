@@ -182,23 +182,25 @@ pub async fn create_tasks(
             other => ApiError::StoreUnavailable(other),
         })?;
     let mut items = Vec::with_capacity(inserted.len());
+    let mut accepted = Vec::new();
     for ((result, new), handoff) in inserted.into_iter().zip(&tasks).zip(handoffs.drain(..)) {
-        match result {
-            Inserted::Created(task) => {
-                items.push(BatchItemView {
-                    task_id: task.id.to_string(),
-                    status: task.status.as_str().into(),
-                    created: true,
-                });
-                hand_over(&state, handoff, task, new.first_attempt_at).await;
-            }
-            Inserted::Existing(task) => items.push(BatchItemView {
-                task_id: task.id.to_string(),
-                status: task.status.as_str().into(),
-                created: false,
-            }),
+        let (task, created) = match result {
+            Inserted::Created(task) => (task, true),
+            Inserted::Existing(task) => (task, false),
+        };
+        items.push(BatchItemView {
+            task_id: task.id.to_string(),
+            status: task.status.as_str().into(),
+            created,
+        });
+        match (created, handoff) {
+            (true, Some(handoff)) => handoff.deliver(task),
+            (true, None) => accepted.push((task.id, new.first_attempt_at)),
+            // An existing task is delivery's already; its worker is freed.
+            (false, _) => {}
         }
     }
+    state.dispatch.accepted_many(&accepted).await;
     Ok(HttpResponse::Created().json(BatchView { tasks: items }))
 }
 

@@ -494,6 +494,13 @@ pub trait Dispatch: Send + Sync + 'static {
     /// cannot be handed over now waits in the store and is found again.
     async fn accepted(&self, id: TaskId, due: DateTime<Utc>);
 
+    /// Many tasks committed together, each due at its time.
+    async fn accepted_many(&self, tasks: &[(TaskId, DateTime<Utc>)]) {
+        for &(id, due) in tasks {
+            self.accepted(id, due).await;
+        }
+    }
+
     /// Holds a free worker for a task due now that is about to be stored,
     /// so that it can be stored already leased to that worker and delivered
     /// without a claim. `None` when every worker is busy: store the task

@@ -207,6 +207,23 @@ impl Dispatch for DeliveryHandle {
         }
     }
 
+    async fn accepted_many(&self, tasks: &[(TaskId, DateTime<Utc>)]) {
+        let now = Utc::now();
+        let later: Vec<(TaskId, DateTime<Utc>)> = tasks
+            .iter()
+            .copied()
+            .filter(|&(id, due)| !(due <= now && self.engine.offer(id) == Offer::Taken))
+            .collect();
+        if later.is_empty() {
+            return;
+        }
+        // One call for them all. Fresh ids are in flight nowhere, so
+        // restoring them is scheduling them.
+        if let Err(err) = self.engine.queue.restore(&later).await {
+            tracing::debug!(tasks = later.len(), error = %err, "delay queue refused tasks; the reconciler will find them");
+        }
+    }
+
     fn reserve(&self, timeout_ms: u32) -> Option<Box<dyn Handoff>> {
         if self.engine.closing.is_cancelled() {
             return None;

@@ -37,6 +37,42 @@ async fn delayed_tasks_and_retries_wait_in_redis_and_are_delivered_from_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_batch_waits_in_redis_and_is_delivered_from_it() {
+    let redis = TestRedis::create().await;
+    let receiver = Receiver::start().await;
+    let app = spawn_app_with(Backend::Mysql, |s| {
+        s.redis.url = Some(SecretString::from(redis.url.clone()));
+        s.redis.key_prefix = redis.prefix.clone();
+        s.delivery.reconcile_interval_ms = 60_000;
+    })
+    .await;
+    let tasks: Vec<serde_json::Value> = (0..5)
+        .map(|i| json!({"url": receiver.url(&format!("/b{i}")), "delay_s": 1}))
+        .collect();
+    let (status, batch) = app
+        .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": tasks}))
+        .await;
+    assert_eq!(status, 201, "{batch}");
+    let mut ids: Vec<String> = batch["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut due = redis.members("due").await;
+    ids.sort();
+    due.sort();
+    assert_eq!(due, ids, "the whole batch is scheduled in Redis");
+    for id in &ids {
+        app.wait_for_status(id, "succeeded", Duration::from_secs(15))
+            .await;
+    }
+    assert_eq!(receiver.requests().len(), 5);
+    assert!(redis.members("due").await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_is_configured_by_its_seed_nodes() {
     let cluster = PrivateRedisCluster::start().await;
     let receiver = Receiver::start().await;
