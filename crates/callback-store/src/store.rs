@@ -69,14 +69,6 @@ struct Outcome {
     now: DateTime<Utc>,
 }
 
-impl Outcome {
-    /// A plain success: its state change is the same for every task, so a
-    /// group of them is one statement.
-    fn is_plain_success(&self) -> bool {
-        self.next == Disposition::Succeeded && self.attempt.error.is_none()
-    }
-}
-
 /// Connects, and brings the schema up to date before anything else runs.
 pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError> {
     let db = Database::connect(connect_options(options, options.max_connections))
@@ -316,24 +308,7 @@ impl SqlTaskStore {
                 .into_iter()
                 .zip(padded_in_lists(&leases))
             {
-                matched += task::Entity::update_many()
-                    .col_expr(task::Column::Status, status(TaskStatus::Succeeded))
-                    .col_expr(
-                        task::Column::AttemptsMade,
-                        Expr::col(task::Column::AttemptsMade).add(1),
-                    )
-                    .col_expr(
-                        task::Column::NextAttemptAt,
-                        Expr::value(Option::<i64>::None),
-                    )
-                    .col_expr(task::Column::FailedAt, Expr::value(Option::<i64>::None))
-                    .col_expr(
-                        task::Column::LeaseToken,
-                        Expr::value(Option::<Vec<u8>>::None),
-                    )
-                    .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
-                    .col_expr(task::Column::LastError, Expr::value(Option::<String>::None))
-                    .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+                matched += after_attempt(&Outcome::plain_success_state(now))
                     .filter(task::Column::Id.is_in(ids))
                     .filter(task::Column::LeaseToken.is_in(leases))
                     .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
@@ -354,33 +329,7 @@ impl SqlTaskStore {
             if group_successes && outcome.is_plain_success() {
                 continue;
             }
-            let (new_status, next_at) = match outcome.next {
-                Disposition::Succeeded => (TaskStatus::Succeeded, None),
-                Disposition::Failed => (TaskStatus::Failed, None),
-                Disposition::RetryAt(at) => (TaskStatus::Retrying, Some(ms(at))),
-            };
-            let now = ms(outcome.now);
-            let result = task::Entity::update_many()
-                .col_expr(task::Column::Status, status(new_status))
-                .col_expr(
-                    task::Column::AttemptsMade,
-                    Expr::col(task::Column::AttemptsMade).add(1),
-                )
-                .col_expr(task::Column::NextAttemptAt, Expr::value(next_at))
-                .col_expr(
-                    task::Column::FailedAt,
-                    Expr::value((new_status == TaskStatus::Failed).then_some(now)),
-                )
-                .col_expr(
-                    task::Column::LeaseToken,
-                    Expr::value(Option::<Vec<u8>>::None),
-                )
-                .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
-                .col_expr(
-                    task::Column::LastError,
-                    Expr::value(outcome.attempt.error.clone()),
-                )
-                .col_expr(task::Column::UpdatedAt, Expr::value(now))
+            let result = after_attempt(&outcome.state())
                 .filter(task::Column::Id.eq(id_bytes(outcome.task_id)))
                 .filter(task::Column::LeaseToken.eq(outcome.lease.0.as_bytes().to_vec()))
                 .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
@@ -392,6 +341,73 @@ impl SqlTaskStore {
         txn.commit().await.map_err(unavailable)?;
         Ok(Some(applied))
     }
+}
+
+/// The state a task moves to after an attempt.
+struct AfterAttempt {
+    status: TaskStatus,
+    next_at: Option<i64>,
+    failed_at: Option<i64>,
+    last_error: Option<String>,
+    now: i64,
+}
+
+impl Outcome {
+    /// A plain success: its state change is the same for every task, so a
+    /// group of them is one statement.
+    fn is_plain_success(&self) -> bool {
+        self.next == Disposition::Succeeded && self.attempt.error.is_none()
+    }
+
+    fn state(&self) -> AfterAttempt {
+        let now = ms(self.now);
+        let (status, next_at) = match self.next {
+            Disposition::Succeeded => (TaskStatus::Succeeded, None),
+            Disposition::Failed => (TaskStatus::Failed, None),
+            Disposition::RetryAt(at) => (TaskStatus::Retrying, Some(ms(at))),
+        };
+        AfterAttempt {
+            status,
+            next_at,
+            failed_at: (status == TaskStatus::Failed).then_some(now),
+            last_error: self.attempt.error.clone(),
+            now,
+        }
+    }
+
+    /// What every plain success moves its task to.
+    fn plain_success_state(now: DateTime<Utc>) -> AfterAttempt {
+        AfterAttempt {
+            status: TaskStatus::Succeeded,
+            next_at: None,
+            failed_at: None,
+            last_error: None,
+            now: ms(now),
+        }
+    }
+}
+
+/// Moves tasks to `state`, counts the attempt and lets go of the lease;
+/// the caller says which tasks.
+fn after_attempt(state: &AfterAttempt) -> sea_orm::UpdateMany<task::Entity> {
+    task::Entity::update_many()
+        .col_expr(task::Column::Status, status(state.status))
+        .col_expr(
+            task::Column::AttemptsMade,
+            Expr::col(task::Column::AttemptsMade).add(1),
+        )
+        .col_expr(task::Column::NextAttemptAt, Expr::value(state.next_at))
+        .col_expr(task::Column::FailedAt, Expr::value(state.failed_at))
+        .col_expr(
+            task::Column::LeaseToken,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(
+            task::Column::LastError,
+            Expr::value(state.last_error.clone()),
+        )
+        .col_expr(task::Column::UpdatedAt, Expr::value(state.now))
 }
 
 /// Row counts a multi-row INSERT is cut into. Each count is one statement
