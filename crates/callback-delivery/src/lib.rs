@@ -1,12 +1,16 @@
 //! The delivery engine, written only against the ports of `callback-core`.
 //!
-//! Flow: intake commits a task and offers its id to a bounded channel; a
-//! delay queue offers retries and delayed tasks when due; a reconciler scans
-//! the store for due tasks nobody holds (overflow, crashes, lost queue
-//! entries). The dispatcher takes ids from the channel, claims each in the
-//! store with a lease, sends it, and records the attempt and the next step
-//! in one transaction. The channel is bounded and offers never wait, so a
-//! backlog of any size waits in the store, not in memory.
+//! Flow: a task due now that finds a free worker is stored already leased
+//! to it and handed over directly (`Dispatch::reserve`); any other committed
+//! task offers its id to a bounded channel; a delay queue offers retries and
+//! delayed tasks when due; a reconciler scans the store for due tasks nobody
+//! holds (overflow, crashes, lost queue entries). The dispatcher takes ids
+//! from the channel and claims each in the store with a lease (the store
+//! groups concurrent claims), the receiver's gate admits it or lets it wait
+//! for a slot, and the attempt and the next step are recorded in one
+//! transaction (grouped too). The channel and the waiting room are bounded
+//! and offers never wait, so a backlog of any size waits in the store, not
+//! in memory.
 
 mod breaker;
 mod engine;
