@@ -321,7 +321,11 @@ impl SqlTaskStore {
                     .rows_affected;
             }
             if matched != grouped.len() as u64 {
-                // Dropping the transaction rolls it back.
+                // Roll back now: a dropped transaction only queues its
+                // rollback for the connection's next use, and until then
+                // its row locks stall the row-by-row retry and other
+                // instances' claims.
+                txn.rollback().await.map_err(unavailable)?;
                 return Ok(None);
             }
             for &i in &grouped {
@@ -606,9 +610,12 @@ impl TaskStore for SqlTaskStore {
                 match inserted {
                     Ok(_) => {}
                     Err(err) if is_unique_violation(&err) => {
+                        // Release the rows written so far at once (see
+                        // write_outcomes).
+                        txn.rollback().await.map_err(unavailable)?;
                         return Err(StoreError::Conflict(
                             "an idempotency key of the batch was taken meanwhile; nothing was stored, send the batch again".into(),
-                        ))
+                        ));
                     }
                     Err(err) => return Err(unavailable(err)),
                 }
