@@ -598,6 +598,14 @@ async fn reconcile(engine: Arc<Engine>, shutdown: CancellationToken) {
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "reconciler could not read due tasks"),
         }
+        for work in engine
+            .receivers
+            .take_waiting_longer_than(engine.config.lease_margin / 2)
+        {
+            engine
+                .defer(&work.claim, Utc::now(), "waited too long for a slot")
+                .await;
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(engine.config.reconcile_interval) => {}

@@ -343,6 +343,27 @@ impl Receivers {
         Some((since.elapsed(), work))
     }
 
+    /// Tasks that have waited longer than `age`. A waiting task is taken by
+    /// the next attempt of its receiver to end; should those attempts all
+    /// end in a deferral instead, this sweep is what frees it.
+    pub(crate) fn take_waiting_longer_than(&self, age: Duration) -> Vec<Work> {
+        let mut receivers = lock(&self.receivers);
+        let mut stale = Vec::new();
+        for receiver in receivers.values_mut() {
+            while receiver
+                .waiting
+                .front()
+                .is_some_and(|(since, _)| since.elapsed() > age)
+            {
+                if let Some((_, work)) = receiver.waiting.pop_front() {
+                    stale.push(work);
+                }
+            }
+        }
+        self.waiting.fetch_sub(stale.len(), Ordering::Relaxed);
+        stale
+    }
+
     /// Every waiting task, at shutdown.
     pub(crate) fn take_all_waiting(&self) -> Vec<Work> {
         let mut receivers = lock(&self.receivers);

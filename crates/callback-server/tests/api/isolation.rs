@@ -133,6 +133,33 @@ async fn tasks_over_the_cap_take_the_next_free_slot() {
     }
 }
 
+/// With one slot and one request a second, a task taken from the waiting
+/// room is often turned away by the rate limit and deferred in the store;
+/// the tasks behind it keep waiting until a later attempt ends (or the
+/// reconciler's sweep gives them back). Every task still arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_tasks_behind_a_rate_limit_are_each_delivered_once() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.delivery.lease_margin_ms = 2_000;
+        s.delivery.reconcile_interval_ms = 200;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200).delay(Duration::from_millis(300)));
+    app.create_endpoint(json!({
+        "name": "narrow", "url": receiver.url("/n"), "max_in_flight": 1, "rate_limit_per_s": 1
+    }))
+    .await;
+    for n in 0..5 {
+        app.publish(json!({"event_type": "e", "payload": {"n": n}}))
+            .await;
+    }
+    let got = receiver.wait_for(5, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 5, "every task was delivered");
+    let counts = receiver.counts_by_task();
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
+
 async fn breaker_state(app: &crate::helpers::TestApp) -> Value {
     let (status, view) = app
         .send_json("GET", "/api/v1/endpoints/fragile", &json!(null))
