@@ -358,13 +358,10 @@ impl Engine {
                 }
                 Admission::AtCap { key, until, why } => match self.receivers.wait(&key, work) {
                     Waiting::Held => return None,
-                    // Taken again at once by others: not worth chasing.
-                    Waiting::SlotFree(w) | Waiting::NoRoom(w) if admissions >= 3 => {
-                        self.defer(&w.claim, until, &why).await;
-                        return None;
-                    }
-                    Waiting::SlotFree(w) => work = w,
-                    Waiting::NoRoom(w) => {
+                    Waiting::SlotFree(w) if admissions < 3 => work = w,
+                    // No room to wait, or the freed slot keeps being taken
+                    // by others first: not worth chasing.
+                    Waiting::SlotFree(w) | Waiting::NoRoom(w) => {
                         self.defer(&w.claim, until, &why).await;
                         return None;
                     }
