@@ -489,23 +489,24 @@ fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
 }
 
 /// Cuts a list of values for `IN (...)` into lists of the sizes in
-/// `STATEMENT_ROWS`, each padded up to its size by repeating its last value
-/// (which changes nothing in an `IN` list): one shape per size.
-fn padded_in_lists<T: Clone>(values: &[T]) -> Vec<Vec<T>> {
+/// `STATEMENT_ROWS`, each padded up to its size with `NULL`, which matches
+/// nothing: one shape per size. MariaDB's range optimizer drops `NULL`s at
+/// no cost, where padding with a repeated value doubled its work for a
+/// list padded from 70 to 256.
+fn padded_in_lists<T: Clone>(values: &[T]) -> Vec<Vec<Option<T>>> {
     let largest = STATEMENT_ROWS[0];
     values
         .chunks(largest)
-        .filter_map(|chunk| {
-            let last = chunk.last()?.clone();
+        .map(|chunk| {
             let size = STATEMENT_ROWS
                 .iter()
                 .rev()
                 .copied()
                 .find(|&s| s >= chunk.len())
                 .unwrap_or(largest);
-            let mut list = chunk.to_vec();
-            list.resize(size, last);
-            Some(list)
+            let mut list: Vec<Option<T>> = chunk.iter().cloned().map(Some).collect();
+            list.resize(size, None);
+            list
         })
         .collect()
 }
@@ -915,15 +916,16 @@ mod tests {
     }
 
     #[test]
-    fn in_lists_are_padded_to_a_few_shapes_with_their_last_value() {
+    fn in_lists_are_padded_to_a_few_shapes_with_nulls() {
         let values: Vec<u32> = (0..300).collect();
         let lists = padded_in_lists(&values);
         let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
         assert_eq!(sizes, [256, 64]);
-        assert_eq!(lists[1][..44], values[256..]);
-        assert!(lists[1][44..].iter().all(|&v| v == 299));
-        assert_eq!(padded_in_lists(&[7u32, 8]), [vec![7, 8, 8, 8]]);
-        assert_eq!(padded_in_lists(&[7u32]), [vec![7]]);
+        let tail: Vec<Option<u32>> = values[256..].iter().copied().map(Some).collect();
+        assert_eq!(lists[1][..44], tail[..]);
+        assert!(lists[1][44..].iter().all(Option::is_none));
+        assert_eq!(padded_in_lists(&[7u32, 8]), [vec![Some(7), Some(8), None, None]]);
+        assert_eq!(padded_in_lists(&[7u32]), [vec![Some(7)]]);
         assert!(padded_in_lists::<u32>(&[]).is_empty());
     }
 }
