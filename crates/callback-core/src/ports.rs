@@ -399,9 +399,11 @@ pub trait DelayQueue: Send + Sync + 'static {
     /// Removes and returns up to `limit` ids due by `now`.
     async fn take_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<TaskId>, QueueError>;
 
-    /// Says an attempt for a taken id is finished, so a queue that keeps
-    /// taken ids in flight (to return them if their taker dies) drops it.
-    async fn ack(&self, id: TaskId) -> Result<(), QueueError>;
+    /// Says attempts for these taken ids are finished, so a queue that
+    /// keeps taken ids in flight (to return them if their taker dies) drops
+    /// them. Delivery gathers the ids of attempts that end together into
+    /// one call.
+    async fn ack(&self, ids: &[TaskId]) -> Result<(), QueueError>;
 
     /// Returns when an id may have become due, or after `max_wait`.
     async fn wait(&self, max_wait: Duration);

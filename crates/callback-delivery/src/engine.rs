@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -70,7 +70,16 @@ struct Engine {
     /// Cancelled when the shutdown grace is over: attempts still in flight
     /// give their lease back and stop.
     hard_stop: CancellationToken,
+    /// Ids taken from the queue whose attempts have ended, to acknowledge
+    /// together: one queue call for all that ended while the last was out.
+    unacked: Mutex<Vec<TaskId>>,
+    /// Woken when `unacked` gets its first id.
+    ack_ready: Notify,
 }
+
+/// Ids waiting to be acknowledged, at most. Past this, a worker
+/// acknowledges its own id, which slows it down as the queue is.
+const UNACKED_MAX: usize = 8192;
 
 /// A claimed task on its way to an attempt.
 pub(crate) struct Work {
@@ -121,6 +130,8 @@ impl Delivery {
             runtime: OnceLock::new(),
             closing: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
+            unacked: Mutex::new(Vec::new()),
+            ack_ready: Notify::new(),
             config,
         });
         Self { engine, rx }
@@ -140,6 +151,7 @@ impl Delivery {
         let background = TaskTracker::new();
         background.spawn(reconcile(engine.clone(), shutdown.clone()));
         background.spawn(pump(engine.clone(), shutdown.clone()));
+        background.spawn(acknowledge(engine.clone(), shutdown.clone()));
 
         let attempts = engine.attempts.clone();
         loop {
@@ -191,6 +203,7 @@ impl Delivery {
             engine.defer(&work.claim, Utc::now(), "shutting down").await;
         }
         background.wait().await;
+        engine.flush_acks().await;
     }
 }
 
@@ -456,12 +469,46 @@ impl Engine {
         }
     }
 
+    /// Tells the queue a taken id is done with, together with the others
+    /// that finish meanwhile. Until then the id stays in flight there, which
+    /// is harmless: should its lease end first, it comes back, and a claim
+    /// finds nothing due.
     async fn ack(&self, id: TaskId, origin: Origin) {
         if origin == Origin::Intake {
             return;
         }
-        if let Err(err) = self.queue.ack(id).await {
-            tracing::debug!(task_id = %id, error = %err, "delay queue ack failed; its in-flight lease expires on its own");
+        let first = {
+            let mut unacked = self.unacked();
+            if unacked.len() >= UNACKED_MAX {
+                None
+            } else {
+                unacked.push(id);
+                Some(unacked.len() == 1)
+            }
+        };
+        match first {
+            Some(true) => self.ack_ready.notify_one(),
+            Some(false) => {}
+            None => self.send_acks(&[id]).await,
+        }
+    }
+
+    fn unacked(&self) -> MutexGuard<'_, Vec<TaskId>> {
+        // Only pushed to and taken whole; a panic cannot leave it torn.
+        self.unacked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn flush_acks(&self) {
+        let ids = std::mem::take(&mut *self.unacked());
+        self.send_acks(&ids).await;
+    }
+
+    async fn send_acks(&self, ids: &[TaskId]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(err) = self.queue.ack(ids).await {
+            tracing::debug!(tasks = ids.len(), error = %err, "delay queue ack failed; the in-flight leases expire on their own");
         }
     }
 
@@ -533,6 +580,18 @@ async fn pump(engine: Arc<Engine>, shutdown: CancellationToken) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+/// Acknowledges finished ids in groups until shutdown; `run` sends the
+/// last ones once every attempt has ended.
+async fn acknowledge(engine: Arc<Engine>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = engine.ack_ready.notified() => {}
+        }
+        engine.flush_acks().await;
     }
 }
 

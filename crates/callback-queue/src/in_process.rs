@@ -112,7 +112,7 @@ impl DelayQueue for InProcessDelayQueue {
         Ok(taken)
     }
 
-    async fn ack(&self, _id: TaskId) -> Result<(), QueueError> {
+    async fn ack(&self, _ids: &[TaskId]) -> Result<(), QueueError> {
         // Taken ids leave the set at once; a lost one is found in the store.
         Ok(())
     }

@@ -67,8 +67,8 @@ end
 return restored
 ";
 
-/// Entries sent in one restore script, so that a large rebuild never blocks
-/// Redis for long.
+/// Entries sent in one restore script or acknowledgement, so that a large
+/// one never blocks Redis for long.
 const RESTORE_CHUNK: usize = 1000;
 
 /// Where Redis is.
@@ -476,16 +476,17 @@ impl DelayQueue for RedisDelayQueue {
         Ok(ids)
     }
 
-    async fn ack(&self, id: TaskId) -> Result<(), QueueError> {
-        let _: i64 = self
-            .with_conn(|mut conn| async move {
-                redis::cmd("ZREM")
-                    .arg(&self.inflight_key)
-                    .arg(id.to_string())
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
+    async fn ack(&self, ids: &[TaskId]) -> Result<(), QueueError> {
+        for chunk in ids.chunks(RESTORE_CHUNK) {
+            let mut zrem = redis::cmd("ZREM");
+            zrem.arg(&self.inflight_key);
+            for id in chunk {
+                zrem.arg(id.to_string());
+            }
+            let _: i64 = self
+                .with_conn(|mut conn| async move { zrem.query_async(&mut conn).await })
+                .await?;
+        }
         Ok(())
     }
 

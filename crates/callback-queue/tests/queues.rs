@@ -101,11 +101,12 @@ async fn an_id_whose_taker_died_returns_when_its_lease_ends() {
     let mut short = options(&redis.url, &redis.prefix);
     short.inflight_lease = Duration::from_millis(300);
     let q = RedisDelayQueue::new(short).unwrap();
-    let (kept, acked) = (TaskId::new(), TaskId::new());
-    q.schedule(kept, Utc::now()).await.unwrap();
-    q.schedule(acked, Utc::now()).await.unwrap();
-    assert_eq!(q.take_due(Utc::now(), 10).await.unwrap().len(), 2);
-    q.ack(acked).await.unwrap();
+    let (kept, acked, also_acked) = (TaskId::new(), TaskId::new(), TaskId::new());
+    for id in [kept, acked, also_acked] {
+        q.schedule(id, Utc::now()).await.unwrap();
+    }
+    assert_eq!(q.take_due(Utc::now(), 10).await.unwrap().len(), 3);
+    q.ack(&[acked, also_acked]).await.unwrap();
     assert!(q.take_due(Utc::now(), 10).await.unwrap().is_empty());
 
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -45,8 +45,7 @@ async fn due_ids_come_out_in_due_order_and_only_once(q: &dyn DelayQueue) {
         q.backend()
     );
     assert!(q.take_due(now, 10).await.unwrap().is_empty());
-    q.ack(a).await.unwrap();
-    q.ack(b).await.unwrap();
+    q.ack(&[a, b]).await.unwrap();
     assert_eq!(q.take_due(at(now, 61), 10).await.unwrap(), vec![c]);
 }
 
@@ -76,15 +75,16 @@ async fn restore_puts_back_entries_the_queue_lost(q: &dyn DelayQueue) {
         .await
         .unwrap();
     assert_eq!(q.take_due(now, 10).await.unwrap(), vec![a]);
-    q.ack(a).await.unwrap();
+    q.ack(&[a]).await.unwrap();
     assert_eq!(q.take_due(at(now, 21), 10).await.unwrap(), vec![b]);
 }
 
 async fn acknowledging_an_unknown_id_is_harmless(q: &dyn DelayQueue) {
-    q.ack(TaskId::new()).await.unwrap();
+    q.ack(&[TaskId::new()]).await.unwrap();
+    q.ack(&[]).await.unwrap();
     let a = TaskId::new();
     q.schedule(a, Utc::now()).await.unwrap();
-    q.ack(TaskId::new()).await.unwrap();
+    q.ack(&[TaskId::new()]).await.unwrap();
     assert_eq!(q.take_due(Utc::now(), 10).await.unwrap(), vec![a]);
 }
 
