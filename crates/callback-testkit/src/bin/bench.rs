@@ -59,6 +59,11 @@ struct Cli {
     /// Tasks submitted through the batch API, 100 a request.
     #[arg(long, default_value_t = 50_000)]
     batch_tasks: usize,
+    /// Receivers the tasks are spread over. Each listens on its own
+    /// loopback address (127.0.0.1, 127.0.0.2, ...), so it is its own
+    /// receiver to the server, with its own in-flight cap.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=64))]
+    receivers: u8,
     /// Tasks kept scheduled for later while probe tasks come due (0: skip).
     #[arg(long, default_value_t = 1_000_000)]
     scheduled: usize,
@@ -80,10 +85,13 @@ struct Counts {
     by_task: Mutex<HashMap<String, u32>>,
     lateness_ms: Mutex<Vec<i64>>,
     last: Mutex<Option<Instant>>,
+    /// When each task arrived, for the shape of a drain.
+    arrivals: Mutex<Vec<Instant>>,
 }
 
 struct Counter {
     port: u16,
+    receivers: u8,
     counts: Arc<Counts>,
 }
 
@@ -98,30 +106,62 @@ async fn count(req: HttpRequest, _body: web::Bytes, counts: web::Data<Counts>) -
         lock(&counts.lateness_ms).push(late);
     }
     *lock(&counts.last) = Some(now);
+    lock(&counts.arrivals).push(now);
     HttpResponse::Ok().body("ok")
 }
 
 impl Counter {
-    fn start() -> anyhow::Result<Self> {
+    fn start(receivers: u8) -> anyhow::Result<Self> {
         let counts = Arc::new(Counts::default());
         let shared = web::Data::from(counts.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = first.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
                 .default_service(web::to(count))
         })
-        .listen(listener)?
-        .workers(2)
-        .disable_signals()
-        .run();
+        .listen(first)?;
+        for host in 2..=receivers {
+            let address = format!("127.0.0.{host}:{port}");
+            server = server.listen(std::net::TcpListener::bind(address)?)?;
+        }
+        let server = server.workers(2).disable_signals().run();
         tokio::spawn(server);
-        Ok(Self { port, counts })
+        Ok(Self {
+            port,
+            receivers,
+            counts,
+        })
     }
 
+    /// The URL of `path` on the first receiver.
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        self.urls(path).swap_remove(0)
+    }
+
+    /// The URL of `path` on each receiver.
+    fn urls(&self, path: &str) -> Vec<String> {
+        (1..=self.receivers)
+            .map(|host| format!("http://127.0.0.{host}:{}{path}", self.port))
+            .collect()
+    }
+
+    /// Seconds from `start` until the first, the middle, the 99th
+    /// percentile and the last arrival since then.
+    fn arrival_profile(&self, start: Instant) -> String {
+        let mut since: Vec<Duration> = lock(&self.counts.arrivals)
+            .iter()
+            .filter_map(|t| t.checked_duration_since(start))
+            .collect();
+        let mut at = |p: f64| percentile(&mut since, p).map_or(f64::NAN, |d| d.as_secs_f64());
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2}",
+            at(0.0),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        )
     }
 
     /// Waits until every id in `ids` has arrived; returns when the last
@@ -159,12 +199,16 @@ async fn main() -> anyhow::Result<()> {
     } else {
         cli.stores.clone()
     };
-    let receiver = Counter::start()?;
+    let receiver = Counter::start(cli.receivers)?;
     let ceiling = ceiling(&receiver, 20_000, 128).await;
     println!(
         "machine: {} cores; loopback ceiling (generator -> receiver, 128 clients): {:.0} requests/s",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         ceiling
+    );
+    println!(
+        "tasks spread over {} receivers (127.0.0.1 to 127.0.0.{})",
+        cli.receivers, cli.receivers
     );
     let mut failed = false;
     for store in stores {
@@ -265,6 +309,8 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 
 struct Submitter {
     address: String,
+    /// Task `i` goes to `targets[i % targets.len()]`.
+    targets: Vec<String>,
 }
 
 /// Tasks accepted by a submission run, its wall time and its latencies.
@@ -311,6 +357,14 @@ impl Submitter {
             format!("{}/api/v1/tasks", self.address)
         } else {
             format!("{}/api/v1/tasks/batch", self.address)
+        };
+        let targets = self.targets.clone();
+        let task = move |i: usize| {
+            let mut t = task(i);
+            if !targets.is_empty() {
+                t["url"] = json!(targets[i % targets.len()]);
+            }
+            t
         };
         let (task, sink) = (Arc::new(task), ids.clone());
         let requests = count.div_ceil(per_request);
@@ -392,6 +446,7 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
     let pid = server.pid().unwrap_or(0);
     let submitter = Submitter {
         address: server.address.clone(),
+        targets: receiver.urls("/bench"),
     };
     let task = json!({"url": receiver.url("/bench"), "body": {"order": 42, "items": [1, 2, 3]}});
     let later = |delay_s: u32| {
@@ -410,28 +465,46 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
         figure: "intake only, 32 clients (tasks/s, p50 / p99 ms)".into(),
         value: run.summary(),
     });
-    // The 128-client run's tasks come due together: the drain backlog.
-    let delay_s = 5 + u32::try_from(cli.intake_tasks / 2000).unwrap_or(60);
-    let submitted_at = Instant::now();
+    // The 128-client run's tasks are the drain backlog. Each asks for the
+    // delay that makes it due in the same second, whenever it is sent
+    // (delays are whole seconds): it comes due between `due` and a second
+    // later, not spread over the run.
+    let delay_s = 5 + u64::try_from(cli.intake_tasks / 2000).unwrap_or(60);
+    let due = Instant::now() + Duration::from_secs(delay_s);
+    let due_wall = std::time::SystemTime::now() + Duration::from_secs(delay_s);
+    let backlog_task = task.clone();
     let mut backlog = submitter
-        .submit(cli.intake_tasks, 128, later(delay_s))
+        .submit_in_batches(cli.intake_tasks, 1, 128, move |_| {
+            let left = due_wall
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            let mut t = backlog_task.clone();
+            t["delay_s"] = json!(left.as_secs_f64().ceil() as u64);
+            t
+        })
         .await;
     rows.push(Row {
         figure: "intake only, 128 clients (tasks/s, p50 / p99 ms)".into(),
         value: backlog.summary(),
     });
-    let due = submitted_at + Duration::from_secs(u64::from(delay_s));
     let (last, missing, duplicates) = receiver
         .delivered(&backlog.ids, Duration::from_secs(600))
         .await;
     let drain = last.saturating_duration_since(due);
     rows.push(Row {
-        figure: format!("drain, {} due at once (deliveries/s)", backlog.ids.len()),
-        value: if backlog.elapsed >= Duration::from_secs(u64::from(delay_s)) || drain.is_zero() {
+        figure: format!(
+            "drain, {} due within a second (deliveries/s)",
+            backlog.ids.len()
+        ),
+        value: if backlog.elapsed >= Duration::from_secs(delay_s) || drain.is_zero() {
             "backlog not ready in time".into()
         } else {
             format!("{:.0}", backlog.ids.len() as f64 / drain.as_secs_f64())
         },
+    });
+    rows.push(Row {
+        figure: "drain: first / 50% / 99% / last delivery after due (s)".into(),
+        value: receiver.arrival_profile(due),
     });
     rows.push(Row {
         figure: "drain: missing / duplicates".into(),
