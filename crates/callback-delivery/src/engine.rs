@@ -623,7 +623,17 @@ async fn reconcile(engine: Arc<Engine>, shutdown: CancellationToken) {
     let mut queue_was_down = false;
     loop {
         let now = Utc::now();
-        match engine.store.due(now, engine.config.reconcile_batch).await {
+        let due = engine.store.due(now, engine.config.reconcile_batch).await;
+        // Ids already in this instance's channel or workers are on their
+        // way: under load they are most of what the store reports, and
+        // putting them back would only send them round the queue again.
+        let due = due.map(|ids| {
+            let queued = engine.queued();
+            ids.into_iter()
+                .filter(|id| !queued.contains(id))
+                .collect::<Vec<_>>()
+        });
+        match due {
             Ok(ids) if !ids.is_empty() => {
                 let entries: Vec<_> = ids.iter().map(|&id| (id, now)).collect();
                 match engine.queue.restore(&entries).await {
