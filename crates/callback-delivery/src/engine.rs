@@ -70,16 +70,34 @@ struct Engine {
     /// Cancelled when the shutdown grace is over: attempts still in flight
     /// give their lease back and stop.
     hard_stop: CancellationToken,
-    /// Ids taken from the queue whose attempts have ended, to acknowledge
-    /// together: one queue call for all that ended while the last was out.
-    unacked: Mutex<Vec<TaskId>>,
-    /// Woken when `unacked` gets its first id.
-    ack_ready: Notify,
+    /// Queue writes nobody waits for, sent together: one queue call for all
+    /// that came while the last one was out.
+    queue_writes: Mutex<QueueWrites>,
+    /// Woken when `queue_writes` gets its first entry.
+    queue_writes_ready: Notify,
 }
 
-/// Ids waiting to be acknowledged, at most. Past this, a worker
-/// acknowledges its own id, which slows it down as the queue is.
-const UNACKED_MAX: usize = 8192;
+/// Queue writes waiting to be sent. None needs to be in the queue before
+/// its caller goes on: the store is the truth, and the reconciler puts
+/// back what the queue lacks.
+#[derive(Default)]
+struct QueueWrites {
+    /// Ids taken from the queue whose attempts have ended.
+    acks: Vec<TaskId>,
+    /// New tasks, and when they are due. In flight nowhere yet, so
+    /// restoring them schedules them.
+    fresh: Vec<(TaskId, DateTime<Utc>)>,
+}
+
+impl QueueWrites {
+    fn len(&self) -> usize {
+        self.acks.len() + self.fresh.len()
+    }
+}
+
+/// Queue writes waiting to be sent, at most. Past this, the caller sends
+/// its own, which slows it down as the queue is.
+const QUEUE_WRITES_MAX: usize = 8192;
 
 /// A claimed task on its way to an attempt.
 pub(crate) struct Work {
@@ -130,8 +148,8 @@ impl Delivery {
             runtime: OnceLock::new(),
             closing: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
-            unacked: Mutex::new(Vec::new()),
-            ack_ready: Notify::new(),
+            queue_writes: Mutex::new(QueueWrites::default()),
+            queue_writes_ready: Notify::new(),
             config,
         });
         Self { engine, rx }
@@ -151,7 +169,7 @@ impl Delivery {
         let background = TaskTracker::new();
         background.spawn(reconcile(engine.clone(), shutdown.clone()));
         background.spawn(pump(engine.clone(), shutdown.clone()));
-        background.spawn(acknowledge(engine.clone(), shutdown.clone()));
+        background.spawn(send_queue_writes(engine.clone(), shutdown.clone()));
 
         let attempts = engine.attempts.clone();
         loop {
@@ -203,7 +221,7 @@ impl Delivery {
             engine.defer(&work.claim, Utc::now(), "shutting down").await;
         }
         background.wait().await;
-        engine.flush_acks().await;
+        engine.flush_queue_writes().await;
     }
 }
 
@@ -214,9 +232,11 @@ impl Dispatch for DeliveryHandle {
             return;
         }
         // Not due yet, or our workers are busy: a shared queue lets any
-        // instance take it. Should that fail, the reconciler finds it.
-        if let Err(err) = self.engine.queue.schedule(id, due).await {
-            tracing::debug!(task_id = %id, error = %err, "delay queue refused a task; the reconciler will find it");
+        // instance take it, sent with others. Should that fail, the
+        // reconciler finds it.
+        let queued = self.engine.queue_write(|w| w.fresh.push((id, due)));
+        if !queued {
+            self.engine.send_fresh(&[(id, due)]).await;
         }
     }
 
@@ -477,30 +497,50 @@ impl Engine {
         if origin == Origin::Intake {
             return;
         }
-        let first = {
-            let mut unacked = self.unacked();
-            if unacked.len() >= UNACKED_MAX {
-                None
-            } else {
-                unacked.push(id);
-                Some(unacked.len() == 1)
-            }
-        };
-        match first {
-            Some(true) => self.ack_ready.notify_one(),
-            Some(false) => {}
-            None => self.send_acks(&[id]).await,
+        if !self.queue_write(|w| w.acks.push(id)) {
+            self.send_acks(&[id]).await;
         }
     }
 
-    fn unacked(&self) -> MutexGuard<'_, Vec<TaskId>> {
-        // Only pushed to and taken whole; a panic cannot leave it torn.
-        self.unacked.lock().unwrap_or_else(|p| p.into_inner())
+    /// Adds a write to those waiting to be sent, unless `QUEUE_WRITES_MAX`
+    /// are waiting already: then says `false`, and the caller sends it.
+    fn queue_write(&self, add: impl FnOnce(&mut QueueWrites)) -> bool {
+        let first = {
+            // Only pushed to and taken whole; a panic cannot leave it torn.
+            let mut writes = self
+                .queue_writes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if writes.len() >= QUEUE_WRITES_MAX {
+                return false;
+            }
+            add(&mut writes);
+            writes.len() == 1
+        };
+        if first {
+            self.queue_writes_ready.notify_one();
+        }
+        true
     }
 
-    async fn flush_acks(&self) {
-        let ids = std::mem::take(&mut *self.unacked());
-        self.send_acks(&ids).await;
+    async fn flush_queue_writes(&self) {
+        let writes = std::mem::take(
+            &mut *self
+                .queue_writes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        self.send_fresh(&writes.fresh).await;
+        self.send_acks(&writes.acks).await;
+    }
+
+    async fn send_fresh(&self, entries: &[(TaskId, DateTime<Utc>)]) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(err) = self.queue.restore(entries).await {
+            tracing::debug!(tasks = entries.len(), error = %err, "delay queue refused tasks; the reconciler will find them");
+        }
     }
 
     async fn send_acks(&self, ids: &[TaskId]) {
@@ -583,15 +623,15 @@ async fn pump(engine: Arc<Engine>, shutdown: CancellationToken) {
     }
 }
 
-/// Acknowledges finished ids in groups until shutdown; `run` sends the
-/// last ones once every attempt has ended.
-async fn acknowledge(engine: Arc<Engine>, shutdown: CancellationToken) {
+/// Sends queue writes in groups until shutdown; `run` sends the last ones
+/// once every attempt has ended.
+async fn send_queue_writes(engine: Arc<Engine>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = engine.ack_ready.notified() => {}
+            _ = engine.queue_writes_ready.notified() => {}
         }
-        engine.flush_acks().await;
+        engine.flush_queue_writes().await;
     }
 }
 

@@ -26,6 +26,11 @@ async fn delayed_tasks_and_retries_wait_in_redis_and_are_delivered_from_it() {
     let id = app
         .submit(json!({"url": receiver.url("/later"), "delay_s": 1, "retry_delays_s": [1]}))
         .await;
+    // Sent to Redis together with others, just after the answer.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while redis.members("due").await.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(redis.members("due").await, vec![id.clone()]);
     let task = app
         .wait_for_status(&id, "succeeded", Duration::from_secs(15))
