@@ -507,10 +507,7 @@ impl Engine {
     fn queue_write(&self, add: impl FnOnce(&mut QueueWrites)) -> bool {
         let first = {
             // Only pushed to and taken whole; a panic cannot leave it torn.
-            let mut writes = self
-                .queue_writes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut writes = self.queue_writes.lock().unwrap_or_else(|p| p.into_inner());
             if writes.len() >= QUEUE_WRITES_MAX {
                 return false;
             }
@@ -524,12 +521,8 @@ impl Engine {
     }
 
     async fn flush_queue_writes(&self) {
-        let writes = std::mem::take(
-            &mut *self
-                .queue_writes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+        let writes =
+            std::mem::take(&mut *self.queue_writes.lock().unwrap_or_else(|p| p.into_inner()));
         self.send_fresh(&writes.fresh).await;
         self.send_acks(&writes.acks).await;
     }

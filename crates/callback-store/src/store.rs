@@ -953,7 +953,10 @@ mod tests {
         let tail: Vec<Option<u32>> = values[256..].iter().copied().map(Some).collect();
         assert_eq!(lists[1][..44], tail[..]);
         assert!(lists[1][44..].iter().all(Option::is_none));
-        assert_eq!(padded_in_lists(&[7u32, 8]), [vec![Some(7), Some(8), None, None]]);
+        assert_eq!(
+            padded_in_lists(&[7u32, 8]),
+            [vec![Some(7), Some(8), None, None]]
+        );
         assert_eq!(padded_in_lists(&[7u32]), [vec![Some(7)]]);
         assert!(padded_in_lists::<u32>(&[]).is_empty());
     }
