@@ -174,27 +174,9 @@ impl PrivateRedisCluster {
             processes: Vec::new(),
         };
         for _ in 0..3 {
-            let port = free_port();
-            let node_dir = cluster.dir.join(port.to_string());
-            std::fs::create_dir_all(&node_dir).expect("create the node directory");
-            let child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                ])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("redis-server is installed (scripts/test installs it)");
+            let (port, child) = start_cluster_node(&cluster.dir).await;
             cluster.processes.push(child);
             cluster.ports.push(port);
-            wait_until_listening(port, Duration::from_secs(10)).await;
         }
         let nodes: Vec<String> = cluster
             .ports
@@ -233,6 +215,59 @@ impl PrivateRedisCluster {
             .iter()
             .map(|p| format!("redis://127.0.0.1:{p}"))
             .collect()
+    }
+}
+
+/// Starts one cluster node on a free port. A port found free can be taken
+/// (by another test's connection) before redis-server binds it; the server
+/// then exits at once, and another port is tried.
+async fn start_cluster_node(dir: &std::path::Path) -> (u16, Child) {
+    for _ in 0..5 {
+        let port = free_port();
+        let node_dir = dir.join(port.to_string());
+        std::fs::create_dir_all(&node_dir).expect("create the node directory");
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&node_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        if listening_unless_exited(&mut child, port, Duration::from_secs(10)).await {
+            return (port, child);
+        }
+    }
+    panic!("redis-server exited on each of 5 free ports");
+}
+
+/// Waits until something accepts connections on the port and `child` is
+/// still running (`true`), or `child` has exited (`false`); panics after
+/// `timeout`.
+async fn listening_unless_exited(child: &mut Child, port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok();
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if listening {
+            return true;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
