@@ -247,14 +247,9 @@ impl Dispatch for DeliveryHandle {
             .copied()
             .filter(|&(id, due)| !(due <= now && self.engine.offer(id) == Offer::Taken))
             .collect();
-        if later.is_empty() {
-            return;
-        }
-        // One call for them all. Fresh ids are in flight nowhere, so
-        // restoring them is scheduling them.
-        if let Err(err) = self.engine.queue.restore(&later).await {
-            tracing::debug!(tasks = later.len(), error = %err, "delay queue refused tasks; the reconciler will find them");
-        }
+        // One call for them all, before the answer: a batch is already one
+        // write of its own.
+        self.engine.send_fresh(&later).await;
     }
 
     fn reserve(&self, timeout_ms: u32) -> Option<Box<dyn Handoff>> {
@@ -527,6 +522,8 @@ impl Engine {
         self.send_acks(&writes.acks).await;
     }
 
+    /// Puts new tasks in the queue. Fresh ids are in flight nowhere, so
+    /// restoring them schedules them.
     async fn send_fresh(&self, entries: &[(TaskId, DateTime<Utc>)]) {
         if entries.is_empty() {
             return;
