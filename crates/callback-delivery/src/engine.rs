@@ -228,16 +228,7 @@ impl Delivery {
 #[async_trait]
 impl Dispatch for DeliveryHandle {
     async fn accepted(&self, id: TaskId, due: DateTime<Utc>) {
-        if due <= Utc::now() && self.engine.offer(id) == Offer::Taken {
-            return;
-        }
-        // Not due yet, or our workers are busy: a shared queue lets any
-        // instance take it, sent with others. Should that fail, the
-        // reconciler finds it.
-        let queued = self.engine.queue_write(|w| w.fresh.push((id, due)));
-        if !queued {
-            self.engine.send_fresh(&[(id, due)]).await;
-        }
+        self.accepted_many(&[(id, due)]).await;
     }
 
     async fn accepted_many(&self, tasks: &[(TaskId, DateTime<Utc>)]) {
@@ -247,9 +238,18 @@ impl Dispatch for DeliveryHandle {
             .copied()
             .filter(|&(id, due)| !(due <= now && self.engine.offer(id) == Offer::Taken))
             .collect();
-        // One call for them all, before the answer: a batch is already one
-        // write of its own.
-        self.engine.send_fresh(&later).await;
+        if later.is_empty() {
+            return;
+        }
+        // Not due yet, or our workers are busy: a shared queue lets any
+        // instance take them, sent with other writes just after the
+        // answer. Should that fail, the reconciler finds them.
+        if !self
+            .engine
+            .queue_write(|w| w.fresh.extend_from_slice(&later))
+        {
+            self.engine.send_fresh(&later).await;
+        }
     }
 
     fn reserve(&self, timeout_ms: u32) -> Option<Box<dyn Handoff>> {
@@ -500,24 +500,28 @@ impl Engine {
     /// Adds a write to those waiting to be sent, unless `QUEUE_WRITES_MAX`
     /// are waiting already: then says `false`, and the caller sends it.
     fn queue_write(&self, add: impl FnOnce(&mut QueueWrites)) -> bool {
-        let first = {
-            // Only pushed to and taken whole; a panic cannot leave it torn.
-            let mut writes = self.queue_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let was_empty = {
+            let mut writes = self.queue_writes();
             if writes.len() >= QUEUE_WRITES_MAX {
                 return false;
             }
+            let was_empty = writes.len() == 0;
             add(&mut writes);
-            writes.len() == 1
+            was_empty
         };
-        if first {
+        if was_empty {
             self.queue_writes_ready.notify_one();
         }
         true
     }
 
+    fn queue_writes(&self) -> MutexGuard<'_, QueueWrites> {
+        // Only added to and taken whole; a panic cannot leave it torn.
+        self.queue_writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn flush_queue_writes(&self) {
-        let writes =
-            std::mem::take(&mut *self.queue_writes.lock().unwrap_or_else(|p| p.into_inner()));
+        let writes = std::mem::take(&mut *self.queue_writes());
         self.send_fresh(&writes.fresh).await;
         self.send_acks(&writes.acks).await;
     }

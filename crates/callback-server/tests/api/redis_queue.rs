@@ -7,6 +7,20 @@ use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
 
+/// The members of the due set once `count` are there, or after half a
+/// second: new tasks go to Redis together with other writes, just after
+/// their answer.
+async fn due_soon(redis: &TestRedis, count: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    loop {
+        let due = redis.members("due").await;
+        if due.len() >= count || tokio::time::Instant::now() >= deadline {
+            return due;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_tasks_and_retries_wait_in_redis_and_are_delivered_from_it() {
     let redis = TestRedis::create().await;
@@ -26,12 +40,7 @@ async fn delayed_tasks_and_retries_wait_in_redis_and_are_delivered_from_it() {
     let id = app
         .submit(json!({"url": receiver.url("/later"), "delay_s": 1, "retry_delays_s": [1]}))
         .await;
-    // Sent to Redis together with others, just after the answer.
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-    while redis.members("due").await.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(redis.members("due").await, vec![id.clone()]);
+    assert_eq!(due_soon(&redis, 1).await, vec![id.clone()]);
     let task = app
         .wait_for_status(&id, "succeeded", Duration::from_secs(15))
         .await;
@@ -64,7 +73,7 @@ async fn a_delayed_batch_waits_in_redis_and_is_delivered_from_it() {
         .iter()
         .map(|t| t["task_id"].as_str().unwrap().to_string())
         .collect();
-    let mut due = redis.members("due").await;
+    let mut due = due_soon(&redis, ids.len()).await;
     ids.sort();
     due.sort();
     assert_eq!(due, ids, "the whole batch is scheduled in Redis");
