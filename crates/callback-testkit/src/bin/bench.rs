@@ -307,6 +307,81 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// CPU time used so far (user + system) by the server, the database,
+/// Redis and the bench itself (generator and receiver). Throughput on a
+/// shared 2-core machine swings with whatever else runs; CPU per task
+/// does much less, so it shows what a change did.
+#[derive(Clone, Copy)]
+struct CpuTimes {
+    seconds: [f64; 4],
+}
+
+/// The processes whose CPU `CpuTimes` counts.
+struct CpuMeter {
+    pids: [Vec<u32>; 4],
+}
+
+impl CpuMeter {
+    /// The server, the first process called `database`, every process
+    /// called `redis-server`, and this one.
+    fn new(server: u32, database: &str) -> Self {
+        Self {
+            pids: [
+                vec![server],
+                pids_named(database).into_iter().take(1).collect(),
+                pids_named("redis-server"),
+                vec![std::process::id()],
+            ],
+        }
+    }
+
+    fn now(&self) -> CpuTimes {
+        CpuTimes {
+            seconds: self
+                .pids
+                .each_ref()
+                .map(|pids| pids.iter().filter_map(|&pid| cpu_seconds(pid)).sum()),
+        }
+    }
+
+    /// CPU microseconds per task since `before`: server / database / redis
+    /// / bench.
+    fn per_task(&self, before: CpuTimes, tasks: usize) -> String {
+        let now = self.now();
+        let us: Vec<String> = (0..4)
+            .map(|i| {
+                let spent = now.seconds[i] - before.seconds[i];
+                format!("{:.0}", spent * 1e6 / tasks.max(1) as f64)
+            })
+            .collect();
+        us.join(" / ")
+    }
+}
+
+/// Ids of the processes whose command name is `name` (Linux).
+fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
+}
+
+/// User plus system CPU seconds a process has used (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces, closed by ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // The kernel counts in clock ticks, 100 a second on Linux.
+    Some((utime + stime) / 100.0)
+}
+
 struct Submitter {
     address: String,
     /// Task `i` goes to `targets[i % targets.len()]`.
@@ -433,7 +508,6 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
         ("CBC__AUTH__ADMIN_TOKEN", TOKEN),
         ("CBC__DATA__DIR", &data_dir.display().to_string()),
         ("CBC__LOG__LEVEL", "warn"),
-        ("CBC__DATABASE__MAX_CONNECTIONS", "32"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -444,6 +518,14 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
     }
     let server = ServerProcess::start(&cli.binary, &env).await;
     let pid = server.pid().unwrap_or(0);
+    let cpu = CpuMeter::new(
+        pid,
+        match store {
+            Store::Sqlite => "",
+            Store::Mariadb => "mariadbd",
+        },
+    );
+    const CPU_ROW: &str = "CPU us per task: server / db / redis / bench";
     let submitter = Submitter {
         address: server.address.clone(),
         targets: receiver.urls("/bench"),
@@ -473,6 +555,7 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
     let due = Instant::now() + Duration::from_secs(delay_s);
     let due_wall = std::time::SystemTime::now() + Duration::from_secs(delay_s);
     let backlog_task = task.clone();
+    let before = cpu.now();
     let mut backlog = submitter
         .submit_in_batches(cli.intake_tasks, 1, 128, move |_| {
             let left = due_wall
@@ -487,6 +570,11 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
         figure: "intake only, 128 clients (tasks/s, p50 / p99 ms)".into(),
         value: backlog.summary(),
     });
+    rows.push(Row {
+        figure: format!("  {CPU_ROW}"),
+        value: cpu.per_task(before, backlog.ids.len()),
+    });
+    let before = cpu.now();
     let (last, missing, duplicates) = receiver
         .delivered(&backlog.ids, Duration::from_secs(600))
         .await;
@@ -507,12 +595,17 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
         value: receiver.arrival_profile(due),
     });
     rows.push(Row {
+        figure: format!("  {CPU_ROW}"),
+        value: cpu.per_task(before, backlog.ids.len()),
+    });
+    rows.push(Row {
         figure: "drain: missing / duplicates".into(),
         value: format!("{missing} / {duplicates}"),
     });
     lost |= missing > 0 || duplicates > 0;
 
     let far = later(FAR_DELAY_S);
+    let before = cpu.now();
     let mut batch = submitter
         .submit_in_batches(cli.batch_tasks, 100, 32, move |_| far.clone())
         .await;
@@ -524,14 +617,23 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
             ms(percentile(&mut batch.latencies_us, 0.99))
         ),
     });
+    rows.push(Row {
+        figure: format!("  {CPU_ROW}"),
+        value: cpu.per_task(before, batch.ids.len()),
+    });
 
     let started = Instant::now();
+    let before = cpu.now();
     let e2e = submitter.submit(cli.tasks, 128, task.clone()).await;
     let (last, missing, duplicates) = receiver.delivered(&e2e.ids, Duration::from_secs(600)).await;
     let elapsed = last.saturating_duration_since(started);
     rows.push(Row {
         figure: format!("end to end, {} tasks, 128 clients (tasks/s)", e2e.ids.len()),
         value: format!("{:.0}", e2e.ids.len() as f64 / elapsed.as_secs_f64()),
+    });
+    rows.push(Row {
+        figure: format!("  {CPU_ROW}"),
+        value: cpu.per_task(before, e2e.ids.len()),
     });
     rows.push(Row {
         figure: "end to end: missing / duplicates".into(),
