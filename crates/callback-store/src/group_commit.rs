@@ -21,9 +21,11 @@ pub struct GroupCommitOptions {
     pub max_wait: Duration,
 }
 
+type Reply<Out> = oneshot::Sender<Result<Out, StoreError>>;
+
 struct Pending<In, Out> {
     item: In,
-    reply: oneshot::Sender<Result<Out, StoreError>>,
+    reply: Reply<Out>,
 }
 
 /// One writer that groups the items handed to it and writes each group with
@@ -50,15 +52,38 @@ impl<In, Out> std::fmt::Debug for Batcher<In, Out> {
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
-    /// Starts the writer.
+    /// Starts the writer; each item counts as one write.
     pub(crate) fn start<W, Fut>(options: GroupCommitOptions, write: W) -> Self
+    where
+        W: Fn(Vec<In>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<Out>, StoreError>> + Send + 'static,
+    {
+        Self::start_weighed(options, |_| 1, 1, write)
+    }
+
+    /// Starts the writer, where an item counts as `weigh(item)` writes
+    /// towards `max_batch` (a batch of tasks as its tasks). A group takes
+    /// at least one item, however heavy.
+    pub(crate) fn start_weighed<W, Fut>(
+        options: GroupCommitOptions,
+        weigh: fn(&In) -> usize,
+        in_flight: usize,
+        write: W,
+    ) -> Self
     where
         W: Fn(Vec<In>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<Out>, StoreError>> + Send + 'static,
     {
         let max_batch = options.max_batch.max(1);
         let (tx, rx) = mpsc::channel(max_batch * 4);
-        tokio::spawn(write_groups(rx, max_batch, options.max_wait, write));
+        tokio::spawn(write_groups(
+            rx,
+            max_batch,
+            options.max_wait,
+            weigh,
+            in_flight.max(1),
+            write,
+        ));
         Self { tx }
     }
 
@@ -81,44 +106,64 @@ async fn write_groups<In, Out, W, Fut>(
     mut rx: mpsc::Receiver<Pending<In, Out>>,
     max_batch: usize,
     max_wait: Duration,
+    weigh: fn(&In) -> usize,
+    in_flight: usize,
     write: W,
 ) where
+    In: Send + 'static,
+    Out: Send + 'static,
     W: Fn(Vec<In>) -> Fut,
-    Fut: Future<Output = Result<Vec<Out>, StoreError>>,
+    Fut: Future<Output = Result<Vec<Out>, StoreError>> + Send + 'static,
 {
-    while let Some(first) = rx.recv().await {
+    let writers = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    loop {
+        let Ok(permit) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut weight = weigh(&first.item);
         let mut group = vec![first];
         let deadline = tokio::time::Instant::now() + max_wait;
-        while group.len() < max_batch {
+        while weight < max_batch {
             // Whatever queued up while the last group was written joins at
             // once; only then is it worth waiting for more.
-            match rx.try_recv() {
-                Ok(next) => {
-                    group.push(next);
-                    continue;
-                }
+            let next = match rx.try_recv() {
+                Ok(next) => next,
                 Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(next)) => group.push(next),
+                    Ok(Some(next)) => next,
                     _ => break,
                 },
-            }
+            };
+            weight += weigh(&next.item);
+            group.push(next);
         }
         let (items, replies): (Vec<In>, Vec<_>) =
             group.into_iter().map(|p| (p.item, p.reply)).unzip();
-        match write(items).await {
-            Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
+        let written = write(items);
+        tokio::spawn(async move {
+            answer(written.await, replies);
+            drop(permit);
+        });
+    }
+}
+
+/// Answers every caller of a group, in order.
+fn answer<Out>(written: Result<Vec<Out>, StoreError>, replies: Vec<Reply<Out>>) {
+    match written {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
             }
-            Err(err) => {
-                // Nothing of the group was written: every caller hears so.
-                let message = err.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(Box::new(
-                        std::io::Error::other(message.clone()),
-                    ))));
-                }
+        }
+        Err(err) => {
+            // Nothing of the group was written: every caller hears so.
+            let message = err.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(Box::new(
+                    std::io::Error::other(message.clone()),
+                ))));
             }
         }
     }
@@ -128,7 +173,7 @@ async fn write_groups<In, Out, W, Fut>(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     #[tokio::test]
     async fn concurrent_items_are_written_together_and_answered_in_order() {
@@ -156,6 +201,75 @@ mod tests {
             assert_eq!(answer.expect("written"), i * 2);
         }
         assert!(writes.load(Ordering::SeqCst) < 40, "items were not grouped");
+    }
+
+    #[tokio::test]
+    async fn a_group_holds_items_up_to_their_weight() {
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let seen = groups.clone();
+        let batcher = Batcher::start_weighed(
+            GroupCommitOptions {
+                max_batch: 25,
+                max_wait: Duration::from_millis(50),
+            },
+            Vec::len,
+            1,
+            move |lists: Vec<Vec<u32>>| {
+                seen.lock()
+                    .unwrap()
+                    .push(lists.iter().map(Vec::len).sum::<usize>());
+                async move { Ok(lists) }
+            },
+        );
+        let calls: Vec<_> = (0..6u32)
+            .map(|i| {
+                let b = batcher.clone();
+                tokio::spawn(async move { (i, b.submit(vec![i; 10]).await) })
+            })
+            .collect();
+        for call in calls {
+            let (i, answer) = call.await.expect("join");
+            assert_eq!(answer.expect("writer alive").expect("written"), vec![i; 10]);
+        }
+        let groups = groups.lock().unwrap().clone();
+        assert_eq!(groups.iter().sum::<usize>(), 60);
+        // A group closes once it weighs 25 or more: three lists of ten.
+        assert!(groups.iter().all(|&rows| rows <= 30), "{groups:?}");
+        assert!(groups.len() >= 2, "{groups:?}");
+    }
+
+    #[tokio::test]
+    async fn groups_are_written_side_by_side_up_to_the_bound() {
+        let (writing, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (now, peak) = (writing.clone(), most.clone());
+        let batcher = Batcher::start_weighed(
+            GroupCommitOptions {
+                max_batch: 1,
+                max_wait: Duration::from_millis(1),
+            },
+            |_: &u32| 1,
+            2,
+            move |items: Vec<u32>| {
+                let (now, peak) = (now.clone(), peak.clone());
+                async move {
+                    let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(at_once, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(items)
+                }
+            },
+        );
+        let calls: Vec<_> = (0..8u32)
+            .map(|i| {
+                let b = batcher.clone();
+                tokio::spawn(async move { b.submit(i).await })
+            })
+            .collect();
+        for call in calls {
+            assert!(call.await.expect("join").expect("writer alive").is_ok());
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

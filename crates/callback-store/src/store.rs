@@ -46,10 +46,15 @@ pub struct SqlTaskStore {
     groups: Option<Groups>,
 }
 
+/// Groups of new tasks written at once (see `connect`).
+const INSERT_GROUPS_IN_FLIGHT: usize = 2;
+
 /// The writers that group the hot path's writes: intake, claims, results.
 #[derive(Debug, Clone)]
 struct Groups {
-    inserts: Batcher<NewTask, Inserted>,
+    /// A single task is a list of one; a batch stays whole, so that it is
+    /// written, or not, with its group.
+    inserts: Batcher<Vec<NewTask>, Vec<Inserted>>,
     claims: Batcher<ClaimRequest, Option<ClaimedTask>>,
     results: Batcher<Outcome, bool>,
 }
@@ -99,10 +104,20 @@ pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError>
         .map(|g| {
             let (inserts, claims, results) = (plain.clone(), plain.clone(), plain.clone());
             Groups {
-                inserts: Batcher::start(g, move |tasks: Vec<NewTask>| {
-                    let store = inserts.clone();
-                    async move { store.insert_batch(&tasks).await }
-                }),
+                // Two groups of new tasks in flight: with batches of
+                // hundreds of rows, one writer waited on each commit with
+                // the next group ready (batch API 25,759-30,539 ->
+                // 35,046-37,034 tasks/s), and two writers still spare
+                // MariaDB the latch contention of one per request.
+                inserts: Batcher::start_weighed(
+                    g,
+                    Vec::len,
+                    INSERT_GROUPS_IN_FLIGHT,
+                    move |lists: Vec<Vec<NewTask>>| {
+                        let store = inserts.clone();
+                        async move { store.write_lists(lists).await }
+                    },
+                ),
                 claims: Batcher::start(g, move |requests: Vec<ClaimRequest>| {
                     let store = claims.clone();
                     async move { store.claim_group(&requests).await }
@@ -555,42 +570,26 @@ fn claimable(now_ms: i64) -> Condition {
         )
 }
 
-#[async_trait]
-impl TaskStore for SqlTaskStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.db.ping().await.map_err(unavailable)
+impl SqlTaskStore {
+    /// Writes the lists of a group in one transaction, and answers each
+    /// list with its own tasks.
+    async fn write_lists(
+        &self,
+        lists: Vec<Vec<NewTask>>,
+    ) -> Result<Vec<Vec<Inserted>>, StoreError> {
+        let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
+        let tasks: Vec<NewTask> = lists.into_iter().flatten().collect();
+        let mut written = self.write_tasks(&tasks).await?.into_iter();
+        Ok(sizes
+            .into_iter()
+            .map(|size| written.by_ref().take(size).collect())
+            .collect())
     }
 
-    async fn insert(&self, new: &NewTask) -> Result<Inserted, StoreError> {
-        if let (Some(groups), None) = (&self.groups, &new.spec.idempotency_key) {
-            if let Ok(result) = groups.inserts.submit(new.clone()).await {
-                return result;
-            }
-        }
-        match task::Entity::insert(new_task_row(new))
-            .exec(&self.writer)
-            .await
-        {
-            Ok(_) => {}
-            Err(err) if is_unique_violation(&err) => {
-                if let Some(key) = &new.spec.idempotency_key {
-                    let existing = task::Entity::find()
-                        .filter(task::Column::IdempotencyKey.eq(key.as_str()))
-                        .one(&self.db)
-                        .await
-                        .map_err(unavailable)?;
-                    if let Some(row) = existing {
-                        return Ok(Inserted::Existing(task_from_row(row)?));
-                    }
-                }
-                return Err(unavailable(err));
-            }
-            Err(err) => return Err(unavailable(err)),
-        }
-        Ok(Inserted::Created(Task::from_new(new)))
-    }
-
-    async fn insert_batch(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {
+    /// Writes `tasks` in one transaction, all or none: the ones whose
+    /// idempotency key is taken already are answered with the existing
+    /// task.
+    async fn write_tasks(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {
         // Read the taken keys first, outside the transaction: SQLite in WAL
         // mode refuses a transaction that reads, then writes after another
         // connection wrote. A key taken in between fails the whole batch
@@ -657,6 +656,60 @@ impl TaskStore for SqlTaskStore {
                 }
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl TaskStore for SqlTaskStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(unavailable)
+    }
+
+    async fn insert(&self, new: &NewTask) -> Result<Inserted, StoreError> {
+        if let (Some(groups), None) = (&self.groups, &new.spec.idempotency_key) {
+            if let Ok(result) = groups.inserts.submit(vec![new.clone()]).await {
+                return result?.pop().ok_or_else(|| {
+                    StoreError::Unavailable(Box::new(std::io::Error::other(
+                        "the group writer answered nothing",
+                    )))
+                });
+            }
+        }
+        match task::Entity::insert(new_task_row(new))
+            .exec(&self.writer)
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                if let Some(key) = &new.spec.idempotency_key {
+                    let existing = task::Entity::find()
+                        .filter(task::Column::IdempotencyKey.eq(key.as_str()))
+                        .one(&self.db)
+                        .await
+                        .map_err(unavailable)?;
+                    if let Some(row) = existing {
+                        return Ok(Inserted::Existing(task_from_row(row)?));
+                    }
+                }
+                return Err(unavailable(err));
+            }
+            Err(err) => return Err(unavailable(err)),
+        }
+        Ok(Inserted::Created(Task::from_new(new)))
+    }
+
+    async fn insert_batch(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {
+        // Without idempotency keys nothing can conflict: the batch joins
+        // the group of concurrent submissions, and a few writers on the
+        // tasks table instead of one per request spare MariaDB the latch
+        // contention on the same index pages.
+        let keyless = tasks.iter().all(|t| t.spec.idempotency_key.is_none());
+        if let (Some(groups), true) = (&self.groups, keyless) {
+            if let Ok(result) = groups.inserts.submit(tasks.to_vec()).await {
+                return result;
+            }
+        }
+        self.write_tasks(tasks).await
     }
 
     async fn get(&self, id: TaskId) -> Result<Option<TaskDetail>, StoreError> {

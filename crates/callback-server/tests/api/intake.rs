@@ -266,7 +266,7 @@ on_every_backend!(
 
 mod batch {
     //! `POST /api/v1/tasks/batch`: all or nothing, ids in order.
-    use crate::helpers::spawn_app;
+    use crate::helpers::{spawn_app, TOKEN};
     use callback_testkit::{Backend, Receiver};
     use serde_json::{json, Value};
     use std::time::Duration;
@@ -325,5 +325,87 @@ mod batch {
         app.stop().await;
     }
 
-    on_every_backend!(a_batch_is_stored_whole_in_order_or_not_at_all);
+    /// Batches without idempotency keys are written in groups with the
+    /// single submissions of the same moment: each batch still gets its
+    /// own ids, in its order, and every task is stored once.
+    async fn concurrent_batches_and_single_tasks_keep_their_own_ids(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let receiver = Receiver::start().await;
+        let mut calls = tokio::task::JoinSet::new();
+        for b in 0..6 {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/tasks/batch"));
+            let tasks: Vec<Value> = (0..50)
+                .map(|n| json!({"url": receiver.url(&format!("/b{b}/{n}"))}))
+                .collect();
+            calls.spawn(async move {
+                let answer: Value = client
+                    .post(url)
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"tasks": tasks}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let ids: Vec<String> = answer["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["task_id"].as_str().unwrap().to_string())
+                    .collect();
+                (format!("/b{b}/"), ids)
+            });
+        }
+        for s in 0..30 {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/tasks"));
+            let task = json!({"url": receiver.url(&format!("/s{s}/0"))});
+            calls.spawn(async move {
+                let answer: Value = client
+                    .post(url)
+                    .bearer_auth(TOKEN)
+                    .json(&task)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                (
+                    format!("/s{s}/"),
+                    vec![answer["task_id"].as_str().unwrap().to_string()],
+                )
+            });
+        }
+        let mut expected = std::collections::HashMap::new();
+        while let Some(call) = calls.join_next().await {
+            let (prefix, ids) = call.unwrap();
+            for (n, id) in ids.into_iter().enumerate() {
+                expected.insert(id, format!("{prefix}{n}"));
+            }
+        }
+        assert_eq!(
+            expected.len(),
+            6 * 50 + 30,
+            "every task has an id of its own"
+        );
+        let got = receiver
+            .wait_for(expected.len(), Duration::from_secs(60))
+            .await;
+        assert_eq!(got.len(), expected.len());
+        for request in got {
+            let id = &request.headers["x-callback-task-id"];
+            assert_eq!(
+                expected.get(id),
+                Some(&request.path),
+                "task {id} is the one its answer named"
+            );
+        }
+        app.stop().await;
+    }
+
+    on_every_backend!(
+        a_batch_is_stored_whole_in_order_or_not_at_all,
+        concurrent_batches_and_single_tasks_keep_their_own_ids
+    );
 }
