@@ -17,7 +17,7 @@ use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DbBackend, EntityName, EntityTrait, IdenStatic, Iterable, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -220,10 +220,11 @@ impl SqlTaskStore {
                 .collect();
             let margin_ms = i64::try_from(margin.as_millis()).unwrap_or(i64::MAX / 2);
             // One transaction, so the group's leases cost one commit.
+            let backend = self.writer.get_database_backend();
             let txn = self.writer.begin().await.map_err(unavailable)?;
             let mut taken = 0;
             for list in padded_in_lists(&ids) {
-                taken += task::Entity::update_many()
+                let claim = task::Entity::update_many()
                     .col_expr(task::Column::Status, status(TaskStatus::Delivering))
                     .col_expr(
                         task::Column::LeaseToken,
@@ -235,11 +236,12 @@ impl SqlTaskStore {
                     )
                     .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
                     .filter(task::Column::Id.is_in(list))
-                    .filter(claimable(now_ms))
-                    .exec(&txn)
+                    .filter(claimable(now_ms));
+                taken += txn
+                    .execute(by_primary_key(backend, claim))
                     .await
                     .map_err(unavailable)?
-                    .rows_affected;
+                    .rows_affected();
             }
             txn.commit().await.map_err(unavailable)?;
             if taken == 0 {
@@ -330,14 +332,15 @@ impl SqlTaskStore {
                 .into_iter()
                 .zip(padded_in_lists(&leases))
             {
-                matched += after_attempt(&Outcome::plain_success_state(now))
+                let success = after_attempt(&Outcome::plain_success_state(now))
                     .filter(task::Column::Id.is_in(ids))
                     .filter(task::Column::LeaseToken.is_in(leases))
-                    .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
-                    .exec(&txn)
+                    .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()));
+                matched += txn
+                    .execute(by_primary_key(backend, success))
                     .await
                     .map_err(unavailable)?
-                    .rows_affected;
+                    .rows_affected();
             }
             if matched != grouped.len() as u64 {
                 // Roll back now: a dropped transaction only queues its
@@ -436,6 +439,24 @@ fn after_attempt(state: &AfterAttempt) -> sea_orm::UpdateMany<task::Entity> {
         .col_expr(task::Column::UpdatedAt, Expr::value(state.now))
 }
 
+/// An UPDATE of tasks picked by an `id IN (...)` list, told on MySQL to
+/// find them by the primary key. Left to itself, MariaDB reaches them
+/// through `ix_tasks_status` (the status test narrows the range on paper),
+/// and an UPDATE that changes the status of rows found through the status
+/// index must first buffer them all: on 100,000 tasks, a success UPDATE of
+/// 112 ids cost 37-42 us of MariaDB CPU a row that way, 24-32 by the key.
+fn by_primary_key(backend: DbBackend, update: sea_orm::UpdateMany<task::Entity>) -> Statement {
+    let mut statement = update.build(backend);
+    if backend == DbBackend::MySql {
+        statement.sql = statement.sql.replacen(
+            "UPDATE `tasks` ",
+            "UPDATE `tasks` FORCE INDEX (PRIMARY) ",
+            1,
+        );
+    }
+    statement
+}
+
 /// A multi-row `INSERT` of `rows` (one of `STATEMENT_ROWS` in number), of
 /// the columns they set. Its text depends only on the table, the backend
 /// and the row count, so it is written once and kept: building it with the
@@ -505,8 +526,11 @@ fn insert_text(backend: DbBackend, table: &str, columns: &[&str], rows: usize) -
 /// shape, and the driver caches a prepared statement per shape on every
 /// connection: a few fixed sizes keep that cache (and memory) small, where
 /// every batch size from 1 to 256 would fill it with large statements.
-/// The largest also keeps a statement under SQLite's bound-variable limit.
-const STATEMENT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
+/// Powers of two cut a group into as many statements as its size has bits
+/// set (107 rows: 5, where sizes 256, 64, 16, 4, 1 took 8), and each
+/// statement is a round trip while the group's callers wait. The largest
+/// also keeps a statement under SQLite's bound-variable limit.
+const STATEMENT_ROWS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
 
 /// Cuts `rows` greedily into chunks of the sizes in `STATEMENT_ROWS`.
 fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
@@ -966,10 +990,10 @@ mod tests {
     fn batches_are_cut_into_a_few_statement_shapes() {
         let rows: Vec<u32> = (0..600).collect();
         let sizes: Vec<usize> = statement_chunks(&rows).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [256, 256, 64, 16, 4, 4]);
+        assert_eq!(sizes, [256, 256, 64, 16, 8]);
         assert_eq!(sizes.iter().sum::<usize>(), 600);
         let rows: Vec<u32> = (0..3).collect();
-        assert_eq!(statement_chunks(&rows).len(), 3);
+        assert_eq!(statement_chunks(&rows).len(), 2);
         assert!(statement_chunks::<u32>(&[]).is_empty());
     }
 
@@ -999,6 +1023,29 @@ mod tests {
     }
 
     #[test]
+    fn grouped_updates_find_tasks_by_the_primary_key_on_mysql() {
+        let update = || {
+            after_attempt(&Outcome::plain_success_state(Utc::now()))
+                .filter(task::Column::Id.is_in([id_bytes(TaskId::new())]))
+                .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
+        };
+        let mysql = by_primary_key(DbBackend::MySql, update());
+        assert!(
+            mysql
+                .sql
+                .starts_with("UPDATE `tasks` FORCE INDEX (PRIMARY) SET "),
+            "{}",
+            mysql.sql
+        );
+        let sqlite = by_primary_key(DbBackend::Sqlite, update());
+        assert!(
+            sqlite.sql.starts_with("UPDATE \"tasks\" SET "),
+            "{}",
+            sqlite.sql
+        );
+    }
+
+    #[test]
     fn in_lists_are_padded_to_a_few_shapes_with_nulls() {
         let values: Vec<u32> = (0..300).collect();
         let lists = padded_in_lists(&values);
@@ -1008,8 +1055,8 @@ mod tests {
         assert_eq!(lists[1][..44], tail[..]);
         assert!(lists[1][44..].iter().all(Option::is_none));
         assert_eq!(
-            padded_in_lists(&[7u32, 8]),
-            [vec![Some(7), Some(8), None, None]]
+            padded_in_lists(&[7u32, 8, 9]),
+            [vec![Some(7), Some(8), Some(9), None]]
         );
         assert_eq!(padded_in_lists(&[7u32]), [vec![Some(7)]]);
         assert!(padded_in_lists::<u32>(&[]).is_empty());
