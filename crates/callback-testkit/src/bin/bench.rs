@@ -28,8 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "bench-admin-token";
+const BEARER: &str = "Bearer bench-admin-token";
 /// Tasks that must not come due while the bench runs wait this long.
-const FAR_DELAY_S: u32 = 86_400;
+const FAR_DELAY_S: u64 = 86_400;
 /// The header a probe task carries its due time in (ms since the epoch).
 const DUE_HEADER: &str = "x-bench-due-ms";
 
@@ -82,11 +83,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// task carrying its due time, notes how late it arrived.
 #[derive(Default)]
 struct Counts {
-    by_task: Mutex<HashMap<String, u32>>,
+    arrived: Mutex<Arrivals>,
     lateness_ms: Mutex<Vec<i64>>,
-    last: Mutex<Option<Instant>>,
+}
+
+/// What the receiver counts of every request, under one lock.
+#[derive(Default)]
+struct Arrivals {
+    /// Requests per task id.
+    by_task: HashMap<u128, u32>,
+    last: Option<Instant>,
     /// When each task arrived, for the shape of a drain.
-    arrivals: Mutex<Vec<Instant>>,
+    at: Vec<Instant>,
+}
+
+/// A task id as the receiver counts it: the UUID's 128 bits, so that
+/// counting a request allocates nothing.
+fn id_key(id: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(id).ok().map(|u| u.as_u128())
 }
 
 struct Counter {
@@ -98,15 +112,17 @@ struct Counter {
 async fn count(req: HttpRequest, _body: web::Bytes, counts: web::Data<Counts>) -> HttpResponse {
     let now = Instant::now();
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(id) = header("x-callback-task-id") {
-        *lock(&counts.by_task).entry(id.to_string()).or_default() += 1;
-    }
     if let Some(due_ms) = header(DUE_HEADER).and_then(|v| v.parse::<i64>().ok()) {
         let late = chrono::Utc::now().timestamp_millis() - due_ms;
         lock(&counts.lateness_ms).push(late);
     }
-    *lock(&counts.last) = Some(now);
-    lock(&counts.arrivals).push(now);
+    let id = header("x-callback-task-id").and_then(id_key);
+    let mut arrived = lock(&counts.arrived);
+    if let Some(id) = id {
+        *arrived.by_task.entry(id).or_default() += 1;
+    }
+    arrived.last = Some(now);
+    arrived.at.push(now);
     HttpResponse::Ok().body("ok")
 }
 
@@ -150,7 +166,8 @@ impl Counter {
     /// Seconds from `start` until the first, the middle, the 99th
     /// percentile and the last arrival since then.
     fn arrival_profile(&self, start: Instant) -> String {
-        let mut since: Vec<Duration> = lock(&self.counts.arrivals)
+        let mut since: Vec<Duration> = lock(&self.counts.arrived)
+            .at
             .iter()
             .filter_map(|t| t.checked_duration_since(start))
             .collect();
@@ -166,19 +183,21 @@ impl Counter {
 
     /// Waits until every id in `ids` has arrived; returns when the last
     /// one did, and the missing and duplicated counts.
-    async fn delivered(&self, ids: &[String], timeout: Duration) -> (Instant, usize, usize) {
+    async fn delivered(&self, ids: &[u128], timeout: Duration) -> (Instant, usize, usize) {
         let deadline = Instant::now() + timeout;
         loop {
-            let (got, duplicates) = {
-                let counts = lock(&self.counts.by_task);
-                ids.iter()
-                    .fold((0, 0), |(got, dup), id| match counts.get(id) {
-                        Some(&n) => (got + 1, dup + n.saturating_sub(1) as usize),
-                        None => (got, dup),
-                    })
+            let (got, duplicates, last) = {
+                let arrived = lock(&self.counts.arrived);
+                let (got, dup) =
+                    ids.iter()
+                        .fold((0, 0), |(got, dup), id| match arrived.by_task.get(id) {
+                            Some(&n) => (got + 1, dup + n.saturating_sub(1) as usize),
+                            None => (got, dup),
+                        });
+                (got, dup, arrived.last)
             };
             if got == ids.len() || Instant::now() > deadline {
-                let last = lock(&self.counts.last).unwrap_or_else(Instant::now);
+                let last = last.unwrap_or_else(Instant::now);
                 return (last, ids.len() - got, duplicates);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -386,11 +405,13 @@ struct Submitter {
     address: String,
     /// Task `i` goes to `targets[i % targets.len()]`.
     targets: Vec<String>,
+    /// Every task is this one, with its own `url` and `delay_s`.
+    template: Value,
 }
 
 /// Tasks accepted by a submission run, its wall time and its latencies.
 struct Submitted {
-    ids: Vec<String>,
+    ids: Vec<u128>,
     elapsed: Duration,
     latencies_us: Vec<u64>,
 }
@@ -410,53 +431,119 @@ impl Submitted {
     }
 }
 
+/// The answer to a submission, as far as the bench reads it.
+#[derive(serde::Deserialize)]
+struct Accepted {
+    task_id: uuid::Uuid,
+}
+
+#[derive(serde::Deserialize)]
+struct AcceptedBatch {
+    tasks: Vec<Accepted>,
+}
+
+/// Task bodies, serialized once per receiver and delay and then reused:
+/// building and serializing a JSON value for every request, and parsing
+/// every answer into one, made the generator cost about as much CPU per
+/// task as the server's intake, on the same two cores.
+struct Bodies {
+    template: Value,
+    targets: Vec<String>,
+    made: Mutex<HashMap<(usize, Option<u64>), web::Bytes>>,
+}
+
+impl Bodies {
+    fn get(&self, i: usize, delay_s: Option<u64>) -> web::Bytes {
+        let target = i % self.targets.len().max(1);
+        let key = (target, delay_s);
+        if let Some(body) = lock(&self.made).get(&key) {
+            return body.clone();
+        }
+        let mut task = self.template.clone();
+        if let Some(url) = self.targets.get(target) {
+            task["url"] = json!(url);
+        }
+        if let Some(delay_s) = delay_s {
+            task["delay_s"] = json!(delay_s);
+        }
+        let body = web::Bytes::from(task.to_string());
+        lock(&self.made).insert(key, body.clone());
+        body
+    }
+
+    /// `{"tasks": [...]}` of tasks `first..last`.
+    fn batch(
+        &self,
+        first: usize,
+        last: usize,
+        delay_s: &dyn Fn(usize) -> Option<u64>,
+    ) -> web::Bytes {
+        let mut body = b"{\"tasks\":[".to_vec();
+        for i in first..last {
+            if i > first {
+                body.push(b',');
+            }
+            body.extend_from_slice(&self.get(i, delay_s(i)));
+        }
+        body.extend_from_slice(b"]}");
+        body.into()
+    }
+}
+
 impl Submitter {
     /// Submits `count` tasks, one a request, from `clients` clients.
-    async fn submit(&self, count: usize, clients: usize, task: Value) -> Submitted {
-        self.submit_in_batches(count, 1, clients, move |_| task.clone())
+    async fn submit(&self, count: usize, clients: usize, delay_s: Option<u64>) -> Submitted {
+        self.submit_in_batches(count, 1, clients, move |_| delay_s)
             .await
     }
 
-    /// Submits `count` tasks made by `task(i)`, `per_request` a request
-    /// (1: the single-task API, else the batch API), from `clients` clients.
+    /// Submits `count` tasks, task `i` with the delay `delay_s(i)`,
+    /// `per_request` a request (1: the single-task API, else the batch
+    /// API), from `clients` clients.
     async fn submit_in_batches(
         &self,
         count: usize,
         per_request: usize,
         clients: usize,
-        task: impl Fn(usize) -> Value + Send + Sync + 'static,
+        delay_s: impl Fn(usize) -> Option<u64> + Send + Sync + 'static,
     ) -> Submitted {
         let ids = Arc::new(Mutex::new(Vec::with_capacity(count)));
         let per_request = per_request.max(1);
-        let url = if per_request == 1 {
-            format!("{}/api/v1/tasks", self.address)
+        let path = if per_request == 1 {
+            "/api/v1/tasks"
         } else {
-            format!("{}/api/v1/tasks/batch", self.address)
+            "/api/v1/tasks/batch"
         };
-        let targets = self.targets.clone();
-        let task = move |i: usize| {
-            let mut t = task(i);
-            if !targets.is_empty() {
-                t["url"] = json!(targets[i % targets.len()]);
-            }
-            t
+        let Ok(url) = reqwest::Url::parse(&format!("{}{path}", self.address)) else {
+            return Submitted {
+                ids: Vec::new(),
+                elapsed: Duration::ZERO,
+                latencies_us: Vec::new(),
+            };
         };
-        let (task, sink) = (Arc::new(task), ids.clone());
+        let bodies = Arc::new(Bodies {
+            template: self.template.clone(),
+            targets: self.targets.clone(),
+            made: Mutex::default(),
+        });
+        let (delay_s, sink) = (Arc::new(delay_s), ids.clone());
         let requests = count.div_ceil(per_request);
         let (elapsed, latencies_us) = drive(requests, clients, move |client, r| {
-            let (url, task, sink) = (url.clone(), task.clone(), sink.clone());
+            let (url, bodies, delay_s, sink) =
+                (url.clone(), bodies.clone(), delay_s.clone(), sink.clone());
             async move {
                 let first = r * per_request;
                 let last = (first + per_request).min(count);
                 let body = if per_request == 1 {
-                    task(first)
+                    bodies.get(first, delay_s(first))
                 } else {
-                    json!({"tasks": (first..last).map(|i| task(i)).collect::<Vec<_>>()})
+                    bodies.batch(first, last, &*delay_s)
                 };
                 let Ok(response) = client
-                    .post(&url)
-                    .bearer_auth(TOKEN)
-                    .json(&body)
+                    .post(url)
+                    .header(reqwest::header::AUTHORIZATION, BEARER)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body)
                     .send()
                     .await
                 else {
@@ -465,21 +552,19 @@ impl Submitter {
                 if response.status().as_u16() != 201 {
                     return false;
                 }
-                let Ok(v) = response.json::<Value>().await else {
+                let Ok(answer) = response.bytes().await else {
                     return false;
                 };
-                let accepted: Vec<String> = match v["tasks"].as_array() {
-                    Some(items) => items
-                        .iter()
-                        .filter_map(|t| t["task_id"].as_str().map(str::to_string))
-                        .collect(),
-                    None => v["task_id"]
-                        .as_str()
-                        .map(str::to_string)
+                let accepted: Vec<Accepted> = if per_request == 1 {
+                    serde_json::from_slice::<Accepted>(&answer)
                         .into_iter()
-                        .collect(),
+                        .collect()
+                } else {
+                    serde_json::from_slice::<AcceptedBatch>(&answer)
+                        .map(|b| b.tasks)
+                        .unwrap_or_default()
                 };
-                lock(&sink).extend(accepted);
+                lock(&sink).extend(accepted.iter().map(|a| a.task_id.as_u128()));
                 true
             }
         })
@@ -526,22 +611,18 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
         },
     );
     const CPU_ROW: &str = "CPU us per task: server / db / redis / bench";
+    let task = json!({"url": receiver.url("/bench"), "body": {"order": 42, "items": [1, 2, 3]}});
     let submitter = Submitter {
         address: server.address.clone(),
         targets: receiver.urls("/bench"),
-    };
-    let task = json!({"url": receiver.url("/bench"), "body": {"order": 42, "items": [1, 2, 3]}});
-    let later = |delay_s: u32| {
-        let mut t = task.clone();
-        t["delay_s"] = json!(delay_s);
-        t
+        template: task.clone(),
     };
     let mut rows = Vec::new();
     let mut lost = false;
 
     // Intake only: tasks due later, so that no delivery competes.
     let mut run = submitter
-        .submit(cli.intake_tasks, 32, later(FAR_DELAY_S))
+        .submit(cli.intake_tasks, 32, Some(FAR_DELAY_S))
         .await;
     rows.push(Row {
         figure: "intake only, 32 clients (tasks/s, p50 / p99 ms)".into(),
@@ -554,16 +635,13 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
     let delay_s = 5 + u64::try_from(cli.intake_tasks / 2000).unwrap_or(60);
     let due = Instant::now() + Duration::from_secs(delay_s);
     let due_wall = std::time::SystemTime::now() + Duration::from_secs(delay_s);
-    let backlog_task = task.clone();
     let before = cpu.now();
     let mut backlog = submitter
         .submit_in_batches(cli.intake_tasks, 1, 128, move |_| {
             let left = due_wall
                 .duration_since(std::time::SystemTime::now())
                 .unwrap_or_default();
-            let mut t = backlog_task.clone();
-            t["delay_s"] = json!(left.as_secs_f64().ceil() as u64);
-            t
+            Some(left.as_secs_f64().ceil() as u64)
         })
         .await;
     rows.push(Row {
@@ -604,10 +682,9 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
     });
     lost |= missing > 0 || duplicates > 0;
 
-    let far = later(FAR_DELAY_S);
     let before = cpu.now();
     let mut batch = submitter
-        .submit_in_batches(cli.batch_tasks, 100, 32, move |_| far.clone())
+        .submit_in_batches(cli.batch_tasks, 100, 32, |_| Some(FAR_DELAY_S))
         .await;
     rows.push(Row {
         figure: "intake, batch API, 100 a request, 32 clients (tasks/s, p99 ms)".into(),
@@ -624,7 +701,7 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
 
     let started = Instant::now();
     let before = cpu.now();
-    let e2e = submitter.submit(cli.tasks, 128, task.clone()).await;
+    let e2e = submitter.submit(cli.tasks, 128, None).await;
     let (last, missing, duplicates) = receiver.delivered(&e2e.ids, Duration::from_secs(600)).await;
     let elapsed = last.saturating_duration_since(started);
     rows.push(Row {
@@ -666,14 +743,9 @@ async fn scheduled(
 ) -> Vec<Row> {
     let already = cli.intake_tasks + cli.batch_tasks;
     let more = cli.scheduled.saturating_sub(already);
-    let spread = task.clone();
     // Due over the next hours, spread out as retries would be.
     let filled = submitter
-        .submit_in_batches(more, 100, 16, move |i| {
-            let mut t = spread.clone();
-            t["delay_s"] = json!(3_600 + (i % 7_200));
-            t
-        })
+        .submit_in_batches(more, 100, 16, |i| Some(3_600 + (i % 7_200) as u64))
         .await;
     let total = already.min(cli.scheduled) + filled.ids.len();
 
@@ -697,10 +769,8 @@ async fn scheduled(
             .send()
             .await;
         if let Ok(response) = answer {
-            if let Ok(v) = response.json::<Value>().await {
-                if let Some(id) = v["task_id"].as_str() {
-                    probes.push(id.to_string());
-                }
+            if let Ok(accepted) = response.json::<Accepted>().await {
+                probes.push(accepted.task_id.as_u128());
             }
         }
     }
