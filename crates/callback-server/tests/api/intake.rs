@@ -325,6 +325,12 @@ mod batch {
         app.stop().await;
     }
 
+    /// The answer to a POST from a spawned task, which cannot borrow the app.
+    async fn post_json(client: &reqwest::Client, url: String, body: &Value) -> Value {
+        let response = client.post(url).bearer_auth(TOKEN).json(body).send().await;
+        response.unwrap().json().await.unwrap()
+    }
+
     /// Batches without idempotency keys are written in groups with the
     /// single submissions of the same moment: each batch still gets its
     /// own ids, in its order, and every task is stored once.
@@ -338,16 +344,7 @@ mod batch {
                 .map(|n| json!({"url": receiver.url(&format!("/b{b}/{n}"))}))
                 .collect();
             calls.spawn(async move {
-                let answer: Value = client
-                    .post(url)
-                    .bearer_auth(TOKEN)
-                    .json(&json!({"tasks": tasks}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let answer = post_json(&client, url, &json!({"tasks": tasks})).await;
                 let ids: Vec<String> = answer["tasks"]
                     .as_array()
                     .unwrap()
@@ -361,16 +358,7 @@ mod batch {
             let (client, url) = (app.client.clone(), app.url("/api/v1/tasks"));
             let task = json!({"url": receiver.url(&format!("/s{s}/0"))});
             calls.spawn(async move {
-                let answer: Value = client
-                    .post(url)
-                    .bearer_auth(TOKEN)
-                    .json(&task)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let answer = post_json(&client, url, &task).await;
                 (
                     format!("/s{s}/"),
                     vec![answer["task_id"].as_str().unwrap().to_string()],
