@@ -396,6 +396,13 @@ pub trait DelayQueue: Send + Sync + 'static {
     /// leaving alone ids that someone took and still holds.
     async fn restore(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError>;
 
+    /// Puts in ids of new tasks, which nobody can have taken yet. A queue
+    /// that checks each restored id for a holder can skip that check here;
+    /// by default this is `restore`.
+    async fn add_new(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError> {
+        self.restore(entries).await
+    }
+
     /// Removes and returns up to `limit` ids due by `now`.
     async fn take_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<TaskId>, QueueError>;
 

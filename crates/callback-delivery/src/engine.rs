@@ -526,13 +526,12 @@ impl Engine {
         self.send_acks(&writes.acks).await;
     }
 
-    /// Puts new tasks in the queue. Fresh ids are in flight nowhere, so
-    /// restoring them schedules them.
+    /// Puts new tasks in the queue.
     async fn send_fresh(&self, entries: &[(TaskId, DateTime<Utc>)]) {
         if entries.is_empty() {
             return;
         }
-        if let Err(err) = self.queue.restore(entries).await {
+        if let Err(err) = self.queue.add_new(entries).await {
             tracing::debug!(tasks = entries.len(), error = %err, "delay queue refused tasks; the reconciler will find them");
         }
     }

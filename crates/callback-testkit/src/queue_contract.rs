@@ -27,6 +27,7 @@ where
     rescheduling_an_id_replaces_its_entry(&make().await).await;
     take_due_respects_the_limit(&make().await).await;
     restore_puts_back_entries_the_queue_lost(&make().await).await;
+    new_ids_come_out_when_due(&make().await).await;
     acknowledging_an_unknown_id_is_harmless(&make().await).await;
     wait_returns_soon_once_an_id_is_due(&make().await).await;
     ping_answers(&make().await).await;
@@ -77,6 +78,23 @@ async fn restore_puts_back_entries_the_queue_lost(q: &dyn DelayQueue) {
     assert_eq!(q.take_due(now, 10).await.unwrap(), vec![a]);
     q.ack(&[a]).await.unwrap();
     assert_eq!(q.take_due(at(now, 21), 10).await.unwrap(), vec![b]);
+}
+
+async fn new_ids_come_out_when_due(q: &dyn DelayQueue) {
+    let now = Utc::now();
+    let (a, b, c) = (TaskId::new(), TaskId::new(), TaskId::new());
+    q.add_new(&[(a, at(now, 30)), (b, at(now, -3)), (c, at(now, -1))])
+        .await
+        .unwrap();
+    q.add_new(&[]).await.unwrap();
+    assert_eq!(
+        q.take_due(now, 10).await.unwrap(),
+        vec![b, c],
+        "{}",
+        q.backend()
+    );
+    q.ack(&[b, c]).await.unwrap();
+    assert_eq!(q.take_due(at(now, 31), 10).await.unwrap(), vec![a]);
 }
 
 async fn acknowledging_an_unknown_id_is_harmless(q: &dyn DelayQueue) {
