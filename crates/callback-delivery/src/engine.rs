@@ -84,8 +84,7 @@ struct Engine {
 struct QueueWrites {
     /// Ids taken from the queue whose attempts have ended.
     acks: Vec<TaskId>,
-    /// New tasks, and when they are due. In flight nowhere yet, so
-    /// restoring them schedules them.
+    /// New tasks, and when they are due.
     fresh: Vec<(TaskId, DateTime<Utc>)>,
 }
 
