@@ -44,9 +44,10 @@ pub async fn create_task(
         .into_new_task(state.defaults, now)
         .map_err(ApiError::Validation)?;
     let handoff = reserve_worker(&state, &mut new_task, now);
+    let first_attempt_at = new_task.first_attempt_at;
     let inserted = state
         .store
-        .insert(&new_task)
+        .insert(new_task)
         .await
         .map_err(ApiError::StoreUnavailable)?;
     match inserted {
@@ -54,7 +55,7 @@ pub async fn create_task(
             let response = HttpResponse::Created()
                 .insert_header((header::LOCATION, format!("/api/v1/tasks/{}", task.id)))
                 .json(TaskView::new(&task, None));
-            hand_over(&state, handoff, task, new_task.first_attempt_at).await;
+            hand_over(&state, handoff, task, first_attempt_at).await;
             Ok(response)
         }
         Inserted::Existing(task) => Ok(HttpResponse::Ok()
@@ -173,17 +174,18 @@ pub async fn create_tasks(
         .iter_mut()
         .map(|task| reserve_worker(&state, task, now))
         .collect();
-    let inserted = state
-        .store
-        .insert_batch(&tasks)
-        .await
-        .map_err(|e| match e {
-            callback_core::StoreError::Conflict(message) => ApiError::Conflict(message),
-            other => ApiError::StoreUnavailable(other),
-        })?;
+    let first_attempts: Vec<_> = tasks.iter().map(|t| t.first_attempt_at).collect();
+    let inserted = state.store.insert_batch(tasks).await.map_err(|e| match e {
+        callback_core::StoreError::Conflict(message) => ApiError::Conflict(message),
+        other => ApiError::StoreUnavailable(other),
+    })?;
     let mut items = Vec::with_capacity(inserted.len());
     let mut accepted = Vec::new();
-    for ((result, new), handoff) in inserted.into_iter().zip(&tasks).zip(handoffs.drain(..)) {
+    for ((result, first_attempt_at), handoff) in inserted
+        .into_iter()
+        .zip(first_attempts)
+        .zip(handoffs.drain(..))
+    {
         let (task, created) = match result {
             Inserted::Created(task) => (task, true),
             Inserted::Existing(task) => (task, false),
@@ -195,7 +197,7 @@ pub async fn create_tasks(
         });
         match (created, handoff) {
             (true, Some(handoff)) => handoff.deliver(task),
-            (true, None) => accepted.push((task.id, new.first_attempt_at)),
+            (true, None) => accepted.push((task.id, first_attempt_at)),
             // An existing task is delivery's already; its worker is freed.
             (false, _) => {}
         }

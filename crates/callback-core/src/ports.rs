@@ -73,12 +73,12 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Commits a new task. Returns only after the commit, so the caller may
     /// acknowledge it. With an idempotency key already taken, returns the
     /// existing task and creates nothing.
-    async fn insert(&self, task: &NewTask) -> Result<Inserted, StoreError>;
+    async fn insert(&self, task: NewTask) -> Result<Inserted, StoreError>;
 
     /// Commits many tasks in one transaction, all or nothing, answering in
     /// order. A task whose idempotency key is taken answers the existing
     /// task and creates nothing. Keys must not repeat within the batch.
-    async fn insert_batch(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError>;
+    async fn insert_batch(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError>;
 
     async fn get(&self, id: TaskId) -> Result<Option<TaskDetail>, StoreError>;
 

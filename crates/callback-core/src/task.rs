@@ -213,10 +213,9 @@ pub struct Task {
 
 impl Task {
     /// The task as it is stored right after its insert.
-    pub fn from_new(new: &NewTask) -> Self {
+    pub fn from_new(new: NewTask) -> Self {
         Self {
             id: new.id,
-            spec: new.spec.clone(),
             status: new.initial_status(),
             attempts_made: 0,
             attempts_base: 0,
@@ -224,6 +223,7 @@ impl Task {
             last_error: None,
             created_at: new.created_at,
             updated_at: new.created_at,
+            spec: new.spec,
         }
     }
 

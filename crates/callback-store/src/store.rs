@@ -46,6 +46,14 @@ pub struct SqlTaskStore {
     groups: Option<Groups>,
 }
 
+/// A group writer's answer that lacks an item: a bug, reported as the
+/// store being unavailable rather than as a task accepted.
+fn nothing_answered() -> StoreError {
+    StoreError::Unavailable(Box::new(std::io::Error::other(
+        "the group writer answered nothing",
+    )))
+}
+
 /// Groups of new tasks written at once (see `connect`).
 const INSERT_GROUPS_IN_FLIGHT: usize = 2;
 
@@ -146,6 +154,7 @@ async fn open_pool(
 ) -> Result<DatabaseConnection, DbErr> {
     use sea_orm::sqlx::mysql::{MySql, MySqlConnectOptions};
     use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    let refused = |e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e));
     let mut connect = connect_options(options, max_connections);
     if !options.url.starts_with("mysql:") {
         connect.test_before_acquire(false);
@@ -154,7 +163,7 @@ async fn open_pool(
     let server = options
         .url
         .parse::<MySqlConnectOptions>()
-        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
+        .map_err(refused)?
         .disable_statement_logging();
     let pool = connect
         .sqlx_pool_options::<MySql>()
@@ -169,7 +178,7 @@ async fn open_pool(
         })
         .connect_with(server)
         .await
-        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+        .map_err(refused)?;
     Ok(sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(pool))
 }
 
@@ -645,7 +654,7 @@ impl SqlTaskStore {
     ) -> Result<Vec<Vec<Inserted>>, StoreError> {
         let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
         let tasks: Vec<NewTask> = lists.into_iter().flatten().collect();
-        let mut written = self.write_tasks(&tasks).await?.into_iter();
+        let mut written = self.write_tasks(tasks).await?.into_iter();
         Ok(sizes
             .into_iter()
             .map(|size| written.by_ref().take(size).collect())
@@ -655,7 +664,7 @@ impl SqlTaskStore {
     /// Writes `tasks` in one transaction, all or none: the ones whose
     /// idempotency key is taken already are answered with the existing
     /// task.
-    async fn write_tasks(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {
+    async fn write_tasks(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError> {
         // Read the taken keys first, outside the transaction: SQLite in WAL
         // mode refuses a transaction that reads, then writes after another
         // connection wrote. A key taken in between fails the whole batch
@@ -709,7 +718,7 @@ impl SqlTaskStore {
             txn.commit().await.map_err(unavailable)?;
         }
         Ok(tasks
-            .iter()
+            .into_iter()
             .map(|t| {
                 match t
                     .spec
@@ -731,17 +740,18 @@ impl TaskStore for SqlTaskStore {
         self.db.ping().await.map_err(unavailable)
     }
 
-    async fn insert(&self, new: &NewTask) -> Result<Inserted, StoreError> {
-        if let (Some(groups), None) = (&self.groups, &new.spec.idempotency_key) {
-            if let Ok(result) = groups.inserts.submit(vec![new.clone()]).await {
-                return result?.pop().ok_or_else(|| {
-                    StoreError::Unavailable(Box::new(std::io::Error::other(
-                        "the group writer answered nothing",
-                    )))
-                });
+    async fn insert(&self, new: NewTask) -> Result<Inserted, StoreError> {
+        let new = match &self.groups {
+            Some(groups) if new.spec.idempotency_key.is_none() => {
+                match groups.inserts.submit(vec![new]).await {
+                    Ok(result) => return result?.pop().ok_or_else(nothing_answered),
+                    // The writer is gone (shutting down): written alone.
+                    Err(back) => back.into_iter().next().ok_or_else(nothing_answered)?,
+                }
             }
-        }
-        match task::Entity::insert(new_task_row(new))
+            _ => new,
+        };
+        match task::Entity::insert(new_task_row(&new))
             .exec(&self.writer)
             .await
         {
@@ -764,17 +774,20 @@ impl TaskStore for SqlTaskStore {
         Ok(Inserted::Created(Task::from_new(new)))
     }
 
-    async fn insert_batch(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {
+    async fn insert_batch(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError> {
         // Without idempotency keys nothing can conflict: the batch joins
         // the group of concurrent submissions, and a few writers on the
         // tasks table instead of one per request spare MariaDB the latch
         // contention on the same index pages.
         let keyless = tasks.iter().all(|t| t.spec.idempotency_key.is_none());
-        if let (Some(groups), true) = (&self.groups, keyless) {
-            if let Ok(result) = groups.inserts.submit(tasks.to_vec()).await {
-                return result;
-            }
-        }
+        let tasks = match &self.groups {
+            Some(groups) if keyless => match groups.inserts.submit(tasks).await {
+                Ok(result) => return result,
+                // The writer is gone (shutting down): written alone.
+                Err(back) => back,
+            },
+            _ => tasks,
+        };
         self.write_tasks(tasks).await
     }
 
