@@ -282,19 +282,50 @@ impl Target {
     }
 }
 
-/// A POST of `body` to `target`, JSON, with `authorization` when given.
-fn post(
-    target: &Target,
-    authorization: Option<&'static str>,
-    body: web::Bytes,
-) -> Option<hyper::Request<Full<web::Bytes>>> {
-    let mut request = hyper::Request::post(target.path.as_str())
-        .header(hyper::header::HOST, target.host.as_str())
-        .header(hyper::header::CONTENT_TYPE, "application/json");
-    if let Some(value) = authorization {
-        request = request.header(hyper::header::AUTHORIZATION, value);
+/// One keep-alive HTTP/1.1 connection to a target (hyper's, with no pool
+/// around it), opened again after an exchange fails.
+struct Client {
+    target: Target,
+    connection: Option<hyper::client::conn::http1::SendRequest<Full<web::Bytes>>>,
+}
+
+impl Client {
+    fn new(target: Target) -> Self {
+        Self {
+            target,
+            connection: None,
+        }
     }
-    request.body(Full::new(body)).ok()
+
+    /// POSTs `body` as JSON, with `authorization` when given; the answer's
+    /// status and body, or `None` when the exchange failed.
+    async fn post(
+        &mut self,
+        authorization: Option<&'static str>,
+        body: web::Bytes,
+    ) -> Option<(hyper::StatusCode, web::Bytes)> {
+        let mut request = hyper::Request::post(self.target.path.as_str())
+            .header(hyper::header::HOST, self.target.host.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(value) = authorization {
+            request = request.header(hyper::header::AUTHORIZATION, value);
+        }
+        let request = request.body(Full::new(body)).ok()?;
+        if self.connection.is_none() {
+            self.connection = connect(self.target.address).await;
+        }
+        let sender = self.connection.as_mut()?;
+        let answer = async {
+            sender.ready().await.ok()?;
+            let (parts, body) = sender.send_request(request).await.ok()?.into_parts();
+            Some((parts.status, body.collect().await.ok()?.to_bytes()))
+        }
+        .await;
+        if answer.is_none() {
+            self.connection = None;
+        }
+        answer
+    }
 }
 
 /// Runs `calls` requests to `target` from `clients` concurrent clients,
@@ -332,7 +363,7 @@ where
         );
         workers.spawn(async move {
             let mut mine = Vec::new();
-            let mut connection = None;
+            let mut client = Client::new(target);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= calls {
@@ -340,36 +371,10 @@ where
                 }
                 let t = Instant::now();
                 let (authorization, body) = make(i);
-                let Some(request) = post(&target, authorization, body) else {
-                    continue;
-                };
-                if connection.is_none() {
-                    connection = connect(target.address).await;
-                }
-                let Some(sender) = connection.as_mut() else {
-                    continue;
-                };
-                if sender.ready().await.is_err() {
-                    connection = None;
-                    continue;
-                }
-                let answer = match sender.send_request(request).await {
-                    Ok(response) => {
-                        let (parts, body) = response.into_parts();
-                        body.collect()
-                            .await
-                            .ok()
-                            .map(|b| (parts.status, b.to_bytes()))
-                    }
-                    Err(_) => None,
-                };
-                match answer {
-                    Some((status, body)) if done(i, status, &body) => {
+                if let Some((status, answer)) = client.post(authorization, body).await {
+                    if done(i, status, &answer) {
                         mine.push(t.elapsed().as_micros() as u64);
                     }
-                    Some(_) => {}
-                    // The connection broke: the next request opens another.
-                    None => connection = None,
                 }
             }
             lock(&latencies).extend(mine);
@@ -827,7 +832,7 @@ async fn scheduled(
     const PROBE_DELAY_S: i64 = 3;
     let base = task.clone();
     let mut probes = Vec::with_capacity(PROBES);
-    let client = reqwest::Client::new();
+    let mut client = Target::of(&format!("{}/api/v1/tasks", submitter.address)).map(Client::new);
     let pace = tokio::time::interval(Duration::from_millis(5));
     tokio::pin!(pace);
     for _ in 0..PROBES {
@@ -836,14 +841,14 @@ async fn scheduled(
         let mut probe = base.clone();
         probe["delay_s"] = json!(PROBE_DELAY_S);
         probe["headers"] = json!({ DUE_HEADER: due_ms.to_string() });
+        let Some(client) = client.as_mut() else {
+            break;
+        };
         let answer = client
-            .post(format!("{}/api/v1/tasks", submitter.address))
-            .bearer_auth(TOKEN)
-            .json(&probe)
-            .send()
+            .post(Some(BEARER), web::Bytes::from(probe.to_string()))
             .await;
-        if let Ok(response) = answer {
-            if let Ok(accepted) = response.json::<Accepted>().await {
+        if let Some((_, body)) = answer {
+            if let Ok(accepted) = serde_json::from_slice::<Accepted>(&body) {
                 probes.push(accepted.task_id.as_u128());
             }
         }
