@@ -14,7 +14,7 @@ use crate::breaker::{Breaker, BreakerConfig, BreakerState, Transition, Verdict};
 use crate::engine::Work;
 use callback_core::{
     AlertHook, AlertHookId, AlertKind, AlertStore, Endpoint, EndpointName, EndpointStore, Notices,
-    ReceiverStatus, ReceiverWatch, SignatureScheme, Signing, Task,
+    ReceiverStatus, ReceiverWatch, SignatureScheme, Signing, TargetUrl, Task,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -159,8 +159,15 @@ pub fn receiver_key(task: &Task) -> String {
     match (&task.spec.endpoint, task.spec.alert_hook) {
         (Some(name), _) => format!("endpoint:{name}"),
         (None, Some(hook)) => format!("alert:{hook}"),
-        (None, None) => task.spec.url.as_url().origin().ascii_serialization(),
+        (None, None) => origin_key(&task.spec.url),
     }
+}
+
+/// The URL's origin, `scheme://host[:port]`: what `Url::origin` serializes
+/// for an http(s) URL without credentials (which `TargetUrl` refuses), cut
+/// from the URL's own text instead of rebuilt and formatted per task.
+fn origin_key(url: &TargetUrl) -> String {
+    url.as_url()[..url::Position::BeforePath].to_owned()
 }
 
 impl Receivers {
@@ -453,5 +460,30 @@ impl ReceiverWatch for Receivers {
 
     fn forget_alert_hook(&self, id: AlertHookId) {
         self.hook_cache.forget(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_key_is_the_urls_serialized_origin() {
+        for raw in [
+            "http://127.0.0.1:9000/hook?x=1",
+            "https://Example.COM/a/b",
+            "https://example.com:443/",
+            "http://example.com:80/x",
+            "http://example.com:8080",
+            "https://bücher.example/",
+            "http://[::1]:3000/p#frag",
+        ] {
+            let url = TargetUrl::parse(raw).expect("valid");
+            assert_eq!(
+                origin_key(&url),
+                url.as_url().origin().ascii_serialization(),
+                "{raw}"
+            );
+        }
     }
 }
