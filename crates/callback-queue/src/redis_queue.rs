@@ -28,18 +28,26 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Lua: return expired leases to `due`, then move up to `limit` due ids to
-/// `inflight` with a lease. KEYS: due, inflight. ARGV: now, limit, lease end.
+/// `inflight` with a lease. KEYS: due, inflight. ARGV: now, limit, lease end,
+/// most expired leases returned per take. The ids a range returns are the
+/// set's lowest-ranked, so one `ZREMRANGEBYRANK` removes them and one
+/// variadic `ZADD` moves them: two calls per take instead of two per id
+/// (both counts are capped by `ENTRIES_PER_CALL`, well under Lua's limit on
+/// `unpack`).
 const TAKE_DUE: &str = r"
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
-for _, id in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZADD', KEYS[1], ARGV[1], id)
+local function move(from, to, score, ids)
+  if #ids == 0 then return end
+  redis.call('ZREMRANGEBYRANK', from, 0, #ids - 1)
+  local entries = {}
+  for i, id in ipairs(ids) do
+    entries[2 * i - 1] = score
+    entries[2 * i] = id
+  end
+  redis.call('ZADD', to, unpack(entries))
 end
+move(KEYS[2], KEYS[1], ARGV[1], redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[4]))
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZADD', KEYS[2], ARGV[3], id)
-end
+move(KEYS[1], KEYS[2], ARGV[3], ids)
 return ids
 ";
 
@@ -67,9 +75,9 @@ end
 return restored
 ";
 
-/// Entries sent in one restore script or acknowledgement, so that a large
-/// one never blocks Redis for long.
-const RESTORE_CHUNK: usize = 1000;
+/// Entries one call restores, adds, acknowledges or takes, at most, so that
+/// a large one never blocks Redis for long.
+const ENTRIES_PER_CALL: usize = 1000;
 
 /// Where Redis is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -430,7 +438,7 @@ impl DelayQueue for RedisDelayQueue {
 
     async fn restore(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError> {
         let now = Utc::now();
-        for chunk in entries.chunks(RESTORE_CHUNK) {
+        for chunk in entries.chunks(ENTRIES_PER_CALL) {
             let mut args = Vec::with_capacity(1 + chunk.len() * 2);
             args.push(now.timestamp_millis().to_string());
             for (id, due) in chunk {
@@ -453,7 +461,7 @@ impl DelayQueue for RedisDelayQueue {
     /// needed.
     async fn add_new(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError> {
         let now = Utc::now();
-        for chunk in entries.chunks(RESTORE_CHUNK) {
+        for chunk in entries.chunks(ENTRIES_PER_CALL) {
             let mut zadd = redis::cmd("ZADD");
             zadd.arg(&self.due_key);
             for (id, due) in chunk {
@@ -473,6 +481,9 @@ impl DelayQueue for RedisDelayQueue {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // Lua unpacks a take's ids into one call's arguments; a chunk at a
+        // time keeps that bounded whatever the caller's channel holds.
+        let limit = limit.min(ENTRIES_PER_CALL);
         let lease = chrono::TimeDelta::from_std(self.options.inflight_lease)
             .unwrap_or(chrono::TimeDelta::MAX);
         let members: Vec<String> = self
@@ -482,6 +493,7 @@ impl DelayQueue for RedisDelayQueue {
                     now.timestamp_millis().to_string(),
                     limit.to_string(),
                     (now + lease).timestamp_millis().to_string(),
+                    ENTRIES_PER_CALL.to_string(),
                 ],
             )
             .await?;
@@ -498,7 +510,7 @@ impl DelayQueue for RedisDelayQueue {
     }
 
     async fn ack(&self, ids: &[TaskId]) -> Result<(), QueueError> {
-        for chunk in ids.chunks(RESTORE_CHUNK) {
+        for chunk in ids.chunks(ENTRIES_PER_CALL) {
             let mut zrem = redis::cmd("ZREM");
             zrem.arg(&self.inflight_key);
             for id in chunk {

@@ -22,6 +22,26 @@ fn options(url: &str, prefix: &str) -> RedisQueueOptions {
     }
 }
 
+/// A queue whose in-flight leases end after `lease`.
+fn queue_with_lease(redis: &TestRedis, lease: Duration) -> RedisDelayQueue {
+    let mut short = options(&redis.url, &redis.prefix);
+    short.inflight_lease = lease;
+    RedisDelayQueue::new(short).unwrap()
+}
+
+/// Takes `limit` at a time until a take comes back empty; every id taken,
+/// as often as it was.
+async fn take_until_empty(q: &RedisDelayQueue, limit: usize) -> Vec<TaskId> {
+    let mut taken = Vec::new();
+    loop {
+        let ids = q.take_due(Utc::now(), limit).await.unwrap();
+        if ids.is_empty() {
+            return taken;
+        }
+        taken.extend(ids);
+    }
+}
+
 #[tokio::test]
 async fn in_process_queue_keeps_the_contract() {
     check_delay_queue(|| async { InProcessDelayQueue::new(1000) }).await;
@@ -74,16 +94,7 @@ async fn instances_taking_at_once_never_get_the_same_id() {
         } else {
             second.clone()
         };
-        takers.spawn(async move {
-            let mut got = Vec::new();
-            loop {
-                let ids = q.take_due(Utc::now(), 37).await.unwrap();
-                if ids.is_empty() {
-                    return got;
-                }
-                got.extend(ids);
-            }
-        });
+        takers.spawn(async move { take_until_empty(&q, 37).await });
     }
     let mut taken = Vec::new();
     while let Some(got) = takers.join_next().await {
@@ -98,9 +109,7 @@ async fn instances_taking_at_once_never_get_the_same_id() {
 #[tokio::test]
 async fn an_id_whose_taker_died_returns_when_its_lease_ends() {
     let redis = TestRedis::create().await;
-    let mut short = options(&redis.url, &redis.prefix);
-    short.inflight_lease = Duration::from_millis(300);
-    let q = RedisDelayQueue::new(short).unwrap();
+    let q = queue_with_lease(&redis, Duration::from_millis(300));
     let (kept, acked, also_acked) = (TaskId::new(), TaskId::new(), TaskId::new());
     for id in [kept, acked, also_acked] {
         q.schedule(id, Utc::now()).await.unwrap();
@@ -111,6 +120,38 @@ async fn an_id_whose_taker_died_returns_when_its_lease_ends() {
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(q.take_due(Utc::now(), 10).await.unwrap(), vec![kept]);
+}
+
+#[tokio::test]
+async fn a_large_take_moves_the_soonest_due_ids_a_chunk_at_a_time() {
+    let redis = TestRedis::create().await;
+    let q = queue_with_lease(&redis, Duration::from_secs(1));
+    let now = Utc::now();
+    let due: Vec<(TaskId, _)> = (0..2500)
+        .map(|i| (TaskId::new(), now - TimeDelta::milliseconds(2500 - i)))
+        .collect();
+    let later: Vec<(TaskId, _)> = (0..10)
+        .map(|_| (TaskId::new(), now + TimeDelta::hours(1)))
+        .collect();
+    q.add_new(&due).await.unwrap();
+    q.add_new(&later).await.unwrap();
+    let due_ids: HashSet<TaskId> = due.iter().map(|&(id, _)| id).collect();
+
+    let first = q.take_due(now, 100_000).await.unwrap();
+    let soonest: Vec<TaskId> = due[..1000].iter().map(|&(id, _)| id).collect();
+    assert_eq!(first, soonest, "one chunk, soonest due first");
+    let mut taken: HashSet<TaskId> = first.into_iter().collect();
+    taken.extend(take_until_empty(&q, 100_000).await);
+    assert_eq!(taken, due_ids, "every due id, and none due later");
+    assert_eq!(redis.members("inflight").await.len(), 2500);
+    assert_eq!(redis.members("due").await.len(), 10);
+
+    // The takers died: once the leases end, all 2,500 come back, in
+    // chunks, and are taken again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let back: HashSet<TaskId> = take_until_empty(&q, 100_000).await.into_iter().collect();
+    assert_eq!(back, due_ids);
+    assert_eq!(redis.members("due").await.len(), 10);
 }
 
 #[tokio::test]
