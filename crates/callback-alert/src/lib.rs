@@ -16,7 +16,7 @@ use callback_core::{
     JsonExpectation, MaxAttempts, Method, NewTask, Notices, QueryList, RetrySchedule, StoreError,
     TaskId, TaskSpec,
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,7 +80,9 @@ impl Alerter {
     /// One pass over the hooks; returns how many messages were queued.
     pub async fn check(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let settle = TimeDelta::from_std(self.config.settle).unwrap_or(TimeDelta::seconds(5));
-        let until = now - settle;
+        // Watermarks are stored in milliseconds: a message's window says
+        // what was stored, so the next one starts where it ended.
+        let until = (now - settle).trunc_subsecs(3);
         let breakers: Vec<String> = self
             .notices
             .lock()

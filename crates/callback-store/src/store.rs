@@ -348,6 +348,8 @@ impl SqlTaskStore {
     ) -> Result<Option<Vec<bool>>, StoreError> {
         let backend = self.writer.get_database_backend();
         let txn = self.writer.begin().await.map_err(unavailable)?;
+        // Taken once the transaction is ours: see `Outcome::state`.
+        let written_at = ms(Utc::now());
         let attempts: Vec<&Outcome> = outcomes.iter().collect();
         for chunk in statement_chunks(&attempts) {
             let rows: Vec<attempt::ActiveModel> = chunk
@@ -409,7 +411,7 @@ impl SqlTaskStore {
             if group_successes && outcome.is_plain_success() {
                 continue;
             }
-            let result = after_attempt(&outcome.state())
+            let result = after_attempt(&outcome.state(written_at))
                 .filter(task::Column::Id.eq(id_bytes(outcome.task_id)))
                 .filter(task::Column::LeaseToken.eq(outcome.lease.0.as_bytes().to_vec()))
                 .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
@@ -439,7 +441,12 @@ impl Outcome {
         self.next == Disposition::Succeeded && self.attempt.error.is_none()
     }
 
-    fn state(&self) -> AfterAttempt {
+    /// A failure is dated `written_at`, just before its commit, not when
+    /// its attempt ended: alerts report failures once they are `settle`
+    /// old, and one that waited in the result writer's queue longer than
+    /// that would be visible only after the alert watermark had passed it,
+    /// and never be reported.
+    fn state(&self, written_at: i64) -> AfterAttempt {
         let now = ms(self.now);
         let (status, next_at) = match self.next {
             Disposition::Succeeded => (TaskStatus::Succeeded, None),
@@ -449,7 +456,7 @@ impl Outcome {
         AfterAttempt {
             status,
             next_at,
-            failed_at: (status == TaskStatus::Failed).then_some(now),
+            failed_at: (status == TaskStatus::Failed).then_some(written_at),
             last_error: self.attempt.error.clone(),
             now,
         }
@@ -1050,6 +1057,25 @@ mod tests {
         let rows: Vec<u32> = (0..3).collect();
         assert_eq!(statement_chunks(&rows).len(), 2);
         assert!(statement_chunks::<u32>(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_failure_is_dated_when_it_is_written_not_when_its_attempt_ended() {
+        let ended = Utc::now() - chrono::TimeDelta::minutes(10);
+        let outcome = |next| Outcome {
+            task_id: TaskId::new(),
+            lease: LeaseToken::new(),
+            attempt: Attempt::without_response(1, ended, "refused".into()),
+            next,
+            now: ended,
+        };
+        let written_at = ms(Utc::now());
+        let failed = outcome(Disposition::Failed).state(written_at);
+        assert_eq!(failed.status, TaskStatus::Failed);
+        assert_eq!(failed.failed_at, Some(written_at));
+        assert_eq!(failed.now, ms(ended));
+        let retrying = outcome(Disposition::RetryAt(Utc::now())).state(written_at);
+        assert_eq!(retrying.failed_at, None);
     }
 
     #[test]
