@@ -10,6 +10,7 @@ mod m20261122_000001_tasks;
 mod m20261122_000002_endpoints;
 mod m20261122_000003_operations;
 mod m20261122_000004_inbound;
+mod m20261123_000005_sparse_indexes;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_endpoints::Migration),
             Box::new(m20261122_000003_operations::Migration),
             Box::new(m20261122_000004_inbound::Migration),
+            Box::new(m20261123_000005_sparse_indexes::Migration),
         ]
     }
 }

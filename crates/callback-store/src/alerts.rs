@@ -2,7 +2,7 @@
 //! been told, moved in the same transaction that stores its alert task.
 
 use crate::db_error::{is_unique_violation, unavailable};
-use crate::entities::{alert_hook, attempt, task};
+use crate::entities::{alert_hook, attempt, task, task_failure};
 use crate::mapping::{corrupt, id_bytes, ms, new_task_row, task_from_row, time};
 use crate::SqlTaskStore;
 use async_trait::async_trait;
@@ -52,11 +52,12 @@ fn hook_from_row(row: alert_hook::Model) -> Result<AlertHook, StoreError> {
 }
 
 /// Failed tasks a hook hears of: not alerts themselves, within its filters.
+/// Their failure times are joined in.
 fn told(hook: &AlertHook, since: DateTime<Utc>, until: DateTime<Utc>) -> Condition {
     let mut c = Condition::all()
         .add(task::Column::Status.eq(TaskStatus::Failed.as_str()))
-        .add(task::Column::FailedAt.gt(ms(since)))
-        .add(task::Column::FailedAt.lte(ms(until)))
+        .add(task_failure::Column::FailedAt.gt(ms(since)))
+        .add(task_failure::Column::FailedAt.lte(ms(until)))
         .add(task::Column::AlertHook.is_null());
     if let Some(app) = &hook.source_app {
         c = c.add(task::Column::SourceApp.eq(app.as_str()));
@@ -148,6 +149,7 @@ impl AlertStore for SqlTaskStore {
             .select_only()
             .column(task::Column::UrlHost)
             .column_as(task::Column::Id.count(), "n")
+            .inner_join(task_failure::Entity)
             .filter(told(hook, since, until))
             .group_by(task::Column::UrlHost)
             .into_tuple()
@@ -169,15 +171,16 @@ impl AlertStore for SqlTaskStore {
             .collect();
         by_host.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let rows = task::Entity::find()
+            .find_also_related(task_failure::Entity)
             .filter(told(hook, since, until))
-            .order_by_asc(task::Column::FailedAt)
+            .order_by_asc(task_failure::Column::FailedAt)
             .limit(ALERT_EXAMPLES as u64)
             .all(db)
             .await
             .map_err(unavailable)?;
         let mut examples = Vec::with_capacity(rows.len());
-        for row in rows {
-            let failed_at = time(row.failed_at.unwrap_or(row.updated_at))?;
+        for (row, failure) in rows {
+            let failed_at = time(failure.map_or(row.updated_at, |f| f.failed_at))?;
             let task = task_from_row(row)?;
             let last_status: Option<Option<i32>> = attempt::Entity::find()
                 .select_only()

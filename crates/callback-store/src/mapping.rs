@@ -1,7 +1,7 @@
 //! Conversion between table rows and domain types. A row that does not
 //! parse back into a valid task is reported as corrupt, never guessed at.
 
-use crate::entities::{attempt, endpoint, task};
+use crate::entities::{attempt, endpoint, idempotency_key, task};
 use callback_core::{
     Attempt, Body, Endpoint, EndpointName, EventType, Expectation, HeaderList, MaxAttempts, Method,
     NewTask, QueryList, RetrySchedule, SignatureScheme, SigningSecret, StoreError, TargetUrl, Task,
@@ -66,9 +66,17 @@ pub fn new_task_row(task: &NewTask) -> task::ActiveModel {
         updated_at: Set(ms(task.created_at)),
         endpoint: Set(spec.endpoint.as_ref().map(|e| e.as_str().to_string())),
         event_type: Set(spec.event_type.as_ref().map(|t| t.as_str().to_string())),
-        failed_at: Set(None),
         url_host: Set(spec.url.as_url().host_str().map(str::to_string)),
         alert_hook: Set(spec.alert_hook.map(|h| h.to_string())),
+    }
+}
+
+/// Claims `key` for the task `id`.
+pub fn key_row(id: TaskId, key: &str) -> idempotency_key::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    idempotency_key::ActiveModel {
+        idempotency_key: Set(key.to_string()),
+        task_id: Set(id_bytes(id)),
     }
 }
 

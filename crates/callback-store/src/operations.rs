@@ -2,8 +2,9 @@
 //! buckets computed from failure times, retention.
 
 use crate::db_error::{is_unique_violation, unavailable};
-use crate::entities::{attempt, failed_bucket, task};
+use crate::entities::{attempt, failed_bucket, idempotency_key, task, task_failure};
 use crate::mapping::{id_bytes, ms, task_id, time};
+use crate::store::forget_failures;
 use crate::SqlTaskStore;
 use async_trait::async_trait;
 use callback_core::{
@@ -11,7 +12,7 @@ use callback_core::{
     TaskStatus, BUCKET,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement, TransactionTrait,
@@ -42,13 +43,25 @@ fn bulk_condition(f: &BulkFilter) -> Condition {
     if let Some(at) = f.created_to {
         c = c.add(task::Column::CreatedAt.lt(ms(at)));
     }
-    if let Some(at) = f.failed_from {
-        c = c.add(task::Column::FailedAt.gte(ms(at)));
-    }
-    if let Some(at) = f.failed_to {
-        c = c.add(task::Column::FailedAt.lt(ms(at)));
+    if f.failed_from.is_some() || f.failed_to.is_some() {
+        c = c.add(task::Column::Id.in_subquery(failed_between(f.failed_from, f.failed_to)));
     }
     c
+}
+
+/// The ids of tasks that failed in `[from, to)`.
+fn failed_between(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> SelectStatement {
+    let mut query = Query::select()
+        .column(task_failure::Column::TaskId)
+        .from(task_failure::Entity)
+        .to_owned();
+    if let Some(at) = from {
+        query.and_where(task_failure::Column::FailedAt.gte(ms(at)));
+    }
+    if let Some(at) = to {
+        query.and_where(task_failure::Column::FailedAt.lt(ms(at)));
+    }
+    query
 }
 
 fn id_list(ids: &[TaskId]) -> Vec<Vec<u8>> {
@@ -126,7 +139,6 @@ impl OperatorStore for SqlTaskStore {
                 Expr::col(task::Column::AttemptsMade).into(),
             )
             .col_expr(task::Column::NextAttemptAt, Expr::value(ms(now)))
-            .col_expr(task::Column::FailedAt, Expr::value(Option::<i64>::None))
             .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)));
         if let Some(url) = target_url {
             update = update
@@ -136,12 +148,15 @@ impl OperatorStore for SqlTaskStore {
                     Expr::value(url.as_url().host_str().map(str::to_string)),
                 );
         }
+        let txn = self.writer().begin().await.map_err(unavailable)?;
         update
             .filter(task::Column::Id.is_in(chosen.clone()))
             .filter(task::Column::Status.is_in(statuses(&TaskStatus::RESENDABLE)))
-            .exec(self.writer())
+            .exec(&txn)
             .await
             .map_err(unavailable)?;
+        forget_failures(&txn, chosen.clone()).await?;
+        txn.commit().await.map_err(unavailable)?;
         chosen.iter().map(|b| task_id(b)).collect()
     }
 
@@ -183,8 +198,9 @@ impl OperatorStore for SqlTaskStore {
         // `%` on integers means the same on MySQL and SQLite; failure times
         // are positive, so it floors.
         let sql = format!(
-            "SELECT (failed_at + {off}) - ((failed_at + {off}) % {width}) - {off} AS bucket_start, \
-             COUNT(*) AS size FROM tasks WHERE status = ? AND failed_at >= ? \
+            "SELECT (f.failed_at + {off}) - ((f.failed_at + {off}) % {width}) - {off} AS bucket_start, \
+             COUNT(*) AS size FROM task_failures f JOIN tasks t ON t.id = f.task_id \
+             WHERE t.status = ? AND f.failed_at >= ? \
              GROUP BY bucket_start ORDER BY bucket_start DESC"
         );
         let rows = db
@@ -283,23 +299,26 @@ impl OperatorStore for SqlTaskStore {
         before: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let finished_at = match status {
-            TaskStatus::Failed => task::Column::FailedAt,
-            _ => task::Column::UpdatedAt,
+        let finished_before = match status {
+            TaskStatus::Failed => task::Column::Id.in_subquery(failed_between(None, Some(before))),
+            _ => task::Column::UpdatedAt.lt(ms(before)),
         };
-        let ids: Vec<Vec<u8>> = task::Entity::find()
+        let rows: Vec<(Vec<u8>, Option<String>)> = task::Entity::find()
             .select_only()
             .column(task::Column::Id)
+            .column(task::Column::IdempotencyKey)
             .filter(task::Column::Status.eq(status.as_str()))
-            .filter(finished_at.lt(ms(before)))
+            .filter(finished_before)
             .limit(u64::from(limit))
             .into_tuple()
             .all(self.connection())
             .await
             .map_err(unavailable)?;
-        if ids.is_empty() {
+        if rows.is_empty() {
             return Ok(0);
         }
+        let (ids, keys): (Vec<Vec<u8>>, Vec<Option<String>>) = rows.into_iter().unzip();
+        let keys: Vec<String> = keys.into_iter().flatten().collect();
         let txn = self.writer().begin().await.map_err(unavailable)?;
         attempt::Entity::delete_many()
             .filter(attempt::Column::TaskId.is_in(ids.clone()))
@@ -307,11 +326,27 @@ impl OperatorStore for SqlTaskStore {
             .await
             .map_err(unavailable)?;
         let deleted = task::Entity::delete_many()
-            .filter(task::Column::Id.is_in(ids))
+            .filter(task::Column::Id.is_in(ids.clone()))
             .filter(task::Column::Status.eq(status.as_str()))
             .exec(&txn)
             .await
             .map_err(unavailable)?;
+        forget_failures(&txn, ids.clone()).await?;
+        // Frees the keys for new tasks; a key is held by its task only.
+        if !keys.is_empty() {
+            let kept = Query::select()
+                .column(task::Column::Id)
+                .from(task::Entity)
+                .and_where(task::Column::Id.is_in(ids.clone()))
+                .to_owned();
+            idempotency_key::Entity::delete_many()
+                .filter(idempotency_key::Column::IdempotencyKey.is_in(keys))
+                .filter(idempotency_key::Column::TaskId.is_in(ids))
+                .filter(idempotency_key::Column::TaskId.not_in_subquery(kept))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+        }
         txn.commit().await.map_err(unavailable)?;
         Ok(deleted.rows_affected)
     }

@@ -1,10 +1,11 @@
 //! `SqlTaskStore`: the `TaskStore` port on sea-orm.
 
 use crate::db_error::{is_unique_violation, unavailable};
-use crate::entities::{attempt, task};
+use crate::entities::{attempt, idempotency_key, task, task_failure};
 use crate::group_commit::{Batcher, GroupCommitOptions};
 use crate::mapping::{
-    attempt_from_row, attempt_row, id_bytes, ms, new_task_row, task_from_row, task_id, time,
+    attempt_from_row, attempt_row, id_bytes, key_row, ms, new_task_row, task_from_row, task_id,
+    time,
 };
 use async_trait::async_trait;
 use callback_core::{
@@ -13,7 +14,7 @@ use callback_core::{
 };
 use callback_migrations::{Migrator, MigratorTrait};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::sea_query::{Expr, OnConflict, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic, Iterable,
@@ -220,7 +221,8 @@ impl SqlTaskStore {
             .transpose()
     }
 
-    /// Runs a guarded transition; when it matched no row, says why.
+    /// Runs a guarded transition; when it matched no row, says why. A task
+    /// that leaves `failed` loses its failure time in the same transaction.
     async fn transition(
         &self,
         id: TaskId,
@@ -233,7 +235,12 @@ impl SqlTaskStore {
         for (column, value) in sets {
             update = update.col_expr(column, value);
         }
-        let result = update.exec(&self.writer).await.map_err(unavailable)?;
+        let txn = self.writer.begin().await.map_err(unavailable)?;
+        let result = update.exec(&txn).await.map_err(unavailable)?;
+        if result.rows_affected == 1 && from.contains(&TaskStatus::Failed) {
+            forget_failures(&txn, vec![id_bytes(id)]).await?;
+        }
+        txn.commit().await.map_err(unavailable)?;
         let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
         if result.rows_affected == 1 {
             Ok(current)
@@ -411,7 +418,8 @@ impl SqlTaskStore {
             if group_successes && outcome.is_plain_success() {
                 continue;
             }
-            let result = after_attempt(&outcome.state(written_at))
+            let state = outcome.state(written_at);
+            let result = after_attempt(&state)
                 .filter(task::Column::Id.eq(id_bytes(outcome.task_id)))
                 .filter(task::Column::LeaseToken.eq(outcome.lease.0.as_bytes().to_vec()))
                 .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
@@ -419,6 +427,11 @@ impl SqlTaskStore {
                 .await
                 .map_err(unavailable)?;
             applied[i] = result.rows_affected == 1;
+            if let (true, Some(failed_at)) = (applied[i], state.failed_at) {
+                txn.execute(record_failure(backend, outcome.task_id, failed_at))
+                    .await
+                    .map_err(unavailable)?;
+            }
         }
         txn.commit().await.map_err(unavailable)?;
         Ok(Some(applied))
@@ -484,7 +497,6 @@ fn after_attempt(state: &AfterAttempt) -> sea_orm::UpdateMany<task::Entity> {
             Expr::col(task::Column::AttemptsMade).add(1),
         )
         .col_expr(task::Column::NextAttemptAt, Expr::value(state.next_at))
-        .col_expr(task::Column::FailedAt, Expr::value(state.failed_at))
         .col_expr(
             task::Column::LeaseToken,
             Expr::value(Option::<Vec<u8>>::None),
@@ -495,6 +507,44 @@ fn after_attempt(state: &AfterAttempt) -> sea_orm::UpdateMany<task::Entity> {
             Expr::value(state.last_error.clone()),
         )
         .col_expr(task::Column::UpdatedAt, Expr::value(state.now))
+}
+
+/// Dates a task's failure. A failure row left from before (the task was
+/// re-sent and failed again, and its old row outlived the re-send) is
+/// overwritten, not a conflict that would stop the whole group.
+fn record_failure(backend: DbBackend, id: TaskId, failed_at: i64) -> Statement {
+    task_failure::Entity::insert(task_failure::ActiveModel {
+        task_id: sea_orm::ActiveValue::Set(id_bytes(id)),
+        failed_at: sea_orm::ActiveValue::Set(failed_at),
+    })
+    .on_conflict(
+        OnConflict::column(task_failure::Column::TaskId)
+            .update_column(task_failure::Column::FailedAt)
+            .to_owned(),
+    )
+    .build(backend)
+}
+
+/// Deletes the failure times among `ids` of tasks that are no longer
+/// failed (re-sent) or no longer there (purged). One that failed again
+/// meanwhile keeps its new time.
+pub(crate) async fn forget_failures(
+    txn: &impl ConnectionTrait,
+    ids: Vec<Vec<u8>>,
+) -> Result<(), StoreError> {
+    let still_failed = Query::select()
+        .column(task::Column::Id)
+        .from(task::Entity)
+        .and_where(task::Column::Id.is_in(ids.clone()))
+        .and_where(task::Column::Status.eq(TaskStatus::Failed.as_str()))
+        .to_owned();
+    task_failure::Entity::delete_many()
+        .filter(task_failure::Column::TaskId.is_in(ids))
+        .filter(task_failure::Column::TaskId.not_in_subquery(still_failed))
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 /// An UPDATE of tasks picked by an `id IN (...)` list, told on MySQL to
@@ -675,25 +725,12 @@ impl SqlTaskStore {
         // Read the taken keys first, outside the transaction: SQLite in WAL
         // mode refuses a transaction that reads, then writes after another
         // connection wrote. A key taken in between fails the whole batch
-        // on the unique index, and nothing is stored.
+        // on the key's primary key, and nothing is stored.
         let keys: Vec<&str> = tasks
             .iter()
             .filter_map(|t| t.spec.idempotency_key.as_deref())
             .collect();
-        let mut existing = std::collections::HashMap::new();
-        for chunk in keys.chunks(500) {
-            let rows = task::Entity::find()
-                .filter(task::Column::IdempotencyKey.is_in(chunk.iter().copied()))
-                .all(&self.db)
-                .await
-                .map_err(unavailable)?;
-            for row in rows {
-                let found = task_from_row(row)?;
-                if let Some(key) = found.spec.idempotency_key.clone() {
-                    existing.insert(key, found);
-                }
-            }
-        }
+        let existing = self.tasks_by_key(&keys).await?;
         let fresh: Vec<&NewTask> = tasks
             .iter()
             .filter(|t| {
@@ -706,10 +743,20 @@ impl SqlTaskStore {
         if !fresh.is_empty() {
             let backend = self.writer.get_database_backend();
             let txn = self.writer.begin().await.map_err(unavailable)?;
-            for chunk in statement_chunks(&fresh) {
-                let rows: Vec<task::ActiveModel> = chunk.iter().map(|t| new_task_row(t)).collect();
-                let inserted = txn.execute(insert_rows(backend, rows)).await;
-                match inserted {
+            let claims: Vec<idempotency_key::ActiveModel> = fresh
+                .iter()
+                .filter_map(|t| Some(key_row(t.id, t.spec.idempotency_key.as_deref()?)))
+                .collect();
+            let statements = statement_chunks(&fresh)
+                .into_iter()
+                .map(|chunk| insert_rows(backend, chunk.iter().map(|t| new_task_row(t)).collect()))
+                .chain(
+                    statement_chunks(&claims)
+                        .into_iter()
+                        .map(|chunk| insert_rows(backend, chunk.to_vec())),
+                );
+            for statement in statements {
+                match txn.execute(statement).await {
                     Ok(_) => {}
                     Err(err) if is_unique_violation(&err) => {
                         // Release the rows written so far at once (see
@@ -739,6 +786,59 @@ impl SqlTaskStore {
             })
             .collect())
     }
+
+    /// Writes one task with an idempotency key; a task that took the key
+    /// first, even meanwhile, is the answer instead.
+    async fn write_keyed(&self, new: NewTask, key: &str) -> Result<Inserted, StoreError> {
+        let backend = self.writer.get_database_backend();
+        let txn = self.writer.begin().await.map_err(unavailable)?;
+        let mut written = txn
+            .execute(insert_rows(backend, vec![new_task_row(&new)]))
+            .await;
+        if written.is_ok() {
+            written = txn
+                .execute(insert_rows(backend, vec![key_row(new.id, key)]))
+                .await;
+        }
+        match written {
+            Ok(_) => {
+                txn.commit().await.map_err(unavailable)?;
+                Ok(Inserted::Created(Task::from_new(new)))
+            }
+            Err(err) if is_unique_violation(&err) => {
+                txn.rollback().await.map_err(unavailable)?;
+                match self.tasks_by_key(&[key]).await?.remove(key) {
+                    Some(found) => Ok(Inserted::Existing(found)),
+                    None => Err(unavailable(err)),
+                }
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    /// The tasks that took any of `keys`, by key.
+    async fn tasks_by_key(&self, keys: &[&str]) -> Result<HashMap<String, Task>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(500) {
+            let holders = Query::select()
+                .column(idempotency_key::Column::TaskId)
+                .from(idempotency_key::Entity)
+                .and_where(idempotency_key::Column::IdempotencyKey.is_in(chunk.iter().copied()))
+                .to_owned();
+            let rows = task::Entity::find()
+                .filter(task::Column::Id.in_subquery(holders))
+                .all(&self.db)
+                .await
+                .map_err(unavailable)?;
+            for row in rows {
+                let task = task_from_row(row)?;
+                if let Some(key) = task.spec.idempotency_key.clone() {
+                    found.insert(key, task);
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 #[async_trait]
@@ -758,26 +858,13 @@ impl TaskStore for SqlTaskStore {
             }
             _ => new,
         };
-        match task::Entity::insert(new_task_row(&new))
+        if let Some(key) = new.spec.idempotency_key.clone() {
+            return self.write_keyed(new, &key).await;
+        }
+        task::Entity::insert(new_task_row(&new))
             .exec(&self.writer)
             .await
-        {
-            Ok(_) => {}
-            Err(err) if is_unique_violation(&err) => {
-                if let Some(key) = &new.spec.idempotency_key {
-                    let existing = task::Entity::find()
-                        .filter(task::Column::IdempotencyKey.eq(key.as_str()))
-                        .one(&self.db)
-                        .await
-                        .map_err(unavailable)?;
-                    if let Some(row) = existing {
-                        return Ok(Inserted::Existing(task_from_row(row)?));
-                    }
-                }
-                return Err(unavailable(err));
-            }
-            Err(err) => return Err(unavailable(err)),
-        }
+            .map_err(unavailable)?;
         Ok(Inserted::Created(Task::from_new(new)))
     }
 
@@ -1035,7 +1122,6 @@ impl TaskStore for SqlTaskStore {
                     task::Column::AttemptsBase,
                     Expr::col(task::Column::AttemptsMade).into(),
                 ),
-                (task::Column::FailedAt, Expr::value(Option::<i64>::None)),
                 (task::Column::NextAttemptAt, Expr::value(ms(now))),
                 (task::Column::UpdatedAt, Expr::value(ms(now))),
             ],

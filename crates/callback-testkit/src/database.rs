@@ -71,6 +71,21 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Applies the first `steps` migrations only: the schema as an older
+    /// release left it, for tests of what an upgrade keeps.
+    pub async fn migrate_first(&self, steps: u32) {
+        use callback_migrations::{Migrator, MigratorTrait};
+        let db = Database::connect(&self.url)
+            .await
+            .expect("connect to test database");
+        Migrator::up(&db, Some(steps))
+            .await
+            .expect("apply the first migrations");
+        db.close().await.ok();
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         match &self.cleanup {

@@ -2,7 +2,7 @@
 //! cancel with a dry run first, filters that must say something, and old
 //! finished tasks purged from a real store.
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{refused_url, spawn_app_with};
 use callback_core::{StoreError, TaskStatus};
 use callback_delivery::{purge_once, RetentionConfig};
 use callback_testkit::{Backend, Receiver, Reply};
@@ -134,12 +134,26 @@ async fn bulk_cancel_counts_first_and_filters_must_say_something() {
 async fn retention_purges_old_finished_tasks_with_their_attempts() {
     let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
     let receiver = Receiver::start().await;
-    let done = app.submit(json!({"url": receiver.url("/ok")})).await;
+    let done = app
+        .submit(json!({"url": receiver.url("/ok"), "idempotency_key": "order-8"}))
+        .await;
+    let failed = app
+        .submit(json!({"url": refused_url(), "max_attempts": 1, "idempotency_key": "order-9"}))
+        .await;
     let pending = app
         .submit(json!({"url": receiver.url("/later"), "delay_s": 3600}))
         .await;
     app.wait_for_status(&done, "succeeded", Duration::from_secs(10))
         .await;
+    app.wait_for_status(&failed, "failed", Duration::from_secs(10))
+        .await;
+    let buckets: serde_json::Value = app
+        .get("/api/v1/failed-buckets")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(buckets["items"][0]["size"], 1, "{buckets}");
     tokio::time::sleep(Duration::from_millis(20)).await;
 
     let store = callback_store::connect(&callback_store::StoreOptions {
@@ -166,9 +180,30 @@ async fn retention_purges_old_finished_tasks_with_their_attempts() {
         failed: Some(chrono::TimeDelta::zero()),
         ..keep_everything
     };
-    assert_eq!(purge_once(&store, &purge_now, &stop).await.unwrap(), 1);
-    let gone = app.get(&format!("/api/v1/tasks/{done}")).await;
-    assert_eq!(gone.status(), 404);
+    assert_eq!(purge_once(&store, &purge_now, &stop).await.unwrap(), 2);
+    for id in [&done, &failed] {
+        let gone = app.get(&format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(gone.status(), 404);
+    }
+    let buckets: serde_json::Value = app
+        .get("/api/v1/failed-buckets")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        buckets["items"],
+        json!([]),
+        "purged failures leave no bucket"
+    );
+    for key in ["order-8", "order-9"] {
+        let again = app
+            .post_task(
+                &json!({"url": receiver.url("/again"), "delay_s": 3600, "idempotency_key": key}),
+            )
+            .await;
+        assert_eq!(again.status(), 201, "a purged task frees its key {key}");
+    }
     assert_eq!(
         app.task(&pending).await["status"],
         "pending",

@@ -37,3 +37,4 @@ mod intake;
 mod isolation;
 mod operators;
 mod redis_queue;
+mod upgrade;

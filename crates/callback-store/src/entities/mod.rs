@@ -6,6 +6,8 @@ pub mod attempt;
 pub mod endpoint;
 pub mod event;
 pub mod failed_bucket;
+pub mod idempotency_key;
 pub mod inbound;
 pub mod route;
 pub mod task;
+pub mod task_failure;

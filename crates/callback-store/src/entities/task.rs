@@ -23,6 +23,7 @@ pub struct Model {
     pub expect: Option<String>,
     pub source_app: Option<String>,
     pub target_app: Option<String>,
+    /// Unique through `idempotency_keys`, which claims it.
     pub idempotency_key: Option<String>,
     pub attempts_made: i32,
     pub attempts_base: i32,
@@ -35,8 +36,6 @@ pub struct Model {
     /// The endpoint of an event task.
     pub endpoint: Option<String>,
     pub event_type: Option<String>,
-    /// When the task failed for good; `None` unless it is failed.
-    pub failed_at: Option<i64>,
     /// The host of `url`, for filters.
     pub url_host: Option<String>,
     /// The alert hook an alert task goes to.
@@ -44,6 +43,16 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// When a failed task failed; no other task has one.
+    #[sea_orm(has_one = "super::task_failure::Entity")]
+    Failure,
+}
+
+impl Related<super::task_failure::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Failure.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,78 @@
+//! Upgrades: a database an older release wrote keeps what it held once the
+//! new release has migrated it.
+
+use crate::helpers::spawn_app_on;
+use callback_testkit::{Backend, TestDatabase};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Migrations up to the one that moved failure times and idempotency keys
+/// out of `tasks`.
+const BEFORE_SPARSE_INDEXES: u32 = 4;
+
+const FAILED_ID: &str = "0193a0a0a0a07000800000000000f001";
+const KEYED_ID: &str = "0193a0a0a0a07000800000000000f002";
+
+fn old_task(id: &str, status: &str, key: Option<&str>, failed_at: Option<i64>, now: i64) -> String {
+    let key = key.map_or("NULL".into(), |k| format!("'{k}'"));
+    let failed_at = failed_at.map_or("NULL".into(), |t| t.to_string());
+    format!(
+        "INSERT INTO tasks (id, status, url, method, headers, query, max_attempts, timeout_ms, \
+         attempts_made, attempts_base, next_attempt_at, created_at, updated_at, url_host, \
+         idempotency_key, failed_at) VALUES (X'{id}', '{status}', 'http://127.0.0.1:1/old', \
+         'POST', '[]', '[]', 1, 5000, 1, 0, NULL, {now}, {now}, '127.0.0.1', {key}, {failed_at})"
+    )
+}
+
+async fn failure_times_and_idempotency_keys_survive_the_upgrade(backend: Backend) {
+    let db = Arc::new(TestDatabase::create(backend).await);
+    db.migrate_first(BEFORE_SPARSE_INDEXES).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let failed_at = now - 60_000;
+    db.execute(&old_task(FAILED_ID, "failed", None, Some(failed_at), now))
+        .await;
+    db.execute(&old_task(
+        KEYED_ID,
+        "succeeded",
+        Some("order-42"),
+        None,
+        now,
+    ))
+    .await;
+
+    let app = spawn_app_on(db, |_| {}).await;
+    let buckets: Value = app
+        .get("/api/v1/failed-buckets")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        buckets["items"].as_array().map(Vec::len),
+        Some(1),
+        "{buckets}"
+    );
+    assert_eq!(buckets["items"][0]["size"], 1, "{buckets}");
+
+    let from = chrono::DateTime::from_timestamp_millis(failed_at).unwrap();
+    let (status, counted) = app
+        .send_json(
+            "POST",
+            "/api/v1/tasks/retry",
+            &json!({"failed_from": from.to_rfc3339(), "dry_run": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(counted["matched"], 1, "{counted}");
+
+    let again = app
+        .post_task(&json!({"url": "https://example.com/x", "idempotency_key": "order-42"}))
+        .await;
+    assert_eq!(again.status(), 200, "the key still names the old task");
+    let body: Value = again.json().await.unwrap();
+    let old_id = uuid::Uuid::parse_str(KEYED_ID).unwrap();
+    assert_eq!(body["task_id"], old_id.to_string());
+    app.stop().await;
+}
+
+on_every_backend!(failure_times_and_idempotency_keys_survive_the_upgrade);
