@@ -509,9 +509,9 @@ fn after_attempt(state: &AfterAttempt) -> sea_orm::UpdateMany<task::Entity> {
         .col_expr(task::Column::UpdatedAt, Expr::value(state.now))
 }
 
-/// Dates a task's failure. A failure row left from before (the task was
-/// re-sent and failed again, and its old row outlived the re-send) is
-/// overwritten, not a conflict that would stop the whole group.
+/// Dates a task's failure. Every way out of `failed` deletes the row in
+/// its own transaction, so none should be left; one that were would be
+/// overwritten here rather than fail the whole group of results.
 fn record_failure(backend: DbBackend, id: TaskId, failed_at: i64) -> Statement {
     task_failure::Entity::insert(task_failure::ActiveModel {
         task_id: sea_orm::ActiveValue::Set(id_bytes(id)),
