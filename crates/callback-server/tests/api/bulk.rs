@@ -147,12 +147,7 @@ async fn retention_purges_old_finished_tasks_with_their_attempts() {
         .await;
     app.wait_for_status(&failed, "failed", Duration::from_secs(10))
         .await;
-    let buckets: serde_json::Value = app
-        .get("/api/v1/failed-buckets")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let buckets = app.failed_buckets().await;
     assert_eq!(buckets["items"][0]["size"], 1, "{buckets}");
     tokio::time::sleep(Duration::from_millis(20)).await;
 
@@ -185,12 +180,7 @@ async fn retention_purges_old_finished_tasks_with_their_attempts() {
         let gone = app.get(&format!("/api/v1/tasks/{id}")).await;
         assert_eq!(gone.status(), 404);
     }
-    let buckets: serde_json::Value = app
-        .get("/api/v1/failed-buckets")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let buckets = app.failed_buckets().await;
     assert_eq!(
         buckets["items"],
         json!([]),

@@ -141,6 +141,13 @@ impl TestApp {
         self.send_json("POST", "/api/v1/events", &body).await
     }
 
+    /// The failed buckets listed now, as the API answers them.
+    pub async fn failed_buckets(&self) -> Value {
+        let response = self.get("/api/v1/failed-buckets").await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     pub async fn task(&self, id: &str) -> Value {
         let response = self.get(&format!("/api/v1/tasks/{id}")).await;
         assert_eq!(response.status(), 200);

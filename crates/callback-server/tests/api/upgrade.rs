@@ -41,12 +41,7 @@ async fn failure_times_and_idempotency_keys_survive_the_upgrade(backend: Backend
     .await;
 
     let app = spawn_app_on(db, |_| {}).await;
-    let buckets: Value = app
-        .get("/api/v1/failed-buckets")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let buckets = app.failed_buckets().await;
     assert_eq!(
         buckets["items"].as_array().map(Vec::len),
         Some(1),
