@@ -38,9 +38,9 @@ pub struct CreateTaskRequest {
     /// numbers or booleans.
     #[schema(value_type = Option<Object>)]
     pub query: Option<BTreeMap<String, serde_json::Value>>,
-    /// Any JSON, sent as `application/json`.
+    /// Any JSON, sent as `application/json`, byte for byte as given.
     #[schema(value_type = Option<Object>)]
-    pub body: Option<serde_json::Value>,
+    pub body: Option<Box<serde_json::value::RawValue>>,
     /// A raw body, sent as is with the `Content-Type` from `headers`
     /// (default `text/plain`). Not together with `body`.
     pub body_text: Option<String>,
@@ -130,7 +130,7 @@ impl CreateTaskRequest {
                 errors.push("body_text", "give either body or body_text, not both");
                 None
             }
-            (Some(json), None) => Some(Body::json(&json)),
+            (Some(json), None) => Some(Body::raw_json(&json)),
             (None, Some(text)) => headers.as_ref().map(|h| Body::text(text, h)),
             (None, None) => None,
         };

@@ -187,6 +187,16 @@ impl Body {
         }
     }
 
+    /// A JSON body exactly as a client wrote it (its key order, its
+    /// spacing), sent as `application/json`: kept as text, never built
+    /// into a tree and printed again.
+    pub fn raw_json(raw: &serde_json::value::RawValue) -> Self {
+        Self {
+            content_type: "application/json".into(),
+            bytes: raw.get().as_bytes().to_vec(),
+        }
+    }
+
     /// A raw text body, with the `Content-Type` the task's headers name, or
     /// `text/plain` when they name none.
     pub fn text(text: String, headers: &HeaderList) -> Self {

@@ -1,7 +1,7 @@
 //! Delivery as a receiver sees it: the request, retries after each kind of
 //! failure, success conditions, and giving up.
 
-use crate::helpers::{fast_task, refused_url, spawn_app, spawn_app_with};
+use crate::helpers::{fast_task, refused_url, spawn_app, spawn_app_with, TOKEN};
 use callback_testkit::{Backend, Receiver, Reply};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -61,6 +61,31 @@ async fn raw_text_body_keeps_its_content_type(backend: Backend) {
     let r = &receiver.wait_for(1, WAIT).await[0];
     assert_eq!(r.header("content-type"), Some("application/xml"));
     assert_eq!(r.body, b"<a>1</a>");
+}
+
+async fn json_body_reaches_the_receiver_byte_for_byte(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let receiver = Receiver::start().await;
+    // Key order, spacing and number forms as the client wrote them: a
+    // receiver that checks a signature of its own over the body needs them.
+    let body = r#"{"zeta": 1.50,  "alpha": [1, 2], "nested": {"b": null, "a": "\u00e9"}}"#;
+    let request = format!(
+        r#"{{"url": "{}", "body": {body} }}"#,
+        receiver.url("/exact")
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let r = &receiver.wait_for(1, WAIT).await[0];
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(String::from_utf8_lossy(&r.body), body);
 }
 
 /// Scripts `failure`, then success, and checks the second attempt delivered.
@@ -263,6 +288,7 @@ on_every_backend!(
     tasks_due_now_go_straight_to_free_workers,
     receiver_gets_method_query_headers_and_body,
     raw_text_body_keeps_its_content_type,
+    json_body_reaches_the_receiver_byte_for_byte,
     task_is_retried_after_a_500,
     task_is_retried_after_a_timeout,
     task_is_retried_when_the_expectation_is_not_met,
