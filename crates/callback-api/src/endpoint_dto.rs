@@ -374,7 +374,7 @@ pub struct PublishEventRequest {
     #[schema(example = "message.sent")]
     pub event_type: String,
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Box<serde_json::value::RawValue>,
     pub app: Option<String>,
     /// Unique id of the event; generated when absent. The same call id
     /// again creates nothing.
@@ -399,7 +399,7 @@ pub struct PublishedView {
 pub struct InvokeEndpointRequest {
     pub event_type: String,
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Box<serde_json::value::RawValue>,
     pub app: Option<String>,
     /// Default 2000.
     pub timeout_ms: Option<u32>,

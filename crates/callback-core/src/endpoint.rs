@@ -127,13 +127,15 @@ impl Endpoint {
 }
 
 /// An event to publish.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     /// Unique: publishing the same call id again creates nothing.
     pub call_id: String,
     pub event_type: EventType,
     pub app: Option<String>,
-    pub payload: serde_json::Value,
+    /// As the publisher wrote it: the standard scheme sends it byte for
+    /// byte.
+    pub payload: Box<serde_json::value::RawValue>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -156,7 +158,7 @@ pub struct EndpointDefaults {
 /// standard scheme (signed at send time), or the signed legacy envelope.
 pub fn event_body(endpoint: &Endpoint, event: &NewEvent) -> Body {
     match endpoint.signature {
-        SignatureScheme::Standard => Body::json(&event.payload),
+        SignatureScheme::Standard => Body::raw_json(&event.payload),
         SignatureScheme::Md5Legacy => {
             let timestamp = event.created_at.timestamp_millis();
             Body::json(&serde_json::json!({
@@ -261,7 +263,7 @@ mod tests {
             call_id: "c-1".into(),
             event_type: EventType::parse("message.sent").unwrap(),
             app: Some("im".into()),
-            payload: serde_json::json!({"text": "hi"}),
+            payload: serde_json::value::RawValue::from_string(r#"{"text": "hi"}"#.into()).unwrap(),
             created_at: DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
         };
         let task = task_for_event(&e, &event, defaults());

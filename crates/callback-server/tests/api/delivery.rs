@@ -1,7 +1,7 @@
 //! Delivery as a receiver sees it: the request, retries after each kind of
 //! failure, success conditions, and giving up.
 
-use crate::helpers::{fast_task, refused_url, spawn_app, spawn_app_with, TOKEN};
+use crate::helpers::{fast_task, refused_url, spawn_app, spawn_app_with};
 use callback_testkit::{Backend, Receiver, Reply};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -73,16 +73,8 @@ async fn json_body_reaches_the_receiver_byte_for_byte(backend: Backend) {
         r#"{{"url": "{}", "body": {body} }}"#,
         receiver.url("/exact")
     );
-    let response = app
-        .client
-        .post(app.url("/api/v1/tasks"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body(request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let (status, _) = app.post_raw_json("/api/v1/tasks", request).await;
+    assert_eq!(status, 201);
     let r = &receiver.wait_for(1, WAIT).await[0];
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(String::from_utf8_lossy(&r.body), body);

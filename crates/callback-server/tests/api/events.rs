@@ -214,6 +214,26 @@ async fn both_signature_schemes_verify_independently(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_standard_endpoint_gets_the_payload_byte_for_byte(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let receiver = Receiver::start().await;
+    app.create_endpoint(
+        json!({"name": "exact", "url": receiver.url("/exact"), "event_types": ["e"]}),
+    )
+    .await;
+    // As the publisher wrote it: its own signature over the payload holds.
+    let payload = r#"{"zeta": 1.50,  "alpha": [2, 1]}"#;
+    let (status, published) = app
+        .post_raw_json(
+            "/api/v1/events",
+            format!(r#"{{"event_type": "e", "payload": {payload}}}"#),
+        )
+        .await;
+    assert_eq!(status, 201, "{published}");
+    let r = &receiver.wait_for(1, Duration::from_secs(20)).await[0];
+    assert_eq!(String::from_utf8_lossy(&r.body), payload);
+}
+
 async fn endpoints_are_validated_listed_changed_and_deleted(backend: Backend) {
     let app = spawn_app(backend).await;
     let (status, problem) = app
@@ -307,6 +327,7 @@ on_every_backend!(
     an_event_fans_out_to_the_endpoints_that_want_its_type,
     a_disabled_endpoint_takes_no_new_tasks_and_its_waiting_ones_go_when_enabled,
     both_signature_schemes_verify_independently,
+    a_standard_endpoint_gets_the_payload_byte_for_byte,
     endpoints_are_validated_listed_changed_and_deleted,
 );
 

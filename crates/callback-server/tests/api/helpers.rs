@@ -136,6 +136,22 @@ impl TestApp {
         view
     }
 
+    /// POSTs `json` as written, byte for byte (not re-serialized as
+    /// `send_json` does); returns the answer's status and body.
+    pub async fn post_raw_json(&self, path: &str, json: String) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(json)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Publishes an event; returns the answer's status and body.
     pub async fn publish(&self, body: Value) -> (u16, Value) {
         self.send_json("POST", "/api/v1/events", &body).await
