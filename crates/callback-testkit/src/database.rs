@@ -84,6 +84,44 @@ impl TestDatabase {
             .expect("apply the first migrations");
         db.close().await.ok();
     }
+
+    /// Undoes the last `steps` migrations, as a downgrade would.
+    pub async fn migrate_down(&self, steps: u32) {
+        use callback_migrations::{Migrator, MigratorTrait};
+        let db = Database::connect(&self.url)
+            .await
+            .expect("connect to test database");
+        Migrator::down(&db, Some(steps))
+            .await
+            .expect("undo the last migrations");
+        db.close().await.ok();
+    }
+
+    /// Runs SQL that may fail; says whether it did not.
+    pub async fn try_execute(&self, sql: &str) -> bool {
+        let db = Database::connect(&self.url)
+            .await
+            .expect("connect to test database");
+        let ran = db.execute_unprepared(sql).await.is_ok();
+        db.close().await.ok();
+        ran
+    }
+
+    /// The first column of the first row `sql` returns, as a number.
+    pub async fn query_i64(&self, sql: &str) -> Option<i64> {
+        let db = Database::connect(&self.url)
+            .await
+            .expect("connect to test database");
+        let row = db
+            .query_one(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .expect("run test query");
+        db.close().await.ok();
+        row.and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten())
+    }
 }
 
 impl Drop for TestDatabase {
