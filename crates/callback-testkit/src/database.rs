@@ -2,6 +2,7 @@
 //! database created for the test and dropped when it ends. A backend that
 //! cannot be reached fails the test; nothing is skipped.
 
+use callback_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database};
 use std::path::PathBuf;
 
@@ -60,48 +61,24 @@ impl TestDatabase {
 }
 
 impl TestDatabase {
+    /// A connection of the test's own, behind the server's back.
+    async fn connect(&self) -> sea_orm::DatabaseConnection {
+        Database::connect(&self.url)
+            .await
+            .expect("connect to test database")
+    }
+
     /// Runs SQL against the test database behind the server's back, e.g. to
     /// break the store on purpose.
     pub async fn execute(&self, sql: &str) {
-        let db = Database::connect(&self.url)
-            .await
-            .expect("connect to test database");
+        let db = self.connect().await;
         db.execute_unprepared(sql).await.expect("execute test SQL");
-        db.close().await.ok();
-    }
-}
-
-impl TestDatabase {
-    /// Applies the first `steps` migrations only: the schema as an older
-    /// release left it, for tests of what an upgrade keeps.
-    pub async fn migrate_first(&self, steps: u32) {
-        use callback_migrations::{Migrator, MigratorTrait};
-        let db = Database::connect(&self.url)
-            .await
-            .expect("connect to test database");
-        Migrator::up(&db, Some(steps))
-            .await
-            .expect("apply the first migrations");
-        db.close().await.ok();
-    }
-
-    /// Undoes the last `steps` migrations, as a downgrade would.
-    pub async fn migrate_down(&self, steps: u32) {
-        use callback_migrations::{Migrator, MigratorTrait};
-        let db = Database::connect(&self.url)
-            .await
-            .expect("connect to test database");
-        Migrator::down(&db, Some(steps))
-            .await
-            .expect("undo the last migrations");
         db.close().await.ok();
     }
 
     /// Runs SQL that may fail; says whether it did not.
     pub async fn try_execute(&self, sql: &str) -> bool {
-        let db = Database::connect(&self.url)
-            .await
-            .expect("connect to test database");
+        let db = self.connect().await;
         let ran = db.execute_unprepared(sql).await.is_ok();
         db.close().await.ok();
         ran
@@ -109,9 +86,7 @@ impl TestDatabase {
 
     /// The first column of the first row `sql` returns, as a number.
     pub async fn query_i64(&self, sql: &str) -> Option<i64> {
-        let db = Database::connect(&self.url)
-            .await
-            .expect("connect to test database");
+        let db = self.connect().await;
         let row = db
             .query_one(sea_orm::Statement::from_string(
                 db.get_database_backend(),
@@ -121,6 +96,25 @@ impl TestDatabase {
             .expect("run test query");
         db.close().await.ok();
         row.and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten())
+    }
+
+    /// Applies the first `steps` migrations only: the schema as an older
+    /// release left it, for tests of what an upgrade keeps.
+    pub async fn migrate_first(&self, steps: u32) {
+        let db = self.connect().await;
+        Migrator::up(&db, Some(steps))
+            .await
+            .expect("apply the first migrations");
+        db.close().await.ok();
+    }
+
+    /// Undoes the last `steps` migrations, as a downgrade would.
+    pub async fn migrate_down(&self, steps: u32) {
+        let db = self.connect().await;
+        Migrator::down(&db, Some(steps))
+            .await
+            .expect("undo the last migrations");
+        db.close().await.ok();
     }
 }
 

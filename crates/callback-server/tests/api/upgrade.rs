@@ -28,13 +28,24 @@ fn task_row(id: &str, status: &str, key: Option<&str>, now: i64, failed_at: Opti
     )
 }
 
-async fn failure_times_and_idempotency_keys_survive_the_upgrade(backend: Backend) {
-    let db = Arc::new(TestDatabase::create(backend).await);
-    db.migrate_first(BEFORE_SPARSE_INDEXES).await;
-    let now = chrono::Utc::now().timestamp_millis();
-    let failed_at = now - 60_000;
-    db.execute(&task_row(FAILED_ID, "failed", None, now, Some(failed_at)))
-        .await;
+#[derive(PartialEq)]
+enum Schema {
+    BeforeTheMove,
+    AfterTheMove,
+}
+
+/// Writes a task that failed at `failed_at` and a succeeded one that took
+/// the key `order-42`, where `schema` keeps them.
+async fn seed(db: &TestDatabase, now: i64, failed_at: i64, schema: Schema) {
+    let before = schema == Schema::BeforeTheMove;
+    db.execute(&task_row(
+        FAILED_ID,
+        "failed",
+        None,
+        now,
+        before.then_some(failed_at),
+    ))
+    .await;
     db.execute(&task_row(
         KEYED_ID,
         "succeeded",
@@ -43,6 +54,25 @@ async fn failure_times_and_idempotency_keys_survive_the_upgrade(backend: Backend
         None,
     ))
     .await;
+    if !before {
+        db.execute(&format!(
+            "INSERT INTO task_failures (task_id, failed_at) VALUES (X'{FAILED_ID}', {failed_at})"
+        ))
+        .await;
+        db.execute(&format!(
+            "INSERT INTO idempotency_keys (idempotency_key, task_id) \
+             VALUES ('order-42', X'{KEYED_ID}')"
+        ))
+        .await;
+    }
+}
+
+async fn failure_times_and_idempotency_keys_survive_the_upgrade(backend: Backend) {
+    let db = Arc::new(TestDatabase::create(backend).await);
+    db.migrate_first(BEFORE_SPARSE_INDEXES).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let failed_at = now - 60_000;
+    seed(&db, now, failed_at, Schema::BeforeTheMove).await;
 
     let app = spawn_app_on(db, |_| {}).await;
     let buckets = app.failed_buckets().await;
@@ -77,26 +107,9 @@ async fn failure_times_and_idempotency_keys_survive_the_upgrade(backend: Backend
 async fn the_move_can_be_undone_with_nothing_lost(backend: Backend) {
     let db = Arc::new(TestDatabase::create(backend).await);
     db.migrate_first(BEFORE_SPARSE_INDEXES + 1).await;
-    let failed_at = chrono::Utc::now().timestamp_millis() - 60_000;
-    let now = failed_at + 60_000;
-    db.execute(&task_row(FAILED_ID, "failed", None, now, None))
-        .await;
-    db.execute(&format!(
-        "INSERT INTO task_failures (task_id, failed_at) VALUES (X'{FAILED_ID}', {failed_at})"
-    ))
-    .await;
-    db.execute(&task_row(
-        KEYED_ID,
-        "succeeded",
-        Some("order-42"),
-        now,
-        None,
-    ))
-    .await;
-    db.execute(&format!(
-        "INSERT INTO idempotency_keys (idempotency_key, task_id) VALUES ('order-42', X'{KEYED_ID}')"
-    ))
-    .await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let failed_at = now - 60_000;
+    seed(&db, now, failed_at, Schema::AfterTheMove).await;
 
     db.migrate_down(1).await;
     let restored = db
