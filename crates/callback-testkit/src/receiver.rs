@@ -1,6 +1,7 @@
 //! A recording HTTP receiver on a random port. Each request is kept with its
 //! headers and body; answers come from a script, then from a default.
 
+use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -101,6 +102,12 @@ impl Receiver {
         .listen(listener)
         .expect("listen")
         .workers(2)
+        // actix's own timers answer 408 or close a connection when a worker
+        // is starved for seconds (actix-web#1269), which happens when the
+        // whole suite runs on two cores; a receiver under test must only
+        // answer what its script says.
+        .client_request_timeout(Duration::ZERO)
+        .keep_alive(KeepAlive::Os)
         .disable_signals()
         .run();
         let handle = server.handle();
