@@ -31,4 +31,6 @@ pub use sender::{HttpSender, SenderConfig};
 pub enum DeliveryError {
     #[error("could not build the HTTP client")]
     Client(#[source] reqwest::Error),
+    #[error("the user agent is not a valid header value")]
+    UserAgent(#[source] reqwest::header::InvalidHeaderValue),
 }

@@ -6,6 +6,12 @@ use callback_core::{
     Signing, TargetUrl, TaskSpec,
 };
 use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -18,12 +24,44 @@ pub struct SenderConfig {
     pub user_agent: String,
 }
 
-/// One shared HTTP client: keep-alive pools per host, no redirects (a 3xx
-/// is an answer, not a success), rustls.
+/// The HTTP client of deliveries and synchronous calls: keep-alive pools
+/// per host, no redirects (a 3xx is an answer, not a success), rustls.
+///
+/// A plain `http://` call that no proxy setting takes goes straight
+/// through hyper's pooled client; every other call (TLS, proxies from
+/// `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`) goes through reqwest. Both
+/// send the same request and report the same errors. The direct path
+/// exists for speed: reqwest's layers above the same hyper client cost
+/// about a fifth of the server's CPU per delivery (docs/performance.md).
 #[derive(Clone)]
 pub struct HttpSender {
     client: reqwest::Client,
+    direct: DirectClient,
+    /// The same proxy rules reqwest reads from the environment, so that
+    /// the direct path never skips a proxy reqwest would use.
+    proxies: std::sync::Arc<Matcher>,
+    /// The direct path's `User-Agent`, checked once.
+    user_agent: HeaderValue,
     config: SenderConfig,
+}
+
+type DirectClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+/// One outgoing call, whichever client sends it.
+struct Outgoing {
+    method: reqwest::Method,
+    url: url::Url,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+    timeout: Duration,
+}
+
+/// What came back: status, `Retry-After` on a 429 or 503, and at most
+/// `read_limit` bytes of the body.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
 }
 
 impl HttpSender {
@@ -32,10 +70,27 @@ impl HttpSender {
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(config.user_agent.clone())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .map_err(DeliveryError::Client)?;
-        Ok(Self { client, config })
+        // As reqwest sets up its own hyper client.
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let direct = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        let user_agent =
+            HeaderValue::from_str(&config.user_agent).map_err(DeliveryError::UserAgent)?;
+        Ok(Self {
+            client,
+            direct,
+            proxies: std::sync::Arc::new(Matcher::from_system()),
+            user_agent,
+            config,
+        })
     }
 
     /// Sends one attempt; with a secret, signed with the Standard Webhooks
@@ -44,10 +99,17 @@ impl HttpSender {
         let started_at = Utc::now();
         let clock = Instant::now();
         let spec = &claim.task.spec;
-        let result = self.exchange(claim, spec, signing).await;
+        let result = match self.attempt_request(claim, spec, signing) {
+            Ok(outgoing) => self.call(outgoing).await,
+            Err(failure) => Err(failure),
+        };
         let duration = clock.elapsed();
         match result {
-            Ok((status, retry_after, body)) => {
+            Ok(Answer {
+                status,
+                retry_after,
+                body,
+            }) => {
                 let verdict = spec.expect.check(status, &body);
                 let head = body[..body.len().min(self.config.record_limit)].to_vec();
                 DeliveryOutcome {
@@ -72,12 +134,12 @@ impl HttpSender {
         }
     }
 
-    async fn exchange(
+    fn attempt_request(
         &self,
         claim: &ClaimedTask,
         spec: &TaskSpec,
         signing: Option<&Signing>,
-    ) -> Result<(u16, Option<Duration>, Vec<u8>), Failure> {
+    ) -> Result<Outgoing, Failure> {
         let mut url = signed_url(&spec.url, signing);
         if !spec.query.is_empty() {
             let mut pairs = url.query_pairs_mut();
@@ -92,48 +154,209 @@ impl HttpSender {
             callback_core::Method::Patch => reqwest::Method::PATCH,
             callback_core::Method::Delete => reqwest::Method::DELETE,
         };
-        let timeout = Duration::from_millis(u64::from(spec.timeout_ms));
+        let task_id = claim.task.id.to_string();
+        let mut headers = HeaderMap::new();
+        add_header(&mut headers, "X-Callback-Task-Id", &task_id)?;
+        add_header(
+            &mut headers,
+            "X-Callback-Attempt",
+            &claim.attempt_number.to_string(),
+        )?;
+        let standard = match signing {
+            Some(Signing::Standard(secret)) => Some((task_id.as_str(), secret)),
+            _ => None,
+        };
+        let body = add_content(&mut headers, &spec.headers, spec.body.as_ref(), standard)?;
+        Ok(Outgoing {
+            method,
+            url,
+            headers,
+            body,
+            timeout: Duration::from_millis(u64::from(spec.timeout_ms)),
+        })
+    }
+
+    /// Sends a call through the direct client when it may, else reqwest.
+    async fn call(&self, outgoing: Outgoing) -> Result<Answer, Failure> {
+        match direct_uri(&outgoing.url, &self.proxies) {
+            Some(uri) => self.call_direct(uri, outgoing).await,
+            None => self.call_reqwest(outgoing).await,
+        }
+    }
+
+    async fn call_reqwest(&self, outgoing: Outgoing) -> Result<Answer, Failure> {
+        let Outgoing {
+            method,
+            url,
+            headers,
+            body,
+            timeout,
+        } = outgoing;
         let mut request = self
             .client
             .request(method, url)
             .timeout(timeout)
-            .header("X-Callback-Task-Id", claim.task.id.to_string())
-            .header("X-Callback-Attempt", claim.attempt_number.to_string());
-        for (name, value) in spec.headers.iter() {
-            if !name.eq_ignore_ascii_case("content-type") {
-                request = request.header(name, value);
-            }
-        }
-        if let Some(Signing::Standard(secret)) = signing {
-            let body = spec.body.as_ref().map_or(&[][..], |b| &b.bytes[..]);
-            request = sign(request, secret, &claim.task.id.to_string(), body);
-        }
-        if let Some(body) = &spec.body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, body.content_type.as_str())
-                .body(body.bytes.clone());
+            .headers(headers);
+        if let Some(body) = body {
+            request = request.body(body);
         }
         let mut response = request.send().await.map_err(|e| Failure {
             status: None,
             error: describe(&e, timeout),
         })?;
         let status = response.status().as_u16();
-        let retry_after = if status == 429 || status == 503 {
-            response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, Utc::now()))
-        } else {
-            None
+        let retry_after = retry_after(status, response.headers());
+        let mut body = Vec::new();
+        while body.len() < self.config.read_limit {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => return Err(unreadable(status, &describe(&e, timeout))),
+            }
+        }
+        body.truncate(self.config.read_limit);
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    async fn call_direct(&self, uri: hyper::Uri, outgoing: Outgoing) -> Result<Answer, Failure> {
+        let Outgoing {
+            method,
+            headers,
+            body,
+            timeout,
+            ..
+        } = outgoing;
+        // Both limits end where reqwest's whole-request timeout would.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || format!("timeout after {} ms", timeout.as_millis());
+        let mut request = hyper::Request::new(Full::new(Bytes::from(body.unwrap_or_default())));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        // reqwest's defaults, so that a receiver sees the same request.
+        let defaults = request.headers_mut();
+        if !defaults.contains_key(reqwest::header::ACCEPT) {
+            defaults.insert(reqwest::header::ACCEPT, HeaderValue::from_static("*/*"));
+        }
+        if !defaults.contains_key(reqwest::header::USER_AGENT) {
+            defaults.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
+        }
+        let response = match tokio::time::timeout_at(deadline, self.direct.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                return Err(Failure {
+                    status: None,
+                    error: describe_cause(&e, e.is_connect()),
+                })
+            }
+            Err(_) => {
+                return Err(Failure {
+                    status: None,
+                    error: timed_out(),
+                })
+            }
         };
-        let body = read_limited(&mut response, self.config.read_limit, timeout)
-            .await
-            .map_err(|error| Failure {
-                status: Some(status),
-                error,
-            })?;
-        Ok((status, retry_after, body))
+        let status = response.status().as_u16();
+        let retry_after = retry_after(status, response.headers());
+        let mut stream = response.into_body();
+        let mut body = Vec::new();
+        while body.len() < self.config.read_limit {
+            match tokio::time::timeout_at(deadline, stream.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        body.extend_from_slice(data);
+                    }
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(unreadable(status, &describe_cause(&e, false))),
+                Err(_) => return Err(unreadable(status, &timed_out())),
+            }
+        }
+        body.truncate(self.config.read_limit);
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+/// Idle keep-alive connections are closed after this.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The URL as hyper takes it, when a call to it may skip reqwest: plain
+/// `http` that no proxy rule takes.
+fn direct_uri(url: &url::Url, proxies: &Matcher) -> Option<hyper::Uri> {
+    if url.scheme() != "http" {
+        return None;
+    }
+    let uri: hyper::Uri = url.as_str().parse().ok()?;
+    proxies.intercept(&uri).is_none().then_some(uri)
+}
+
+fn add_header(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), Failure> {
+    let invalid = |e: &dyn std::fmt::Display| Failure {
+        status: None,
+        error: format!("request failed: header {name}: {e}"),
+    };
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(&e))?;
+    let value = HeaderValue::from_str(value).map_err(|e| invalid(&e))?;
+    headers.append(name, value);
+    Ok(())
+}
+
+/// Adds the caller's headers (its `Content-Type` gives way to the body's),
+/// the Standard Webhooks signature when asked for, and the body's type;
+/// returns the body.
+fn add_content(
+    headers: &mut HeaderMap,
+    extra: &callback_core::HeaderList,
+    body: Option<&callback_core::Body>,
+    standard: Option<(&str, &callback_core::SigningSecret)>,
+) -> Result<Option<Vec<u8>>, Failure> {
+    for (name, value) in extra.iter() {
+        if !name.eq_ignore_ascii_case("content-type") {
+            add_header(headers, name, value)?;
+        }
+    }
+    if let Some((id, secret)) = standard {
+        let bytes = body.map_or(&[][..], |b| &b.bytes[..]);
+        let timestamp = Utc::now().timestamp();
+        add_header(headers, "webhook-id", id)?;
+        add_header(headers, "webhook-timestamp", &timestamp.to_string())?;
+        add_header(
+            headers,
+            "webhook-signature",
+            &standard_signature(secret, id, timestamp, bytes),
+        )?;
+    }
+    Ok(match body {
+        Some(body) => {
+            add_header(headers, "Content-Type", body.content_type.as_str())?;
+            Some(body.bytes.clone())
+        }
+        None => None,
+    })
+}
+
+fn retry_after(status: u16, headers: &HeaderMap) -> Option<Duration> {
+    if status != 429 && status != 503 {
+        return None;
+    }
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, Utc::now()))
+}
+
+fn unreadable(status: u16, why: &str) -> Failure {
+    Failure {
+        status: Some(status),
+        error: format!("reading the response failed: {why}"),
     }
 }
 
@@ -147,106 +370,49 @@ fn signed_url(url: &TargetUrl, signing: Option<&Signing>) -> url::Url {
     }
 }
 
-/// Adds the Standard Webhooks headers.
-fn sign(
-    request: reqwest::RequestBuilder,
-    secret: &callback_core::SigningSecret,
-    id: &str,
-    body: &[u8],
-) -> reqwest::RequestBuilder {
-    let timestamp = Utc::now().timestamp();
-    request
-        .header("webhook-id", id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header(
-            "webhook-signature",
-            standard_signature(secret, id, timestamp, body),
-        )
-}
-
 #[async_trait::async_trait]
 impl Invoke for HttpSender {
     async fn invoke(&self, call: InvokeRequest) -> InvokeOutcome {
         let clock = Instant::now();
-        let mut request = self
-            .client
-            .post(signed_url(&call.url, call.signing.as_ref().map(|(_, s)| s)))
-            .timeout(call.timeout);
-        for (name, value) in call.headers.iter() {
-            if !name.eq_ignore_ascii_case("content-type") {
-                request = request.header(name, value);
-            }
-        }
-        if let Some((id, Signing::Standard(secret))) = &call.signing {
-            request = sign(request, secret, id, &call.body.bytes);
-        }
-        request = request
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                call.body.content_type.as_str(),
-            )
-            .body(call.body.bytes);
         let elapsed =
             |clock: Instant| u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                return InvokeOutcome::Failed {
-                    status: None,
-                    error: describe(&e, call.timeout),
-                    duration_ms: elapsed(clock),
-                }
-            }
+        let mut headers = HeaderMap::new();
+        let standard = match &call.signing {
+            Some((id, Signing::Standard(secret))) => Some((id.as_str(), secret)),
+            _ => None,
         };
-        let mut response = response;
-        let status = response.status().as_u16();
-        let body = match read_limited(&mut response, self.config.read_limit, call.timeout).await {
-            Ok(body) => body,
-            Err(error) => {
-                return InvokeOutcome::Failed {
-                    status: Some(status),
-                    error,
-                    duration_ms: elapsed(clock),
+        let outgoing =
+            add_content(&mut headers, &call.headers, Some(&call.body), standard).map(|body| {
+                Outgoing {
+                    method: reqwest::Method::POST,
+                    url: signed_url(&call.url, call.signing.as_ref().map(|(_, s)| s)),
+                    headers,
+                    body,
+                    timeout: call.timeout,
                 }
-            }
+            });
+        let answer = match outgoing {
+            Ok(outgoing) => self.call(outgoing).await,
+            Err(failure) => Err(failure),
         };
-        if status >= 500 {
-            return InvokeOutcome::Failed {
+        match answer {
+            Err(Failure { status, error }) => InvokeOutcome::Failed {
+                status,
+                error,
+                duration_ms: elapsed(clock),
+            },
+            Ok(Answer { status, .. }) if status >= 500 => InvokeOutcome::Failed {
                 status: Some(status),
                 error: format!("the endpoint answered {status}"),
                 duration_ms: elapsed(clock),
-            };
-        }
-        InvokeOutcome::Answered {
-            status,
-            body,
-            duration_ms: elapsed(clock),
-        }
-    }
-}
-
-/// Reads at most `limit` bytes of the body: enough to judge and record it,
-/// never an unbounded amount.
-async fn read_limited(
-    response: &mut reqwest::Response,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while body.len() < limit {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(e) => {
-                return Err(format!(
-                    "reading the response failed: {}",
-                    describe(&e, timeout)
-                ))
-            }
+            },
+            Ok(Answer { status, body, .. }) => InvokeOutcome::Answered {
+                status,
+                body,
+                duration_ms: elapsed(clock),
+            },
         }
     }
-    body.truncate(limit);
-    Ok(body)
 }
 
 struct Failure {
@@ -260,12 +426,17 @@ fn describe(err: &reqwest::Error, timeout: Duration) -> String {
     if err.is_timeout() {
         return format!("timeout after {} ms", timeout.as_millis());
     }
+    describe_cause(err, err.is_connect())
+}
+
+/// The words for an error by its root cause, whichever client raised it.
+fn describe_cause(err: &(dyn std::error::Error + 'static), is_connect: bool) -> String {
     let mut root: &dyn std::error::Error = err;
     while let Some(next) = root.source() {
         root = next;
     }
     let cause = root.to_string();
-    if err.is_connect() {
+    if is_connect {
         if cause.to_ascii_lowercase().contains("connection refused") {
             "connection refused".into()
         } else {
@@ -290,6 +461,24 @@ fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn only_plain_http_that_no_proxy_takes_goes_direct() {
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        let no_proxies = Matcher::builder().build();
+        let uri = direct_uri(&url("http://127.0.0.1:8080/a/b?c=1&d=%20"), &no_proxies);
+        assert_eq!(
+            uri.map(|u| u.to_string()),
+            Some("http://127.0.0.1:8080/a/b?c=1&d=%20".to_string())
+        );
+        assert!(direct_uri(&url("https://example.com/"), &no_proxies).is_none());
+        let proxies = Matcher::builder()
+            .http("http://proxy.internal:3128")
+            .no("hooks.internal")
+            .build();
+        assert!(direct_uri(&url("http://example.com/"), &proxies).is_none());
+        assert!(direct_uri(&url("http://hooks.internal/x"), &proxies).is_some());
+    }
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {

@@ -1,58 +1,16 @@
 //! The binary under real faults: SIGKILL mid-run, SIGTERM with attempts in
 //! flight, and two instances sharing one database.
 
-use crate::helpers::{spawn_app_on, TOKEN};
+use crate::helpers::{spawn_app_on, start_binary_with, submit_to as submit, temp_dir, TOKEN};
 use callback_testkit::{Backend, Receiver, Reply, ServerProcess, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Starts the real binary on the database and returns once it listens.
 async fn start_binary(db: &TestDatabase, data_dir: &std::path::Path) -> ServerProcess {
     start_binary_with(db, data_dir, &[]).await
-}
-
-async fn start_binary_with(
-    db: &TestDatabase,
-    data_dir: &std::path::Path,
-    extra_env: &[(&str, &str)],
-) -> ServerProcess {
-    let data_dir = data_dir.display().to_string();
-    let env: Vec<(String, String)> = [
-        ("CBC__DATABASE__URL", db.url.as_str()),
-        ("CBC__AUTH__ADMIN_TOKEN", TOKEN),
-        ("CBC__DATA__DIR", &data_dir),
-        ("CBC__DELIVERY__LEASE_MARGIN_MS", "1000"),
-        ("CBC__DELIVERY__RECONCILE_INTERVAL_MS", "200"),
-        ("CBC__SERVER__SHUTDOWN_GRACE_MS", "5000"),
-        ("CBC__LOG__LEVEL", "warn"),
-    ]
-    .iter()
-    .chain(extra_env)
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_callback-center")), &env).await
-}
-
-async fn submit(client: &reqwest::Client, address: &str, body: &Value) -> String {
-    let response = client
-        .post(format!("{address}/api/v1/tasks"))
-        .bearer_auth(TOKEN)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let v: Value = response.json().await.unwrap();
-    v["task_id"].as_str().unwrap().to_string()
-}
-
-fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cbc-crash-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Submits `count` tasks from 8 concurrent clients; returns their ids.

@@ -1,8 +1,10 @@
 //! Delivery as a receiver sees it: the request, retries after each kind of
 //! failure, success conditions, and giving up.
 
-use crate::helpers::{fast_task, refused_url, spawn_app, spawn_app_with};
-use callback_testkit::{Backend, Receiver, Reply};
+use crate::helpers::{
+    fast_task, refused_url, spawn_app, spawn_app_with, start_binary_with, submit_to, temp_dir,
+};
+use callback_testkit::{Backend, Receiver, Reply, TestDatabase};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -31,6 +33,7 @@ async fn receiver_gets_method_query_headers_and_body(backend: Backend) {
     assert_eq!(r.header("x-callback-task-id"), Some(id.as_str()));
     assert_eq!(r.header("x-callback-attempt"), Some("1"));
     assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("accept"), Some("*/*"));
     assert!(r
         .header("user-agent")
         .unwrap()
@@ -274,6 +277,52 @@ async fn tasks_due_now_go_straight_to_free_workers(backend: Backend) {
         .requests()
         .iter()
         .all(|r| r.header("x-callback-attempt") == Some("1")));
+}
+
+/// A delivery takes the proxy `HTTP_PROXY` names, and goes straight to a
+/// host `NO_PROXY` lists: plain `http` calls have a fast path of their
+/// own, which must never skip a proxy. The settings reach only the
+/// server's process, so it runs as the real binary.
+#[tokio::test]
+async fn deliveries_follow_the_proxy_settings_of_the_environment() {
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let data_dir = temp_dir();
+    let proxy = Receiver::start().await;
+    let direct = Receiver::start().await;
+    let proxy_url = proxy.url("");
+    let server = start_binary_with(
+        &db,
+        &data_dir,
+        &[("HTTP_PROXY", &proxy_url), ("NO_PROXY", "127.0.0.1")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let proxied = submit_to(
+        &client,
+        &server.address,
+        &json!({"url": "http://hooks.invalid/orders?n=1", "body": {"n": 1}}),
+    )
+    .await;
+    let straight = submit_to(
+        &client,
+        &server.address,
+        &json!({"url": direct.url("/direct")}),
+    )
+    .await;
+
+    let through_proxy = proxy.wait_for(1, WAIT).await;
+    assert_eq!(through_proxy.len(), 1);
+    let r = &through_proxy[0];
+    assert_eq!(r.header("host"), Some("hooks.invalid"));
+    assert_eq!((r.path.as_str(), r.query.as_str()), ("/orders", "n=1"));
+    assert_eq!(r.header("x-callback-task-id"), Some(proxied.as_str()));
+    assert_eq!(r.body, br#"{"n":1}"#);
+    let got = direct.wait_for(1, WAIT).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("x-callback-task-id"), Some(straight.as_str()));
+    assert_eq!(proxy.requests().len(), 1, "NO_PROXY hosts skip the proxy");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 on_every_backend!(

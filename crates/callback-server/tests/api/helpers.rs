@@ -2,7 +2,7 @@
 //! 0, with its own database, plus one helper per endpoint.
 
 use callback_server::{Application, Settings};
-use callback_testkit::{Backend, TestDatabase};
+use callback_testkit::{Backend, ServerProcess, TestDatabase};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -216,4 +216,52 @@ pub fn refused_url() -> String {
 
 pub fn fast_task(url: &str) -> Value {
     json!({"url": url, "retry_delays_s": [1], "max_attempts": 3})
+}
+
+/// Starts the real binary on the database with these extra environment
+/// variables, and returns once it listens.
+pub async fn start_binary_with(
+    db: &TestDatabase,
+    data_dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+) -> ServerProcess {
+    let data_dir = data_dir.display().to_string();
+    let env: Vec<(String, String)> = [
+        ("CBC__DATABASE__URL", db.url.as_str()),
+        ("CBC__AUTH__ADMIN_TOKEN", TOKEN),
+        ("CBC__DATA__DIR", &data_dir),
+        ("CBC__DELIVERY__LEASE_MARGIN_MS", "1000"),
+        ("CBC__DELIVERY__RECONCILE_INTERVAL_MS", "200"),
+        ("CBC__SERVER__SHUTDOWN_GRACE_MS", "5000"),
+        ("CBC__LOG__LEVEL", "warn"),
+    ]
+    .iter()
+    .chain(extra_env)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    ServerProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_callback-center")),
+        &env,
+    )
+    .await
+}
+
+/// Submits a task to a server process; returns its id.
+pub async fn submit_to(client: &reqwest::Client, address: &str, body: &Value) -> String {
+    let response = client
+        .post(format!("{address}/api/v1/tasks"))
+        .bearer_auth(TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let v: Value = response.json().await.unwrap();
+    v["task_id"].as_str().unwrap().to_string()
+}
+
+pub fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cbc-binary-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
