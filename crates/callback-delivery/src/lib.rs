@@ -33,4 +33,11 @@ pub enum DeliveryError {
     Client(#[source] reqwest::Error),
     #[error("the user agent is not a valid header value")]
     UserAgent(#[source] reqwest::header::InvalidHeaderValue),
+    #[error("delivery.extra_ca_file {}: {why}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("could not set up TLS")]
+    Tls(#[source] rustls::Error),
 }

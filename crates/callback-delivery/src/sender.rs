@@ -8,10 +8,14 @@ use callback_core::{
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use rustls::pki_types::{pem::PemObject, CertificateDer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -22,14 +26,18 @@ pub struct SenderConfig {
     /// Response bytes kept in the attempt record.
     pub record_limit: usize,
     pub user_agent: String,
+    /// PEM certificates trusted beside the built-in roots (Mozilla's, as
+    /// webpki-roots carries them), for receivers behind a private CA.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// The HTTP client of deliveries and synchronous calls: keep-alive pools
-/// per host, no redirects (a 3xx is an answer, not a success), rustls.
+/// per host, no redirects (a 3xx is an answer, not a success), rustls with
+/// HTTP/2 where the receiver offers it.
 ///
-/// A plain `http://` call that no proxy setting takes goes straight
-/// through hyper's pooled client; every other call (TLS, proxies from
-/// `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`) goes through reqwest. Both
+/// A call that no proxy setting takes goes straight through hyper's pooled
+/// client; a proxied one (`HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`) goes
+/// through reqwest. Both trust the same roots with the same TLS settings,
 /// send the same request and report the same errors. The direct path
 /// exists for speed: reqwest's layers above the same hyper client cost
 /// about a fifth of the server's CPU per delivery (docs/performance.md).
@@ -45,7 +53,7 @@ pub struct HttpSender {
     config: SenderConfig,
 }
 
-type DirectClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+type DirectClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One outgoing call, whichever client sends it.
 struct Outgoing {
@@ -66,7 +74,13 @@ struct Answer {
 
 impl HttpSender {
     pub fn new(config: SenderConfig) -> Result<Self, DeliveryError> {
+        let tls = tls_config(config.extra_ca_file.as_deref())?;
+        // hyper-rustls sets the offered protocols itself and wants none set
+        // (it panics otherwise); reqwest takes its configuration as it is.
+        let mut reqwest_tls = tls.clone();
+        reqwest_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(reqwest_tls)
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(config.user_agent.clone())
@@ -74,9 +88,16 @@ impl HttpSender {
             .build()
             .map_err(DeliveryError::Client)?;
         // As reqwest sets up its own hyper client.
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
+        let mut tcp = HttpConnector::new();
+        tcp.set_connect_timeout(Some(config.connect_timeout));
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
         let direct = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
@@ -288,14 +309,44 @@ impl HttpSender {
 /// Idle keep-alive connections are closed after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The URL as hyper takes it, when a call to it may skip reqwest: plain
-/// `http` that no proxy rule takes.
+/// The URL as hyper takes it, when a call to it may skip reqwest: one
+/// that no proxy rule takes.
 fn direct_uri(url: &url::Url, proxies: &Matcher) -> Option<hyper::Uri> {
-    if url.scheme() != "http" {
-        return None;
-    }
     let uri: hyper::Uri = url.as_str().parse().ok()?;
     proxies.intercept(&uri).is_none().then_some(uri)
+}
+
+/// The TLS settings of both clients, as reqwest makes its own: ring,
+/// TLS 1.2 and 1.3, the webpki roots, and the certificates of
+/// `extra_ca_file`. No protocols offered yet: see `HttpSender::new`.
+fn tls_config(extra_ca_file: Option<&Path>) -> Result<rustls::ClientConfig, DeliveryError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_ca_file {
+        let unusable = |why: String| DeliveryError::CaFile {
+            path: path.to_path_buf(),
+            why,
+        };
+        let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| unusable(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| unusable(e.to_string()))?;
+        if certificates.is_empty() {
+            return Err(unusable("no PEM certificate in it".into()));
+        }
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|e| unusable(e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(DeliveryError::Tls)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn add_header(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), Failure> {
@@ -463,7 +514,7 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn only_plain_http_that_no_proxy_takes_goes_direct() {
+    fn only_calls_that_no_proxy_takes_go_direct() {
         let url = |s: &str| url::Url::parse(s).unwrap();
         let no_proxies = Matcher::builder().build();
         let uri = direct_uri(&url("http://127.0.0.1:8080/a/b?c=1&d=%20"), &no_proxies);
@@ -471,13 +522,32 @@ mod tests {
             uri.map(|u| u.to_string()),
             Some("http://127.0.0.1:8080/a/b?c=1&d=%20".to_string())
         );
-        assert!(direct_uri(&url("https://example.com/"), &no_proxies).is_none());
+        assert!(direct_uri(&url("https://example.com/"), &no_proxies).is_some());
         let proxies = Matcher::builder()
             .http("http://proxy.internal:3128")
+            .https("http://proxy.internal:3128")
             .no("hooks.internal")
             .build();
         assert!(direct_uri(&url("http://example.com/"), &proxies).is_none());
+        assert!(direct_uri(&url("https://example.com/"), &proxies).is_none());
         assert!(direct_uri(&url("http://hooks.internal/x"), &proxies).is_some());
+        assert!(direct_uri(&url("https://hooks.internal/x"), &proxies).is_some());
+    }
+
+    #[test]
+    fn extra_ca_files_that_hold_no_certificate_are_refused() {
+        let dir = std::env::temp_dir().join(format!("cbc-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let missing = dir.join("missing.pem");
+        for (path, words) in [(&empty, "no PEM certificate"), (&missing, "No such file")] {
+            let err = tls_config(Some(path)).expect_err("refused").to_string();
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            assert!(err.contains(words), "{err}");
+        }
+        assert!(tls_config(None).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

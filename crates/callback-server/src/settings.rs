@@ -74,6 +74,8 @@ pub struct DeliverySettings {
     pub response_record_bytes: usize,
     pub response_read_bytes: usize,
     pub max_in_flight_per_receiver: u32,
+    #[serde(default)]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// The circuit breaker every receiver has.

@@ -90,6 +90,7 @@ impl Application {
             read_limit: d.response_read_bytes,
             record_limit: d.response_record_bytes,
             user_agent: format!("callback-center/{}", env!("CARGO_PKG_VERSION")),
+            extra_ca_file: d.extra_ca_file.clone(),
         })?;
         let default_schedule = RetrySchedule::parse(d.retry_schedule_s.clone())
             .map_err(|e| anyhow::anyhow!("delivery.retry_schedule_s {e}"))?;

@@ -13,7 +13,7 @@ mod redis;
 pub use database::{Backend, TestDatabase};
 pub use process::{PrivateMariaDb, ServerProcess};
 pub use queue_contract::check_delay_queue;
-pub use receiver::{Received, Receiver, Reply};
+pub use receiver::{start_tls_front, Received, Receiver, Reply, TEST_CA_FILE};
 pub use redis::{
     free_port, redis_command, redis_server_url, wait_until_listening, PrivateRedis,
     PrivateRedisCluster, TestRedis,

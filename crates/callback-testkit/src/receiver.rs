@@ -1,5 +1,6 @@
 //! A recording HTTP receiver on a random port. Each request is kept with its
-//! headers and body; answers come from a script, then from a default.
+//! headers and body; answers come from a script, then from a default. A TLS
+//! receiver answers `https` with a certificate that [`TEST_CA_FILE`] signed.
 
 use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -7,6 +8,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// The CA that signed TLS receivers' certificate (for 127.0.0.1 to
+/// 127.0.0.64 and localhost): a server under test trusts it through
+/// `extra_ca_file`.
+pub const TEST_CA_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/ca.pem");
 
 /// One request as the receiver got it.
 #[derive(Debug, Clone)]
@@ -81,9 +88,12 @@ struct State {
 }
 
 pub struct Receiver {
+    /// Where clients connect: the TLS front of a TLS receiver.
     pub port: u16,
+    scheme: &'static str,
     state: Arc<State>,
     handle: actix_web::dev::ServerHandle,
+    tls_front: Option<JoinHandle<()>>,
 }
 
 impl Receiver {
@@ -114,13 +124,30 @@ impl Receiver {
         tokio::spawn(server);
         Self {
             port,
+            scheme: "http",
             state,
             handle,
+            tls_front: None,
+        }
+    }
+
+    /// Starts a receiver that speaks `https` (HTTP/1.1), with a
+    /// certificate that [`TEST_CA_FILE`] signed.
+    pub async fn start_tls() -> Self {
+        let plain = Self::start().await;
+        let (port, front) = start_tls_front("127.0.0.1:0", ([127, 0, 0, 1], plain.port).into())
+            .await
+            .expect("TLS front");
+        Self {
+            port,
+            scheme: "https",
+            tls_front: Some(front),
+            ..plain
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        format!("{}://127.0.0.1:{}{}", self.scheme, self.port, path)
     }
 
     /// Answers the next requests with these, in order.
@@ -175,8 +202,55 @@ impl Receiver {
     }
 
     pub async fn stop(&self) {
+        if let Some(front) = &self.tls_front {
+            front.abort();
+        }
         self.handle.stop(false).await;
     }
+}
+
+/// Ends TLS on `bind` with the certificate [`TEST_CA_FILE`] signed, and
+/// passes each connection's bytes on to the plain HTTP server at `plain`.
+/// Returns the port it listens on.
+pub async fn start_tls_front(
+    bind: &str,
+    plain: std::net::SocketAddr,
+) -> std::io::Result<(u16, JoinHandle<()>)> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let certificates = CertificateDer::pem_slice_iter(include_bytes!("../fixtures/tls/server.pem"))
+        .collect::<Result<Vec<_>, _>>()
+        .expect("test certificate");
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("../fixtures/tls/server.key"))
+        .expect("test key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .expect("test certificate and key");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let port = listener.local_addr()?.port();
+    let front = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends here.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(plain).await else {
+                    return;
+                };
+                let _ = plain.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    Ok((port, front))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -4,7 +4,7 @@
 use crate::helpers::{
     fast_task, refused_url, spawn_app, spawn_app_with, start_binary_with, submit_to, temp_dir,
 };
-use callback_testkit::{Backend, Receiver, Reply, TestDatabase};
+use callback_testkit::{Backend, Receiver, Reply, TestDatabase, TEST_CA_FILE};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -322,6 +322,58 @@ async fn deliveries_follow_the_proxy_settings_of_the_environment() {
     assert_eq!(got[0].header("x-callback-task-id"), Some(straight.as_str()));
     assert_eq!(proxy.requests().len(), 1, "NO_PROXY hosts skip the proxy");
     drop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn receivers_behind_a_private_ca_are_reached_over_tls() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.delivery.extra_ca_file = Some(TEST_CA_FILE.into());
+    })
+    .await;
+    let receiver = Receiver::start_tls().await;
+    let url = receiver.url("/orders?n=1");
+    assert!(url.starts_with("https://"));
+    let id = app
+        .submit(json!({"url": url, "body": {"order": 42}, "headers": {"X-Shop": "north"}}))
+        .await;
+    let task = app.wait_for_status(&id, "succeeded", WAIT).await;
+    assert_eq!(task["attempts"][0]["status_code"], 200);
+    let got = receiver.requests();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!((r.path.as_str(), r.query.as_str()), ("/orders", "n=1"));
+    assert_eq!(r.header("x-callback-task-id"), Some(id.as_str()));
+    assert_eq!(r.header("x-shop"), Some("north"));
+    assert_eq!(r.body, br#"{"order":42}"#);
+}
+
+#[tokio::test]
+async fn a_certificate_no_trusted_ca_signed_fails_the_attempt() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start_tls().await;
+    let id = app
+        .submit(json!({"url": receiver.url("/x"), "max_attempts": 1}))
+        .await;
+    let task = app.wait_for_status(&id, "failed", WAIT).await;
+    let error = task["attempts"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(task["attempts"][0]["status_code"].is_null());
+    assert!(receiver.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreadable_extra_ca_file_stops_the_start() {
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let data_dir = temp_dir();
+    let mut settings = crate::helpers::test_settings(&db.url, &data_dir);
+    settings.delivery.extra_ca_file = Some(data_dir.join("missing-ca.pem"));
+    let err = match callback_server::Application::build(settings).await {
+        Ok(_) => panic!("started without its CA file"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("extra_ca_file"), "{err}");
+    assert!(err.contains("missing-ca.pem"), "{err}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
