@@ -18,7 +18,9 @@
 //! one twice, says so and exits 1, whatever its speed.
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use callback_testkit::{Backend, ServerProcess, TestDatabase, TestRedis};
+use callback_testkit::{
+    start_tls_front, Backend, ServerProcess, TestDatabase, TestRedis, TEST_CA_FILE,
+};
 use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
@@ -69,6 +71,10 @@ struct Cli {
     /// Tasks kept scheduled for later while probe tasks come due (0: skip).
     #[arg(long, default_value_t = 1_000_000)]
     scheduled: usize,
+    /// Receivers speak https (TLS in front of each, with a test CA the
+    /// server is told to trust); the loopback ceiling stays plain HTTP.
+    #[arg(long)]
+    tls: bool,
 }
 
 struct Row {
@@ -106,6 +112,8 @@ fn id_key(id: &str) -> Option<u128> {
 
 struct Counter {
     port: u16,
+    /// Where deliveries go when receivers speak https.
+    tls_port: Option<u16>,
     receivers: u8,
     counts: Arc<Counts>,
 }
@@ -128,7 +136,7 @@ async fn count(req: HttpRequest, _body: web::Bytes, counts: web::Data<Counts>) -
 }
 
 impl Counter {
-    fn start(receivers: u8) -> anyhow::Result<Self> {
+    async fn start(receivers: u8, tls: bool) -> anyhow::Result<Self> {
         let counts = Arc::new(Counts::default());
         let shared = web::Data::from(counts.clone());
         let first = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -145,22 +153,38 @@ impl Counter {
         }
         let server = server.workers(2).disable_signals().run();
         tokio::spawn(server);
+        let mut tls_port = None;
+        if tls {
+            // One port on every address, as the plain receivers have.
+            let mut bind = "127.0.0.1:0".to_string();
+            for host in 1..=receivers {
+                let plain = format!("127.0.0.{host}:{port}").parse()?;
+                let (listening, _) = start_tls_front(&bind, plain).await?;
+                tls_port = Some(listening);
+                bind = format!("127.0.0.{}:{listening}", host + 1);
+            }
+        }
         Ok(Self {
             port,
+            tls_port,
             receivers,
             counts,
         })
     }
 
-    /// The URL of `path` on the first receiver.
+    /// The plain HTTP URL of `path` on the first receiver.
     fn url(&self, path: &str) -> String {
-        self.urls(path).swap_remove(0)
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// The URL of `path` on each receiver.
+    /// The URL of `path` on each receiver, as deliveries reach it.
     fn urls(&self, path: &str) -> Vec<String> {
+        let (scheme, port) = match self.tls_port {
+            Some(tls_port) => ("https", tls_port),
+            None => ("http", self.port),
+        };
         (1..=self.receivers)
-            .map(|host| format!("http://127.0.0.{host}:{}{path}", self.port))
+            .map(|host| format!("{scheme}://127.0.0.{host}:{port}{path}"))
             .collect()
     }
 
@@ -219,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         cli.stores.clone()
     };
-    let receiver = Counter::start(cli.receivers)?;
+    let receiver = Counter::start(cli.receivers, cli.tls).await?;
     let ceiling = ceiling(&receiver, 20_000, 128).await;
     println!(
         "machine: {} cores; loopback ceiling (generator -> receiver, 128 clients): {:.0} requests/s",
@@ -227,8 +251,10 @@ async fn main() -> anyhow::Result<()> {
         ceiling
     );
     println!(
-        "tasks spread over {} receivers (127.0.0.1 to 127.0.0.{})",
-        cli.receivers, cli.receivers
+        "tasks spread over {} receivers (127.0.0.1 to 127.0.0.{}), {}",
+        cli.receivers,
+        cli.receivers,
+        if cli.tls { "https" } else { "http" }
     );
     let mut failed = false;
     for store in stores {
@@ -676,6 +702,9 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    if cli.tls {
+        env.push(("CBC__DELIVERY__EXTRA_CA_FILE".into(), TEST_CA_FILE.into()));
+    }
     if let Some(redis) = &redis {
         env.push(("CBC__REDIS__URL".into(), redis.url.clone()));
         env.push(("CBC__REDIS__KEY_PREFIX".into(), redis.prefix.clone()));
@@ -690,7 +719,8 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
         },
     );
     const CPU_ROW: &str = "CPU us per task: server / db / redis / bench";
-    let task = json!({"url": receiver.url("/bench"), "body": {"order": 42, "items": [1, 2, 3]}});
+    let task =
+        json!({"url": receiver.urls("/bench")[0], "body": {"order": 42, "items": [1, 2, 3]}});
     let submitter = Submitter {
         address: server.address.clone(),
         targets: receiver.urls("/bench"),
