@@ -4,6 +4,9 @@
 
 use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -134,10 +137,21 @@ impl Receiver {
     /// Starts a receiver that speaks `https` (HTTP/1.1), with a
     /// certificate that [`TEST_CA_FILE`] signed.
     pub async fn start_tls() -> Self {
+        Self::behind_tls(Protocol::Http1).await
+    }
+
+    /// Starts a receiver that speaks `https` with HTTP/2 only. Each request
+    /// is recorded with the header `x-received-over: HTTP/2.0`.
+    pub async fn start_tls_h2() -> Self {
+        Self::behind_tls(Protocol::Http2).await
+    }
+
+    async fn behind_tls(protocol: Protocol) -> Self {
         let plain = Self::start().await;
-        let (port, front) = start_tls_front("127.0.0.1:0", ([127, 0, 0, 1], plain.port).into())
-            .await
-            .expect("TLS front");
+        let (port, front) =
+            start_tls_front_with("127.0.0.1:0", ([127, 0, 0, 1], plain.port).into(), protocol)
+                .await
+                .expect("TLS front");
         Self {
             port,
             scheme: "https",
@@ -209,12 +223,29 @@ impl Receiver {
     }
 }
 
+/// What a TLS front offers its clients.
+#[derive(Clone, Copy)]
+enum Protocol {
+    /// HTTP/1.1, the connection's bytes passed on as they are.
+    Http1,
+    /// HTTP/2 only, each request passed on over HTTP/1.1.
+    Http2,
+}
+
 /// Ends TLS on `bind` with the certificate [`TEST_CA_FILE`] signed, and
 /// passes each connection's bytes on to the plain HTTP server at `plain`.
 /// Returns the port it listens on.
 pub async fn start_tls_front(
     bind: &str,
     plain: std::net::SocketAddr,
+) -> std::io::Result<(u16, JoinHandle<()>)> {
+    start_tls_front_with(bind, plain, Protocol::Http1).await
+}
+
+async fn start_tls_front_with(
+    bind: &str,
+    plain: std::net::SocketAddr,
+    protocol: Protocol,
 ) -> std::io::Result<(u16, JoinHandle<()>)> {
     use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
     let certificates = CertificateDer::pem_slice_iter(include_bytes!("../fixtures/tls/server.pem"))
@@ -229,7 +260,10 @@ pub async fn start_tls_front(
         .with_no_client_auth()
         .with_single_cert(certificates, key)
         .expect("test certificate and key");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = match protocol {
+        Protocol::Http1 => vec![b"http/1.1".to_vec()],
+        Protocol::Http2 => vec![b"h2".to_vec()],
+    };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let port = listener.local_addr()?.port();
@@ -242,6 +276,13 @@ pub async fn start_tls_front(
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                if let Protocol::Http2 = protocol {
+                    let service = hyper::service::service_fn(move |request| relay(request, plain));
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                    return;
+                }
                 let Ok(mut plain) = tokio::net::TcpStream::connect(plain).await else {
                     return;
                 };
@@ -251,6 +292,35 @@ pub async fn start_tls_front(
         }
     });
     Ok((port, front))
+}
+
+/// Passes one HTTP/2 request on to the plain receiver over HTTP/1.1 and
+/// its answer back, saying which version it came in.
+async fn relay(
+    request: hyper::Request<hyper::body::Incoming>,
+    plain: std::net::SocketAddr,
+) -> Result<hyper::Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+    let (head, body) = request.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut forwarded = hyper::Request::builder()
+        .method(head.method)
+        .uri(path)
+        .header("x-received-over", format!("{:?}", head.version));
+    if let Some(authority) = head.uri.authority() {
+        forwarded = forwarded.header(hyper::header::HOST, authority.as_str());
+    }
+    for (name, value) in &head.headers {
+        forwarded = forwarded.header(name, value);
+    }
+    let forwarded = forwarded.body(Full::new(body))?;
+    let tcp = tokio::net::TcpStream::connect(plain).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(connection);
+    let answer = sender.send_request(forwarded).await?;
+    let (head, body) = answer.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(hyper::Response::from_parts(head, Full::new(body)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

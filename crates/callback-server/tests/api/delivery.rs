@@ -349,6 +349,28 @@ async fn receivers_behind_a_private_ca_are_reached_over_tls() {
 }
 
 #[tokio::test]
+async fn receivers_that_offer_only_http2_get_it() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.delivery.extra_ca_file = Some(TEST_CA_FILE.into());
+    })
+    .await;
+    let receiver = Receiver::start_tls_h2().await;
+    let id = app
+        .submit(json!({"url": receiver.url("/orders?n=1"), "body": {"order": 42}}))
+        .await;
+    let task = app.wait_for_status(&id, "succeeded", WAIT).await;
+    assert_eq!(task["attempts"][0]["status_code"], 200);
+    let got = receiver.requests();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.header("x-received-over"), Some("HTTP/2.0"));
+    assert_eq!((r.path.as_str(), r.query.as_str()), ("/orders", "n=1"));
+    assert_eq!(r.header("x-callback-task-id"), Some(id.as_str()));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.body, br#"{"order":42}"#);
+}
+
+#[tokio::test]
 async fn a_certificate_no_trusted_ca_signed_fails_the_attempt() {
     let app = spawn_app(Backend::Sqlite).await;
     let receiver = Receiver::start_tls().await;
