@@ -4,7 +4,7 @@
 use crate::helpers::{
     fast_task, refused_url, spawn_app, spawn_app_with, start_binary_with, submit_to, temp_dir,
 };
-use callback_testkit::{Backend, Receiver, Reply, TestDatabase, TEST_CA_FILE};
+use callback_testkit::{Backend, Received, Receiver, Reply, TestDatabase, TEST_CA_FILE};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -325,13 +325,13 @@ async fn deliveries_follow_the_proxy_settings_of_the_environment() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
-#[tokio::test]
-async fn receivers_behind_a_private_ca_are_reached_over_tls() {
+/// Delivers one task to `receiver` from a server that trusts the test CA,
+/// checks it arrived whole, and returns what the receiver got.
+async fn one_delivery_trusting_the_test_ca(receiver: &Receiver) -> Received {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.delivery.extra_ca_file = Some(TEST_CA_FILE.into());
     })
     .await;
-    let receiver = Receiver::start_tls().await;
     let url = receiver.url("/orders?n=1");
     assert!(url.starts_with("https://"));
     let id = app
@@ -341,33 +341,27 @@ async fn receivers_behind_a_private_ca_are_reached_over_tls() {
     assert_eq!(task["attempts"][0]["status_code"], 200);
     let got = receiver.requests();
     assert_eq!(got.len(), 1);
-    let r = &got[0];
+    let r = got[0].clone();
     assert_eq!((r.path.as_str(), r.query.as_str()), ("/orders", "n=1"));
     assert_eq!(r.header("x-callback-task-id"), Some(id.as_str()));
     assert_eq!(r.header("x-shop"), Some("north"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.body, br#"{"order":42}"#);
+    r
+}
+
+#[tokio::test]
+async fn receivers_behind_a_private_ca_are_reached_over_tls() {
+    let receiver = Receiver::start_tls().await;
+    let got = one_delivery_trusting_the_test_ca(&receiver).await;
+    assert_eq!(got.header("x-received-over"), None, "bytes passed through");
 }
 
 #[tokio::test]
 async fn receivers_that_offer_only_http2_get_it() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.delivery.extra_ca_file = Some(TEST_CA_FILE.into());
-    })
-    .await;
     let receiver = Receiver::start_tls_h2().await;
-    let id = app
-        .submit(json!({"url": receiver.url("/orders?n=1"), "body": {"order": 42}}))
-        .await;
-    let task = app.wait_for_status(&id, "succeeded", WAIT).await;
-    assert_eq!(task["attempts"][0]["status_code"], 200);
-    let got = receiver.requests();
-    assert_eq!(got.len(), 1);
-    let r = &got[0];
-    assert_eq!(r.header("x-received-over"), Some("HTTP/2.0"));
-    assert_eq!((r.path.as_str(), r.query.as_str()), ("/orders", "n=1"));
-    assert_eq!(r.header("x-callback-task-id"), Some(id.as_str()));
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(r.body, br#"{"order":42}"#);
+    let got = one_delivery_trusting_the_test_ca(&receiver).await;
+    assert_eq!(got.header("x-received-over"), Some("HTTP/2.0"));
 }
 
 #[tokio::test]
