@@ -197,67 +197,35 @@ impl HttpSender {
         })
     }
 
-    /// Sends a call through the direct client when it may, else reqwest.
+    /// Sends a call through the direct client when it may, else reqwest,
+    /// and reads the answer. One deadline, the call's timeout, covers the
+    /// whole exchange on either client.
     async fn call(&self, outgoing: Outgoing) -> Result<Answer, Failure> {
+        let timeout = outgoing.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         match direct_uri(&outgoing.url, &self.proxies) {
-            Some(uri) => self.call_direct(uri, outgoing).await,
-            None => self.call_reqwest(outgoing).await,
-        }
-    }
-
-    async fn call_reqwest(&self, outgoing: Outgoing) -> Result<Answer, Failure> {
-        let Outgoing {
-            method,
-            url,
-            headers,
-            body,
-            timeout,
-        } = outgoing;
-        let mut request = self
-            .client
-            .request(method, url)
-            .timeout(timeout)
-            .headers(headers);
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let mut response = request.send().await.map_err(|e| Failure {
-            status: None,
-            error: describe(&e, timeout),
-        })?;
-        let status = response.status().as_u16();
-        let retry_after = retry_after(status, response.headers());
-        let mut body = Vec::new();
-        while body.len() < self.config.read_limit {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(e) => return Err(unreadable(status, &describe(&e, timeout))),
+            Some(uri) => {
+                let request = self.direct_request(uri, outgoing);
+                let sent = tokio::time::timeout_at(deadline, self.direct.request(request)).await;
+                let response = answered(sent, timeout, |e| describe_cause(e, e.is_connect()))?;
+                self.read_answer(response, deadline, timeout).await
+            }
+            None => {
+                let sent =
+                    tokio::time::timeout_at(deadline, self.reqwest_request(outgoing).send()).await;
+                let response = answered(sent, timeout, |e| describe_cause(e, e.is_connect()))?;
+                self.read_answer(hyper::Response::from(response), deadline, timeout)
+                    .await
             }
         }
-        body.truncate(self.config.read_limit);
-        Ok(Answer {
-            status,
-            retry_after,
-            body,
-        })
     }
 
-    async fn call_direct(&self, uri: hyper::Uri, outgoing: Outgoing) -> Result<Answer, Failure> {
-        let Outgoing {
-            method,
-            headers,
-            body,
-            timeout,
-            ..
-        } = outgoing;
-        // Both limits end where reqwest's whole-request timeout would.
-        let deadline = tokio::time::Instant::now() + timeout;
-        let timed_out = || format!("timeout after {} ms", timeout.as_millis());
-        let mut request = hyper::Request::new(Full::new(Bytes::from(body.unwrap_or_default())));
-        *request.method_mut() = method;
+    fn direct_request(&self, uri: hyper::Uri, outgoing: Outgoing) -> hyper::Request<Full<Bytes>> {
+        let body = Bytes::from(outgoing.body.unwrap_or_default());
+        let mut request = hyper::Request::new(Full::new(body));
+        *request.method_mut() = outgoing.method;
         *request.uri_mut() = uri;
-        *request.headers_mut() = headers;
+        *request.headers_mut() = outgoing.headers;
         // reqwest's defaults, so that a receiver sees the same request.
         let defaults = request.headers_mut();
         if !defaults.contains_key(reqwest::header::ACCEPT) {
@@ -266,24 +234,35 @@ impl HttpSender {
         if !defaults.contains_key(reqwest::header::USER_AGENT) {
             defaults.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
         }
-        let response = match tokio::time::timeout_at(deadline, self.direct.request(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => {
-                return Err(Failure {
-                    status: None,
-                    error: describe_cause(&e, e.is_connect()),
-                })
-            }
-            Err(_) => {
-                return Err(Failure {
-                    status: None,
-                    error: timed_out(),
-                })
-            }
-        };
+        request
+    }
+
+    fn reqwest_request(&self, outgoing: Outgoing) -> reqwest::RequestBuilder {
+        let request = self
+            .client
+            .request(outgoing.method, outgoing.url)
+            .headers(outgoing.headers);
+        match outgoing.body {
+            Some(body) => request.body(body),
+            None => request,
+        }
+    }
+
+    /// Status, `Retry-After` and at most `read_limit` bytes of the body,
+    /// read before `deadline`.
+    async fn read_answer<B>(
+        &self,
+        response: hyper::Response<B>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<Answer, Failure>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + 'static,
+    {
         let status = response.status().as_u16();
         let retry_after = retry_after(status, response.headers());
-        let mut stream = response.into_body();
+        let mut stream = std::pin::pin!(response.into_body());
         let mut body = Vec::new();
         while body.len() < self.config.read_limit {
             match tokio::time::timeout_at(deadline, stream.frame()).await {
@@ -294,7 +273,7 @@ impl HttpSender {
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => return Err(unreadable(status, &describe_cause(&e, false))),
-                Err(_) => return Err(unreadable(status, &timed_out())),
+                Err(_) => return Err(unreadable(status, &timed_out(timeout))),
             }
         }
         body.truncate(self.config.read_limit);
@@ -304,6 +283,27 @@ impl HttpSender {
             body,
         })
     }
+}
+
+/// The response of a call sent under a deadline, or why there is none.
+fn answered<R, E>(
+    sent: Result<Result<R, E>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+    describe: impl Fn(&E) -> String,
+) -> Result<R, Failure> {
+    let error = match sent {
+        Ok(Ok(response)) => return Ok(response),
+        Ok(Err(e)) => describe(&e),
+        Err(_) => timed_out(timeout),
+    };
+    Err(Failure {
+        status: None,
+        error,
+    })
+}
+
+fn timed_out(timeout: Duration) -> String {
+    format!("timeout after {} ms", timeout.as_millis())
 }
 
 /// Idle keep-alive connections are closed after this.
@@ -469,15 +469,6 @@ impl Invoke for HttpSender {
 struct Failure {
     status: Option<u16>,
     error: String,
-}
-
-/// Says in words why a request failed, naming the root cause the OS gave
-/// (e.g. "connection refused") rather than reqwest's outer wrapper.
-fn describe(err: &reqwest::Error, timeout: Duration) -> String {
-    if err.is_timeout() {
-        return format!("timeout after {} ms", timeout.as_millis());
-    }
-    describe_cause(err, err.is_connect())
 }
 
 /// The words for an error by its root cause, whichever client raised it.
