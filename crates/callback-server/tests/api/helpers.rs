@@ -87,12 +87,7 @@ impl TestApp {
 
     /// Submits a task that must be accepted; returns its id.
     pub async fn submit(&self, body: Value) -> String {
-        let response = self.post_task(&body).await;
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert_eq!(status, 201, "submit failed: {text}");
-        let v: Value = serde_json::from_str(&text).unwrap();
-        v["task_id"].as_str().unwrap().to_string()
+        submit_to(&self.client, &self.address, &body).await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -246,7 +241,7 @@ pub async fn start_binary_with(
     .await
 }
 
-/// Submits a task to a server process; returns its id.
+/// Submits a task that must be accepted; returns its id.
 pub async fn submit_to(client: &reqwest::Client, address: &str, body: &Value) -> String {
     let response = client
         .post(format!("{address}/api/v1/tasks"))
@@ -255,8 +250,10 @@ pub async fn submit_to(client: &reqwest::Client, address: &str, body: &Value) ->
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 201);
-    let v: Value = response.json().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 201, "submit failed: {text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
     v["task_id"].as_str().unwrap().to_string()
 }
 
