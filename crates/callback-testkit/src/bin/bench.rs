@@ -10,6 +10,7 @@
 //! - end to end: N tasks accepted, stored, delivered and recorded;
 //! - drain: the 128-client intake's tasks come due together and are
 //!   delivered by delivery alone;
+//! - the CPU a task costs at a steady 200 tasks/s, where nothing groups;
 //! - peak RSS after the end-to-end run;
 //! - with a million tasks scheduled: peak RSS, and how late tasks that come
 //!   due meanwhile arrive.
@@ -826,6 +827,40 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
         value: format!("{missing} / {duplicates}"),
     });
     lost |= missing > 0 || duplicates > 0 || e2e.ids.len() < cli.tasks;
+    // A steady, modest rate, where groups hold one task each: what a task
+    // costs when nothing shares its round trips and commits.
+    const STEADY_TASKS: usize = 2_000;
+    let before = cpu.now();
+    let steady = paced(&submitter.address, STEADY_TASKS, || {
+        // Due when sent: its lateness is its latency, submission to arrival.
+        let mut timed = task.clone();
+        let sent_ms = chrono::Utc::now().timestamp_millis();
+        timed["headers"] = json!({ DUE_HEADER: sent_ms.to_string() });
+        web::Bytes::from(timed.to_string())
+    })
+    .await;
+    let (_, missing, duplicates) = receiver.delivered(&steady, Duration::from_secs(120)).await;
+    let mut latency: Vec<i64> = std::mem::take(&mut *lock(&receiver.counts.lateness_ms));
+    rows.push(Row {
+        figure: format!(
+            "end to end at 200 tasks/s, {} tasks: latency p50 / p99 (ms)",
+            steady.len()
+        ),
+        value: format!(
+            "{} / {}",
+            percentile(&mut latency, 0.5).map_or("?".into(), |ms| ms.to_string()),
+            percentile(&mut latency, 0.99).map_or("?".into(), |ms| ms.to_string())
+        ),
+    });
+    rows.push(Row {
+        figure: "end to end at 200 tasks/s: missing / duplicates".into(),
+        value: format!("{missing} / {duplicates}"),
+    });
+    rows.push(Row {
+        figure: format!("  {CPU_ROW}"),
+        value: cpu.per_task(before, steady.len()),
+    });
+    lost |= missing > 0 || duplicates > 0 || steady.len() < STEADY_TASKS;
     rows.push(Row {
         figure: "peak RSS of the server so far (MiB)".into(),
         value: peak_rss_mib(pid).map_or("?".into(), |m| format!("{m:.0}")),
@@ -837,6 +872,28 @@ async fn measure(cli: &Cli, store: Store, receiver: &Counter) -> anyhow::Result<
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok((rows, lost))
+}
+
+/// Sends `count` tasks one at a time over one connection, one every
+/// `PACE` (200 a second), each body made by `make` just before it is
+/// sent; the ids of those accepted.
+async fn paced(address: &str, count: usize, mut make: impl FnMut() -> web::Bytes) -> Vec<u128> {
+    const PACE: Duration = Duration::from_millis(5);
+    let mut ids = Vec::with_capacity(count);
+    let Some(mut client) = Target::of(&format!("{address}/api/v1/tasks")).map(Client::new) else {
+        return ids;
+    };
+    let pace = tokio::time::interval(PACE);
+    tokio::pin!(pace);
+    for _ in 0..count {
+        pace.as_mut().tick().await;
+        if let Some((_, body)) = client.post(Some(BEARER), make()).await {
+            if let Ok(accepted) = serde_json::from_slice::<Accepted>(&body) {
+                ids.push(accepted.task_id.as_u128());
+            }
+        }
+    }
+    ids
 }
 
 /// Keeps `cli.scheduled` tasks scheduled (those already far off count),
@@ -860,29 +917,14 @@ async fn scheduled(
 
     const PROBES: usize = 2_000;
     const PROBE_DELAY_S: i64 = 3;
-    let base = task.clone();
-    let mut probes = Vec::with_capacity(PROBES);
-    let mut client = Target::of(&format!("{}/api/v1/tasks", submitter.address)).map(Client::new);
-    let pace = tokio::time::interval(Duration::from_millis(5));
-    tokio::pin!(pace);
-    for _ in 0..PROBES {
-        pace.as_mut().tick().await;
+    let probes = paced(&submitter.address, PROBES, || {
         let due_ms = chrono::Utc::now().timestamp_millis() + PROBE_DELAY_S * 1000;
-        let mut probe = base.clone();
+        let mut probe = task.clone();
         probe["delay_s"] = json!(PROBE_DELAY_S);
         probe["headers"] = json!({ DUE_HEADER: due_ms.to_string() });
-        let Some(client) = client.as_mut() else {
-            break;
-        };
-        let answer = client
-            .post(Some(BEARER), web::Bytes::from(probe.to_string()))
-            .await;
-        if let Some((_, body)) = answer {
-            if let Ok(accepted) = serde_json::from_slice::<Accepted>(&body) {
-                probes.push(accepted.task_id.as_u128());
-            }
-        }
-    }
+        web::Bytes::from(probe.to_string())
+    })
+    .await;
     let (_, missing, duplicates) = receiver.delivered(&probes, Duration::from_secs(120)).await;
     *lost |= missing > 0 || duplicates > 0 || probes.len() < PROBES;
     let mut late: Vec<i64> = std::mem::take(&mut *lock(&receiver.counts.lateness_ms));
