@@ -1351,6 +1351,23 @@ mod tests {
         assert_eq!(rows().await, 3);
     }
 
+    /// SQLite's plan for `statement`, its steps joined by "; ".
+    async fn sqlite_plan(store: &SqlTaskStore, statement: Statement) -> String {
+        let explain = Statement {
+            sql: format!("EXPLAIN QUERY PLAN {}", statement.sql),
+            ..statement
+        };
+        let steps: Vec<String> = store
+            .db
+            .query_all(explain)
+            .await
+            .expect("explained")
+            .iter()
+            .map(|row| row.try_get::<String>("", "detail").expect("detail"))
+            .collect();
+        steps.join("; ")
+    }
+
     /// SQLite's own plan, on the migrated schema: without the hint it read
     /// every live task through the status index and sorted them.
     #[tokio::test]
@@ -1361,24 +1378,51 @@ mod tests {
             due_scan(DbBackend::Sqlite, now, 10),
             scheduled_scan(DbBackend::Sqlite, now, 10),
         ] {
-            let explain = Statement {
-                sql: format!("EXPLAIN QUERY PLAN {}", scan.sql),
-                ..scan
-            };
-            let plan: Vec<String> = store
-                .db
-                .query_all(explain)
-                .await
-                .expect("explained")
-                .iter()
-                .map(|row| row.try_get::<String>("", "detail").expect("detail"))
-                .collect();
-            let plan = plan.join("; ");
+            let plan = sqlite_plan(&store, scan).await;
             assert!(
                 plan.contains("USING INDEX ix_tasks_next_attempt_at"),
                 "{plan}"
             );
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
+    /// An alert check starts from the failure times' window: it read every
+    /// failed task through the status index before.
+    #[tokio::test]
+    async fn sqlite_finds_a_hooks_failures_through_their_time_window() {
+        use callback_core::{AlertHook, AlertHookId, AlertKind, TargetUrl};
+        let store = in_memory_store().await;
+        let now = Utc::now();
+        let hook = AlertHook {
+            id: AlertHookId::new(),
+            kind: AlertKind::Webhook,
+            url: TargetUrl::parse("http://127.0.0.1:9/alerts").expect("url"),
+            secret: None,
+            remark: None,
+            enabled: true,
+            source_app: Some("shop".into()),
+            target_app: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let since = now - chrono::TimeDelta::minutes(5);
+        for statement in [
+            crate::alerts::failures_by_host(&hook, since, now).build(DbBackend::Sqlite),
+            crate::alerts::failure_examples(&hook, since, now).build(DbBackend::Sqlite),
+        ] {
+            // The unary plus applies to the column itself.
+            for column in ["status", "source_app"] {
+                let unindexed = format!("(+\"tasks\".\"{column}\") = ?");
+                assert!(statement.sql.contains(&unindexed), "{}", statement.sql);
+            }
+            let plan = sqlite_plan(&store, statement).await;
+            assert!(
+                plan.starts_with("SEARCH task_failures USING INDEX ix_task_failures_failed_at"),
+                "{plan}"
+            );
+            assert!(!plan.contains("ix_tasks_status"), "{plan}");
+            assert!(!plan.contains("ix_tasks_source_app"), "{plan}");
         }
     }
 
