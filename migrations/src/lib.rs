@@ -11,6 +11,7 @@ mod m20261122_000002_endpoints;
 mod m20261122_000003_operations;
 mod m20261122_000004_inbound;
 mod m20261123_000005_sparse_indexes;
+mod m20261123_000006_ordered_filter_indexes;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_operations::Migration),
             Box::new(m20261122_000004_inbound::Migration),
             Box::new(m20261123_000005_sparse_indexes::Migration),
+            Box::new(m20261123_000006_ordered_filter_indexes::Migration),
         ]
     }
 }

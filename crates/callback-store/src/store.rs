@@ -600,6 +600,28 @@ fn by_primary_key(backend: DbBackend, update: sea_orm::UpdateMany<task::Entity>)
     statement
 }
 
+/// A page of tasks, newest first, and one more to tell whether another
+/// page follows. Each filter's index orders its tasks by id (see migration
+/// `m20261123_000006`), so a page reads its own rows, not every match.
+fn task_page(filter: &TaskFilter, page: PageRequest) -> sea_orm::Select<task::Entity> {
+    let mut query = task::Entity::find();
+    if let Some(s) = filter.status {
+        query = query.filter(task::Column::Status.eq(s.as_str()));
+    }
+    if let Some(app) = &filter.source_app {
+        query = query.filter(task::Column::SourceApp.eq(app.as_str()));
+    }
+    if let Some(app) = &filter.target_app {
+        query = query.filter(task::Column::TargetApp.eq(app.as_str()));
+    }
+    if let Some(after) = page.after {
+        query = query.filter(task::Column::Id.lt(id_bytes(after)));
+    }
+    query
+        .order_by_desc(task::Column::Id)
+        .limit(u64::from(page.limit.max(1)) + 1)
+}
+
 /// The reconciler's pass: due tasks nobody holds, soonest first.
 fn due_scan(backend: DbBackend, now: DateTime<Utc>, limit: u32) -> Statement {
     let scan = task::Entity::find()
@@ -984,23 +1006,8 @@ impl TaskStore for SqlTaskStore {
     }
 
     async fn list(&self, filter: &TaskFilter, page: PageRequest) -> Result<Page<Task>, StoreError> {
-        let mut query = task::Entity::find();
-        if let Some(s) = filter.status {
-            query = query.filter(task::Column::Status.eq(s.as_str()));
-        }
-        if let Some(app) = &filter.source_app {
-            query = query.filter(task::Column::SourceApp.eq(app.as_str()));
-        }
-        if let Some(app) = &filter.target_app {
-            query = query.filter(task::Column::TargetApp.eq(app.as_str()));
-        }
-        if let Some(after) = page.after {
-            query = query.filter(task::Column::Id.lt(id_bytes(after)));
-        }
         let limit = u64::from(page.limit.max(1));
-        let rows = query
-            .order_by_desc(task::Column::Id)
-            .limit(limit + 1)
+        let rows = task_page(filter, page)
             .all(&self.db)
             .await
             .map_err(unavailable)?;
@@ -1384,6 +1391,36 @@ mod tests {
                 "{plan}"
             );
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
+    /// A page of tasks filtered by status or app reads that filter's
+    /// index in id order: before, SQLite read every match and sorted them.
+    #[tokio::test]
+    async fn sqlite_reads_a_filtered_page_in_id_order_without_sorting() {
+        let store = in_memory_store().await;
+        let filters = [
+            TaskFilter {
+                status: Some(TaskStatus::Failed),
+                ..TaskFilter::default()
+            },
+            TaskFilter {
+                source_app: Some("shop".into()),
+                ..TaskFilter::default()
+            },
+            TaskFilter {
+                target_app: Some("billing".into()),
+                ..TaskFilter::default()
+            },
+        ];
+        for filter in filters {
+            for after in [None, Some(TaskId::new())] {
+                let page = PageRequest { after, limit: 50 };
+                let plan =
+                    sqlite_plan(&store, task_page(&filter, page).build(DbBackend::Sqlite)).await;
+                assert!(plan.contains("USING INDEX ix_tasks_"), "{plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            }
         }
     }
 

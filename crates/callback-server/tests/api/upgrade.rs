@@ -131,7 +131,58 @@ async fn the_move_can_be_undone_with_nothing_lost(backend: Backend) {
     );
 }
 
+/// Columns of the index `name` on `tasks`.
+async fn index_columns(db: &TestDatabase, backend: Backend, name: &str) -> Option<i64> {
+    let sql = match backend {
+        Backend::Sqlite => format!("SELECT COUNT(*) FROM pragma_index_info('{name}')"),
+        Backend::Mysql => format!(
+            "SELECT COUNT(*) FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND table_name = 'tasks' AND index_name = '{name}'"
+        ),
+    };
+    db.query_i64(&sql).await
+}
+
+/// On SQLite the filter indexes gain the id, and lose it again when the
+/// migration is undone; MariaDB's stay as they were (InnoDB appends the
+/// key to them already).
+/// Columns of a filter's index alone, and of its index with the id.
+async fn filter_indexes(
+    db: &TestDatabase,
+    backend: Backend,
+    column: &str,
+) -> (Option<i64>, Option<i64>) {
+    let alone = index_columns(db, backend, &format!("ix_tasks_{column}")).await;
+    let with_id = index_columns(db, backend, &format!("ix_tasks_{column}_id")).await;
+    (alone, with_id)
+}
+
+async fn the_filter_indexes_order_by_id_and_can_be_put_back(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    db.migrate_first(BEFORE_SPARSE_INDEXES + 2).await;
+    for column in ["status", "source_app", "target_app"] {
+        let expected = match backend {
+            Backend::Sqlite => (Some(0), Some(2)),
+            Backend::Mysql => (Some(1), Some(0)),
+        };
+        assert_eq!(
+            filter_indexes(&db, backend, column).await,
+            expected,
+            "{column}"
+        );
+    }
+    db.migrate_down(1).await;
+    for column in ["status", "source_app", "target_app"] {
+        assert_eq!(
+            filter_indexes(&db, backend, column).await,
+            (Some(1), Some(0)),
+            "{column}"
+        );
+    }
+}
+
 on_every_backend!(
     failure_times_and_idempotency_keys_survive_the_upgrade,
-    the_move_can_be_undone_with_nothing_lost
+    the_move_can_be_undone_with_nothing_lost,
+    the_filter_indexes_order_by_id_and_can_be_put_back
 );
