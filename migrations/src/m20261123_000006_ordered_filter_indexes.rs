@@ -2,7 +2,8 @@
 //! id, and the app indexes hold only the tasks that have an app:
 //! `ix_tasks_status_id` on `(status, id)`, `ix_tasks_source_app_id` on
 //! `(source_app, id)` where it is set, the same for `target_app`; they
-//! replace the indexes on the column alone.
+//! replace the indexes on the column alone. The endpoint index, which only
+//! event tasks fill, holds only them too (`ix_tasks_endpoint_set`).
 //!
 //! Task lists are pages in id order (newest first, keyset by id). InnoDB
 //! appends the primary key to every secondary index, so on MariaDB
@@ -10,9 +11,9 @@
 //! costs its own rows. SQLite appends the rowid instead, so a page of
 //! failed tasks read every failed task and sorted them: 0.44 s a page with
 //! 200,000 kept (and failed tasks are kept for ever by default). The wider
-//! entries cost every task's writes; most tasks have no app, and a partial
-//! index (which MariaDB lacks) spares them those two. MariaDB's indexes
-//! are left as they are.
+//! entries cost every task's writes; most tasks have no app and no
+//! endpoint, and a partial index (which MariaDB lacks) spares them those
+//! three entries. MariaDB's indexes are left as they are.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -21,7 +22,7 @@ use sea_orm_migration::sea_orm::DatabaseBackend;
 pub struct Migration;
 
 /// The index on the column alone, and its replacement.
-const INDEXES: [(&str, &str); 3] = [
+const INDEXES: [(&str, &str); 4] = [
     (
         "CREATE INDEX ix_tasks_status ON tasks (status)",
         "CREATE INDEX ix_tasks_status_id ON tasks (status, id)",
@@ -35,6 +36,11 @@ const INDEXES: [(&str, &str); 3] = [
         "CREATE INDEX ix_tasks_target_app ON tasks (target_app)",
         "CREATE INDEX ix_tasks_target_app_id ON tasks (target_app, id) \
          WHERE target_app IS NOT NULL",
+    ),
+    (
+        "CREATE INDEX ix_tasks_endpoint ON tasks (endpoint)",
+        "CREATE INDEX ix_tasks_endpoint_set ON tasks (endpoint) \
+         WHERE endpoint IS NOT NULL",
     ),
 ];
 

@@ -1424,6 +1424,22 @@ mod tests {
         }
     }
 
+    /// The endpoint index holds only event tasks on SQLite, and still
+    /// serves the queries that pick an endpoint's tasks.
+    #[tokio::test]
+    async fn sqlite_finds_an_endpoints_tasks_through_its_partial_index() {
+        let store = in_memory_store().await;
+        let waiting = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .filter(task::Column::Endpoint.eq("orders"))
+            .filter(task::Column::Status.is_in(["pending", "retrying"]))
+            .filter(task::Column::NextAttemptAt.gt(0))
+            .build(DbBackend::Sqlite);
+        let plan = sqlite_plan(&store, waiting).await;
+        assert!(plan.contains("USING INDEX ix_tasks_endpoint_set"), "{plan}");
+    }
+
     /// An alert check starts from the failure times' window: it read every
     /// failed task through the status index before.
     #[tokio::test]

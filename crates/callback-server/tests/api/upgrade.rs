@@ -171,7 +171,28 @@ async fn the_filter_indexes_order_by_id_and_can_be_put_back(backend: Backend) {
             "{column}"
         );
     }
+    // The endpoint index keeps its one column and, on SQLite, only the
+    // tasks that have an endpoint.
+    let endpoint = |name: &'static str| index_columns(&db, backend, name);
+    let expected = match backend {
+        Backend::Sqlite => (Some(0), Some(1)),
+        Backend::Mysql => (Some(1), Some(0)),
+    };
+    assert_eq!(
+        (
+            endpoint("ix_tasks_endpoint").await,
+            endpoint("ix_tasks_endpoint_set").await
+        ),
+        expected
+    );
     db.migrate_down(1).await;
+    assert_eq!(
+        (
+            endpoint("ix_tasks_endpoint").await,
+            endpoint("ix_tasks_endpoint_set").await
+        ),
+        (Some(1), Some(0))
+    );
     for column in ["status", "source_app", "target_app"] {
         assert_eq!(
             filter_indexes(&db, backend, column).await,
