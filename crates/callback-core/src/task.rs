@@ -28,6 +28,15 @@ impl TaskId {
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
+
+    /// The smallest id a task made at `at` or later can have: every task
+    /// made before `at` has a smaller id. A scan for tasks made before a
+    /// time is then a range on the primary key, or on an index that ends
+    /// with it. Times before 1970 give the smallest id of all.
+    pub fn first_made_at(at: DateTime<Utc>) -> Self {
+        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+        Self(uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid())
+    }
 }
 
 impl Default for TaskId {
@@ -326,6 +335,34 @@ mod tests {
         let b = TaskId::new();
         assert!(a < b);
         assert_eq!(a.to_string().parse::<TaskId>().unwrap(), a);
+    }
+
+    #[test]
+    fn ids_made_from_a_time_on_sort_after_its_first_id() {
+        let before = TaskId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let at = Utc::now();
+        let first = TaskId::first_made_at(at);
+        let after = TaskId::new();
+        assert!(before < first, "{before} made before {at} sorts first");
+        assert!(
+            first <= after,
+            "{after} made after {at} sorts after {first}"
+        );
+        assert_eq!(first.as_uuid().get_version_num(), 7);
+        let same_ms = TaskId::from_uuid(
+            uuid::Builder::from_unix_timestamp_millis(
+                u64::try_from(at.timestamp_millis()).unwrap(),
+                &[0xff; 10],
+            )
+            .into_uuid(),
+        );
+        assert!(
+            first < same_ms,
+            "the first id of a millisecond is its smallest"
+        );
+        let long_ago = DateTime::<Utc>::from_timestamp(-5, 0).unwrap();
+        assert!(TaskId::first_made_at(long_ago) < before);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use callback_core::{
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -62,6 +62,62 @@ fn failed_between(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Sel
         query.and_where(task_failure::Column::FailedAt.lt(ms(at)));
     }
     query
+}
+
+/// Failed tasks counted by the bucket their failure time falls in, newest
+/// bucket first. The read starts from the failure times' window: the
+/// status test is written `+status` so that SQLite, which keeps no
+/// statistics, does not read every failed task through the status index
+/// instead (a no-op on MySQL).
+pub(crate) fn failed_bucket_sizes(
+    backend: DbBackend,
+    clock: BucketClock,
+    since: DateTime<Utc>,
+) -> Statement {
+    let width = BUCKET.num_milliseconds();
+    let off = clock.offset_ms();
+    // `%` on integers means the same on MySQL and SQLite; failure times
+    // are positive, so it floors.
+    let sql = format!(
+        "SELECT (f.failed_at + {off}) - ((f.failed_at + {off}) % {width}) - {off} AS bucket_start, \
+         COUNT(*) AS size FROM task_failures f JOIN tasks t ON t.id = f.task_id \
+         WHERE +t.status = ? AND f.failed_at >= ? \
+         GROUP BY bucket_start ORDER BY bucket_start DESC"
+    );
+    Statement::from_sql_and_values(
+        backend,
+        sql,
+        [TaskStatus::Failed.as_str().into(), ms(since).into()],
+    )
+}
+
+/// Up to `limit` tasks in `status` that finished before `before`, with
+/// their idempotency keys. Failed tasks are found through their failure
+/// times. Others through their ids: a task finishes after it is made, and
+/// its id says when it was made, so the id bound keeps the read to tasks
+/// made before `before`. Without it, a pass that found nothing left to
+/// delete read every task in `status` (every succeeded task of the
+/// retention period) to check its time, once an hour on every instance.
+pub(crate) fn purgeable(
+    status: TaskStatus,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> sea_orm::Select<task::Entity> {
+    let finished_before = match status {
+        TaskStatus::Failed => {
+            Condition::all().add(task::Column::Id.in_subquery(failed_between(None, Some(before))))
+        }
+        _ => Condition::all()
+            .add(task::Column::Id.lt(id_bytes(TaskId::first_made_at(before))))
+            .add(task::Column::UpdatedAt.lt(ms(before))),
+    };
+    task::Entity::find()
+        .select_only()
+        .column(task::Column::Id)
+        .column(task::Column::IdempotencyKey)
+        .filter(task::Column::Status.eq(status.as_str()))
+        .filter(finished_before)
+        .limit(u64::from(limit))
 }
 
 fn id_list(ids: &[TaskId]) -> Vec<Vec<u8>> {
@@ -194,21 +250,8 @@ impl OperatorStore for SqlTaskStore {
     ) -> Result<Vec<FailedBucket>, StoreError> {
         let db = self.connection();
         let width = BUCKET.num_milliseconds();
-        let off = clock.offset_ms();
-        // `%` on integers means the same on MySQL and SQLite; failure times
-        // are positive, so it floors.
-        let sql = format!(
-            "SELECT (f.failed_at + {off}) - ((f.failed_at + {off}) % {width}) - {off} AS bucket_start, \
-             COUNT(*) AS size FROM task_failures f JOIN tasks t ON t.id = f.task_id \
-             WHERE t.status = ? AND f.failed_at >= ? \
-             GROUP BY bucket_start ORDER BY bucket_start DESC"
-        );
         let rows = db
-            .query_all(Statement::from_sql_and_values(
-                db.get_database_backend(),
-                sql,
-                [TaskStatus::Failed.as_str().into(), ms(since).into()],
-            ))
+            .query_all(failed_bucket_sizes(db.get_database_backend(), clock, since))
             .await
             .map_err(unavailable)?;
         let retries: HashMap<i64, i32> = failed_bucket::Entity::find()
@@ -299,17 +342,7 @@ impl OperatorStore for SqlTaskStore {
         before: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let finished_before = match status {
-            TaskStatus::Failed => task::Column::Id.in_subquery(failed_between(None, Some(before))),
-            _ => task::Column::UpdatedAt.lt(ms(before)),
-        };
-        let rows: Vec<(Vec<u8>, Option<String>)> = task::Entity::find()
-            .select_only()
-            .column(task::Column::Id)
-            .column(task::Column::IdempotencyKey)
-            .filter(task::Column::Status.eq(status.as_str()))
-            .filter(finished_before)
-            .limit(u64::from(limit))
+        let rows: Vec<(Vec<u8>, Option<String>)> = purgeable(status, before, limit)
             .into_tuple()
             .all(self.connection())
             .await

@@ -1479,6 +1479,50 @@ mod tests {
         }
     }
 
+    /// Retention's read of succeeded tasks is a range of the status
+    /// index up to the first id of the cutoff: before, a pass with nothing
+    /// left to delete read every succeeded task. Failed tasks are found
+    /// through their failure times.
+    #[tokio::test]
+    async fn sqlite_finds_purgeable_tasks_without_reading_newer_ones() {
+        let store = in_memory_store().await;
+        let before = Utc::now() - chrono::TimeDelta::days(7);
+        let succeeded = crate::operations::purgeable(TaskStatus::Succeeded, before, 1000)
+            .build(DbBackend::Sqlite);
+        let plan = sqlite_plan(&store, succeeded).await;
+        assert_eq!(
+            plan, "SEARCH tasks USING INDEX ix_tasks_status_id (status=? AND id<?)",
+            "{plan}"
+        );
+        let failed =
+            crate::operations::purgeable(TaskStatus::Failed, before, 1000).build(DbBackend::Sqlite);
+        let plan = sqlite_plan(&store, failed).await;
+        assert!(plan.contains("(status=? AND id=?)"), "{plan}");
+        assert!(
+            plan.contains("SEARCH task_failures USING INDEX ix_task_failures_failed_at"),
+            "{plan}"
+        );
+    }
+
+    /// The failed buckets are counted from the failure times' window: before,
+    /// every failed task was read through the status index.
+    #[tokio::test]
+    async fn sqlite_counts_failed_buckets_from_their_time_window() {
+        let store = in_memory_store().await;
+        let since = Utc::now() - chrono::TimeDelta::days(3);
+        let sizes = crate::operations::failed_bucket_sizes(
+            DbBackend::Sqlite,
+            callback_core::BucketClock::utc(),
+            since,
+        );
+        let plan = sqlite_plan(&store, sizes).await;
+        assert!(
+            plan.starts_with("SEARCH f USING INDEX ix_task_failures_failed_at (failed_at>?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("ix_tasks_status"), "{plan}");
+    }
+
     #[test]
     fn in_lists_are_padded_to_a_few_shapes_with_nulls() {
         let values: Vec<u32> = (0..300).collect();

@@ -131,8 +131,17 @@ async fn bulk_cancel_counts_first_and_filters_must_say_something() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_purges_old_finished_tasks_with_their_attempts() {
-    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+async fn retention_purges_old_finished_tasks_with_their_attempts_on_sqlite() {
+    retention_purges_old_finished_tasks_with_their_attempts(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_old_finished_tasks_with_their_attempts_on_mysql() {
+    retention_purges_old_finished_tasks_with_their_attempts(Backend::Mysql).await;
+}
+
+async fn retention_purges_old_finished_tasks_with_their_attempts(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
     let receiver = Receiver::start().await;
     let done = app
         .submit(json!({"url": receiver.url("/ok"), "idempotency_key": "order-8"}))
@@ -149,7 +158,14 @@ async fn retention_purges_old_finished_tasks_with_their_attempts() {
         .await;
     let buckets = app.failed_buckets().await;
     assert_eq!(buckets["items"][0]["size"], 1, "{buckets}");
+    // Made before the cutoff, finished after it: kept until its own time.
+    let late = app
+        .submit(json!({"url": receiver.url("/late"), "delay_s": 1}))
+        .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
+    let cutoff = chrono::Utc::now();
+    app.wait_for_status(&late, "succeeded", Duration::from_secs(10))
+        .await;
 
     let store = callback_store::connect(&callback_store::StoreOptions {
         url: app.db.url.clone(),
@@ -170,13 +186,22 @@ async fn retention_purges_old_finished_tasks_with_their_attempts() {
         purge_once(&store, &keep_everything, &stop).await.unwrap(),
         0
     );
+    let finished_before_cutoff =
+        callback_core::OperatorStore::purge(&store, TaskStatus::Succeeded, cutoff, 1000).await;
+    assert_eq!(
+        finished_before_cutoff.unwrap(),
+        1,
+        "only {done} is old enough"
+    );
+    assert_eq!(app.task(&late).await["status"], "succeeded");
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let purge_now = RetentionConfig {
         succeeded: Some(chrono::TimeDelta::zero()),
         failed: Some(chrono::TimeDelta::zero()),
         ..keep_everything
     };
     assert_eq!(purge_once(&store, &purge_now, &stop).await.unwrap(), 2);
-    for id in [&done, &failed] {
+    for id in [&done, &failed, &late] {
         let gone = app.get(&format!("/api/v1/tasks/{id}")).await;
         assert_eq!(gone.status(), 404);
     }
