@@ -392,6 +392,16 @@ pub trait DelayQueue: Send + Sync + 'static {
     /// in flight or not. Used after an attempt to schedule the next one.
     async fn schedule(&self, id: TaskId, due: DateTime<Utc>) -> Result<(), QueueError>;
 
+    /// `schedule` for each entry. A queue that can put many in with one
+    /// call does so: tasks put off together (a busy receiver's, retries
+    /// after an outage) are scheduled together.
+    async fn schedule_many(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError> {
+        for &(id, due) in entries {
+            self.schedule(id, due).await?;
+        }
+        Ok(())
+    }
+
     /// Puts back entries the store knows and the queue may have lost,
     /// leaving alone ids that someone took and still holds.
     async fn restore(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError>;

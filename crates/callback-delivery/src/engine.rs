@@ -86,11 +86,14 @@ struct QueueWrites {
     acks: Vec<TaskId>,
     /// New tasks, and when they are due.
     fresh: Vec<(TaskId, DateTime<Utc>)>,
+    /// Taken ids put off (deferred, or retried later), and when they are
+    /// due again.
+    later: Vec<(TaskId, DateTime<Utc>)>,
 }
 
 impl QueueWrites {
     fn len(&self) -> usize {
-        self.acks.len() + self.fresh.len()
+        self.acks.len() + self.fresh.len() + self.later.len()
     }
 }
 
@@ -448,12 +451,8 @@ impl Engine {
         let recorded = self.record(&claim, &attempt, next).await;
         self.queued().remove(&id);
         match (recorded, next) {
-            (true, Disposition::RetryAt(at)) => {
-                // Scheduling also takes the id out of flight.
-                if let Err(err) = self.queue.schedule(id, at).await {
-                    tracing::debug!(task_id = %id, error = %err, "delay queue refused a retry; the reconciler will find it");
-                }
-            }
+            // Scheduling also takes the id out of flight.
+            (true, Disposition::RetryAt(at)) => self.schedule_later(id, at).await,
             _ => self.ack(id, origin).await,
         }
         self.next_waiting(&receiver).await
@@ -481,8 +480,15 @@ impl Engine {
             tracing::warn!(task_id = %id, error = %err, "could not defer a task; its lease expires on its own");
         }
         self.queued().remove(&id);
-        if let Err(err) = self.queue.schedule(id, until).await {
-            tracing::debug!(task_id = %id, error = %err, "delay queue refused a deferred task; the reconciler will find it");
+        self.schedule_later(id, until).await;
+    }
+
+    /// Puts a taken id back in the queue, due at `at`, together with the
+    /// others put off meanwhile: a busy receiver's deferrals come by the
+    /// hundred, and were a queue call each.
+    async fn schedule_later(&self, id: TaskId, at: DateTime<Utc>) {
+        if !self.queue_write(|w| w.later.push((id, at))) {
+            self.send_later(&[(id, at)]).await;
         }
     }
 
@@ -526,6 +532,16 @@ impl Engine {
         let writes = std::mem::take(&mut *self.queue_writes());
         self.send_fresh(&writes.fresh).await;
         self.send_acks(&writes.acks).await;
+        self.send_later(&writes.later).await;
+    }
+
+    async fn send_later(&self, entries: &[(TaskId, DateTime<Utc>)]) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(err) = self.queue.schedule_many(entries).await {
+            tracing::debug!(tasks = entries.len(), error = %err, "delay queue refused tasks put off; the reconciler will find them");
+        }
     }
 
     /// Puts new tasks in the queue.

@@ -59,6 +59,21 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return 1
 ";
 
+/// Lua: `SCHEDULE` for many (id, due) pairs, with one `ZREM` and one
+/// variadic `ZADD`. KEYS: due, inflight. ARGV: id1, due1, id2, due2, ...
+const SCHEDULE_MANY: &str = r"
+local ids = {}
+local scored = {}
+for i = 1, #ARGV, 2 do
+  ids[#ids + 1] = ARGV[i]
+  scored[#scored + 1] = ARGV[i + 1]
+  scored[#scored + 1] = ARGV[i]
+end
+redis.call('ZREM', KEYS[2], unpack(ids))
+redis.call('ZADD', KEYS[1], unpack(scored))
+return #ids
+";
+
 /// Lua: put back (id, due) pairs unless the id is in flight under a lease
 /// that has not expired. KEYS: due, inflight. ARGV: now, id1, due1, ...
 const RESTORE: &str = r"
@@ -316,6 +331,7 @@ pub struct RedisDelayQueue {
     options: RedisQueueOptions,
     take_due: Script,
     schedule: Script,
+    schedule_many: Script,
     restore: Script,
     /// Woken when this instance schedules an id that is due (almost) now,
     /// so the pump does not sleep through it.
@@ -351,6 +367,7 @@ impl RedisDelayQueue {
             options,
             take_due: Script::new(TAKE_DUE),
             schedule: Script::new(SCHEDULE),
+            schedule_many: Script::new(SCHEDULE_MANY),
             restore: Script::new(RESTORE),
             sooner: Notify::new(),
         })
@@ -431,6 +448,21 @@ impl DelayQueue for RedisDelayQueue {
             )
             .await?;
         if due <= Utc::now() {
+            self.sooner.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn schedule_many(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError> {
+        for chunk in entries.chunks(ENTRIES_PER_CALL) {
+            let mut args = Vec::with_capacity(chunk.len() * 2);
+            for (id, due) in chunk {
+                args.push(id.to_string());
+                args.push(due.timestamp_millis().to_string());
+            }
+            let _: i64 = self.run_script(&self.schedule_many, args).await?;
+        }
+        if entries.iter().any(|(_, due)| *due <= Utc::now()) {
             self.sooner.notify_one();
         }
         Ok(())

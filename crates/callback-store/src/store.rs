@@ -66,6 +66,17 @@ struct Groups {
     inserts: Batcher<Vec<NewTask>, Vec<Inserted>>,
     claims: Batcher<ClaimRequest, Option<ClaimedTask>>,
     results: Batcher<Outcome, bool>,
+    deferrals: Batcher<Deferral, ()>,
+}
+
+/// A claimed task given back untried, due again at `until`.
+#[derive(Debug, Clone, Copy)]
+struct Deferral {
+    task_id: TaskId,
+    lease: LeaseToken,
+    back_to: TaskStatus,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -109,7 +120,8 @@ pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError>
         .group_commit
         .filter(|g| !g.max_wait.is_zero() && g.max_batch > 1)
         .map(|g| {
-            let (inserts, claims, results) = (plain.clone(), plain.clone(), plain.clone());
+            let (inserts, claims, results, deferrals) =
+                (plain.clone(), plain.clone(), plain.clone(), plain.clone());
             Groups {
                 // Two groups of new tasks in flight: with batches of
                 // hundreds of rows, one writer waited on each commit with
@@ -132,6 +144,10 @@ pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError>
                 results: Batcher::start(g, move |outcomes: Vec<Outcome>| {
                     let store = results.clone();
                     async move { store.complete_group(&outcomes).await }
+                }),
+                deferrals: Batcher::start(g, move |group: Vec<Deferral>| {
+                    let store = deferrals.clone();
+                    async move { store.defer_group(&group).await }
                 }),
             }
         });
@@ -434,6 +450,37 @@ impl SqlTaskStore {
         }
         txn.commit().await.map_err(unavailable)?;
         Ok(Some(applied))
+    }
+}
+
+impl SqlTaskStore {
+    /// Gives a group of claimed tasks back untried, each due again at its
+    /// own time, in one transaction: a receiver at its cap puts off tasks
+    /// by the hundred while a backlog drains, and each had been a commit of
+    /// its own. A task whose lease was lost meanwhile is left alone.
+    async fn defer_group(&self, deferrals: &[Deferral]) -> Result<Vec<()>, StoreError> {
+        let backend = self.writer.get_database_backend();
+        let statements = deferrals
+            .iter()
+            .map(|d| {
+                let update = task::Entity::update_many()
+                    .col_expr(task::Column::Status, status(d.back_to))
+                    .col_expr(
+                        task::Column::LeaseToken,
+                        Expr::value(Option::<Vec<u8>>::None),
+                    )
+                    .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+                    .col_expr(task::Column::NextAttemptAt, Expr::value(ms(d.until)))
+                    .col_expr(task::Column::UpdatedAt, Expr::value(ms(d.now)))
+                    .filter(task::Column::Id.eq(id_bytes(d.task_id)))
+                    .filter(task::Column::LeaseToken.eq(d.lease.0.as_bytes().to_vec()));
+                update.build(backend)
+            })
+            .collect();
+        write_atomically(&self.writer, statements)
+            .await
+            .map_err(unavailable)?;
+        Ok(vec![(); deferrals.len()])
     }
 }
 
@@ -1118,26 +1165,23 @@ impl TaskStore for SqlTaskStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let back_to = if claim.task.attempts_used() == 0 {
-            TaskStatus::Pending
-        } else {
-            TaskStatus::Retrying
+        let deferral = Deferral {
+            task_id: claim.task.id,
+            lease: claim.lease,
+            back_to: if claim.task.attempts_used() == 0 {
+                TaskStatus::Pending
+            } else {
+                TaskStatus::Retrying
+            },
+            until,
+            now,
         };
-        task::Entity::update_many()
-            .col_expr(task::Column::Status, status(back_to))
-            .col_expr(
-                task::Column::LeaseToken,
-                Expr::value(Option::<Vec<u8>>::None),
-            )
-            .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
-            .col_expr(task::Column::NextAttemptAt, Expr::value(ms(until)))
-            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
-            .filter(task::Column::Id.eq(id_bytes(claim.task.id)))
-            .filter(task::Column::LeaseToken.eq(claim.lease.0.as_bytes().to_vec()))
-            .exec(&self.writer)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        if let Some(groups) = &self.groups {
+            if let Ok(result) = groups.deferrals.submit(deferral).await {
+                return result;
+            }
+        }
+        self.defer_group(&[deferral]).await.map(|_| ())
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<TaskId>, StoreError> {

@@ -25,6 +25,7 @@ where
 {
     due_ids_come_out_in_due_order_and_only_once(&make().await).await;
     rescheduling_an_id_replaces_its_entry(&make().await).await;
+    scheduling_many_takes_them_out_of_flight(&make().await).await;
     take_due_respects_the_limit(&make().await).await;
     restore_puts_back_entries_the_queue_lost(&make().await).await;
     new_ids_come_out_when_due(&make().await).await;
@@ -57,6 +58,26 @@ async fn rescheduling_an_id_replaces_its_entry(q: &dyn DelayQueue) {
     q.schedule(a, at(now, 30)).await.unwrap();
     assert!(q.take_due(now, 10).await.unwrap().is_empty());
     assert_eq!(q.take_due(at(now, 31), 10).await.unwrap(), vec![a]);
+}
+
+async fn scheduling_many_takes_them_out_of_flight(q: &dyn DelayQueue) {
+    let now = Utc::now();
+    let (a, b, c) = (TaskId::new(), TaskId::new(), TaskId::new());
+    q.add_new(&[(a, at(now, -3)), (b, at(now, -2)), (c, at(now, -1))])
+        .await
+        .unwrap();
+    assert_eq!(q.take_due(now, 10).await.unwrap(), vec![a, b, c]);
+    // Put off while in flight, as a deferral or a retry is: each due at its
+    // own time, and no longer in flight, so no lease end brings it back.
+    q.schedule_many(&[(c, at(now, 20)), (a, at(now, 10))])
+        .await
+        .unwrap();
+    q.schedule_many(&[]).await.unwrap();
+    assert!(q.take_due(at(now, 5), 10).await.unwrap().is_empty());
+    assert_eq!(q.take_due(at(now, 10), 10).await.unwrap(), vec![a]);
+    assert_eq!(q.take_due(at(now, 20), 10).await.unwrap(), vec![c]);
+    q.ack(&[a, b, c]).await.unwrap();
+    assert!(q.take_due(at(now, 3600), 10).await.unwrap().is_empty());
 }
 
 async fn take_due_respects_the_limit(q: &dyn DelayQueue) {

@@ -109,3 +109,62 @@ async fn a_redis_cluster_is_configured_by_its_seed_nodes() {
     assert_eq!(receiver.requests().len(), 2);
     app.stop().await;
 }
+
+/// A backlog larger than a receiver's cap and its waiting room: the tasks
+/// that find no room are given back to the store together and put back in
+/// Redis together, each due again at its own time. Only the queue brings
+/// them back here (the reconciler is off), every task arrives once, and
+/// none spends an attempt on waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_over_a_receivers_cap_is_put_off_in_groups_and_delivered_once() {
+    let redis = TestRedis::create().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200).delay(Duration::from_millis(100)));
+    let app = spawn_app_with(Backend::Mysql, |s| {
+        s.redis.url = Some(SecretString::from(redis.url.clone()));
+        s.redis.key_prefix = redis.prefix.clone();
+        s.delivery.reconcile_interval_ms = 60_000;
+        // Two in flight, four waiting in memory: the rest is put off.
+        s.delivery.concurrency = 8;
+        s.delivery.max_in_flight_per_receiver = 2;
+    })
+    .await;
+    // A short timeout puts a task off for 0.5 to 1 s when there is no room.
+    let tasks: Vec<serde_json::Value> = (0..30)
+        .map(|i| json!({"url": receiver.url(&format!("/t{i}")), "delay_s": 1, "timeout_ms": 500}))
+        .collect();
+    let (status, batch) = app
+        .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": tasks}))
+        .await;
+    assert_eq!(status, 201, "{batch}");
+    let ids: Vec<String> = batch["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &ids {
+        let done = app
+            .wait_for_status(id, "succeeded", Duration::from_secs(30))
+            .await;
+        assert_eq!(done["attempts_made"], 1, "{done:#}");
+    }
+    let counts = receiver.counts_by_task();
+    assert_eq!(counts.len(), 30);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    let mut arrivals: Vec<_> = receiver.requests().iter().map(|r| r.at).collect();
+    arrivals.sort();
+    for three in arrivals.windows(3) {
+        assert!(
+            three[2] - three[0] >= Duration::from_millis(80),
+            "three requests in flight at once: {arrivals:?}"
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while !redis.members("inflight").await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "ids left in flight");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(redis.members("due").await.is_empty());
+    app.stop().await;
+}
