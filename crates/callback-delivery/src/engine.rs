@@ -389,9 +389,17 @@ impl Engine {
                 Admission::AtCap { key, until, why } => match self.receivers.wait(&key, work) {
                     Waiting::Held => return None,
                     Waiting::SlotFree(w) if admissions < 3 => work = w,
-                    // No room to wait, or the freed slot keeps being taken
-                    // by others first: not worth chasing.
-                    Waiting::SlotFree(w) | Waiting::NoRoom(w) => {
+                    // The freed slot keeps being taken by others first: not
+                    // worth chasing.
+                    Waiting::SlotFree(w) | Waiting::NoRoom(w, None) => {
+                        self.defer(&w.claim, until, &why).await;
+                        return None;
+                    }
+                    Waiting::NoRoom(w, Some(paced)) => {
+                        // At most a minute (`Pace`): always in range.
+                        let paced = chrono::TimeDelta::from_std(paced)
+                            .unwrap_or(chrono::TimeDelta::minutes(1));
+                        let until = Utc::now() + paced;
                         self.defer(&w.claim, until, &why).await;
                         return None;
                     }
@@ -400,6 +408,7 @@ impl Engine {
         };
         let Work { claim, origin } = work;
         let started_at = Utc::now();
+        let clock = std::time::Instant::now();
         // Boxed: the HTTP exchange's future (about 2 KiB) kept out of the
         // attempt's own, which is spawned and moved whole, cost less CPU per
         // delivery in paired runs (docs/performance.md).
@@ -424,7 +433,8 @@ impl Engine {
                 return None;
             }
         };
-        self.receivers.record(&pass, outcome.success);
+        self.receivers
+            .record(&pass, outcome.success, clock.elapsed());
         let receiver = std::mem::take(&mut pass.key);
         drop(pass);
         let task = &claim.task;

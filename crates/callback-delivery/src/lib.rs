@@ -15,6 +15,7 @@
 mod breaker;
 mod engine;
 mod outcome;
+mod pace;
 mod receivers;
 mod retention;
 mod sender;

@@ -12,6 +12,7 @@
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerState, Transition, Verdict};
 use crate::engine::Work;
+use crate::pace::Pace;
 use callback_core::{
     AlertHook, AlertHookId, AlertKind, AlertStore, Endpoint, EndpointName, EndpointStore, Notices,
     ReceiverStatus, ReceiverWatch, SignatureScheme, Signing, TargetUrl, Task,
@@ -31,6 +32,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const DISABLED_DEFERRAL: TimeDelta = TimeDelta::hours(1);
 /// How long endpoint settings are cached: an update is seen within this.
 const ENDPOINT_TTL: Duration = Duration::from_secs(2);
+/// A task that finds no room to wait is put off at least this long, so
+/// that it is not claimed again before anything could have changed.
+const SHORTEST_PUT_OFF: Duration = Duration::from_millis(100);
 /// Receivers remembered before idle ones are forgotten.
 const MAX_REMEMBERED: usize = 10_000;
 
@@ -70,8 +74,8 @@ pub(crate) enum Waiting {
     Held,
     /// A slot freed meanwhile: admit it again.
     SlotFree(Work),
-    /// No room to wait: defer it.
-    NoRoom(Work),
+    /// No room to wait: defer it, by the receiver's pace once it has one.
+    NoRoom(Work, Option<Duration>),
 }
 
 /// Leave to send one attempt: holds a slot of the receiver until dropped.
@@ -117,6 +121,8 @@ struct Receiver {
     breaker: Breaker,
     /// Claimed tasks waiting for a slot, oldest first, with when they began.
     waiting: VecDeque<(Instant, Work)>,
+    /// When tasks that find no room should come back.
+    pace: Pace,
 }
 
 impl Receiver {
@@ -127,6 +133,7 @@ impl Receiver {
             limiter: None,
             breaker: Breaker::new(breaker),
             waiting: VecDeque::new(),
+            pace: Pace::default(),
         }
     }
 
@@ -334,7 +341,12 @@ impl Receivers {
         let room = receiver.waiting.len() < own_room
             && self.waiting.load(Ordering::Relaxed) < self.limits.max_waiting;
         if !room {
-            return Waiting::NoRoom(work);
+            let ahead = receiver.waiting.len();
+            let capacity = receiver.capacity;
+            let paced = receiver
+                .pace
+                .put_off(Instant::now(), ahead, capacity, SHORTEST_PUT_OFF);
+            return Waiting::NoRoom(work, paced);
         }
         receiver.waiting.push_back((Instant::now(), work));
         self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -382,13 +394,14 @@ impl Receivers {
         all
     }
 
-    /// Feeds an attempt's outcome to the receiver's breaker; logs openings
-    /// and closings.
-    pub fn record(&self, pass: &Pass, success: bool) {
+    /// Feeds an attempt's outcome to the receiver's breaker, and how long
+    /// it took to its pace; logs openings and closings.
+    pub fn record(&self, pass: &Pass, success: bool, took: Duration) {
         let now = Instant::now();
-        let transition = lock(&self.receivers)
-            .get_mut(&pass.key)
-            .and_then(|r| r.breaker.record(success, now));
+        let transition = lock(&self.receivers).get_mut(&pass.key).and_then(|r| {
+            r.pace.ended(took);
+            r.breaker.record(success, now)
+        });
         match transition {
             Some(Transition::Opened {
                 pause,
