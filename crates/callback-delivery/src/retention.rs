@@ -18,6 +18,9 @@ pub struct RetentionConfig {
     /// Failed tasks are deleted this long after they failed; `None` keeps
     /// them.
     pub failed: Option<TimeDelta>,
+    /// Cancelled tasks are deleted this long after they were cancelled;
+    /// `None` keeps them.
+    pub cancelled: Option<TimeDelta>,
     /// Failed buckets are listed this long.
     pub buckets: TimeDelta,
     pub interval: Duration,
@@ -50,6 +53,7 @@ pub async fn purge_once(
     for (status, keep) in [
         (TaskStatus::Succeeded, config.succeeded),
         (TaskStatus::Failed, config.failed),
+        (TaskStatus::Cancelled, config.cancelled),
     ] {
         let Some(keep) = keep else { continue };
         let before = Utc::now() - keep;

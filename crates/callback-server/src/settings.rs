@@ -112,6 +112,7 @@ pub struct FailedBucketSettings {
 pub struct RetentionSettings {
     pub succeeded_days: u32,
     pub failed_days: u32,
+    pub cancelled_days: u32,
     pub interval_s: u64,
 }
 

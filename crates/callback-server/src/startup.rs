@@ -160,6 +160,7 @@ impl Application {
         let retention = RetentionConfig {
             succeeded: days(r.succeeded_days),
             failed: days(r.failed_days),
+            cancelled: days(r.cancelled_days),
             buckets: buckets.retention,
             interval: Duration::from_secs(r.interval_s.max(1)),
         };

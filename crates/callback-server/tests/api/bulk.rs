@@ -152,6 +152,13 @@ async fn retention_purges_old_finished_tasks_with_their_attempts(backend: Backen
     let pending = app
         .submit(json!({"url": receiver.url("/later"), "delay_s": 3600}))
         .await;
+    let cancelled = app
+        .submit(
+            json!({"url": receiver.url("/never"), "delay_s": 3600, "idempotency_key": "order-10"}),
+        )
+        .await;
+    let cancel = app.post(&format!("/api/v1/tasks/{cancelled}/cancel")).await;
+    assert_eq!(cancel.status(), 200);
     app.wait_for_status(&done, "succeeded", Duration::from_secs(10))
         .await;
     app.wait_for_status(&failed, "failed", Duration::from_secs(10))
@@ -178,6 +185,7 @@ async fn retention_purges_old_finished_tasks_with_their_attempts(backend: Backen
     let keep_everything = RetentionConfig {
         succeeded: None,
         failed: None,
+        cancelled: None,
         buckets: chrono::TimeDelta::days(3),
         interval: Duration::from_secs(3600),
     };
@@ -198,10 +206,11 @@ async fn retention_purges_old_finished_tasks_with_their_attempts(backend: Backen
     let purge_now = RetentionConfig {
         succeeded: Some(chrono::TimeDelta::zero()),
         failed: Some(chrono::TimeDelta::zero()),
+        cancelled: Some(chrono::TimeDelta::zero()),
         ..keep_everything
     };
-    assert_eq!(purge_once(&store, &purge_now, &stop).await.unwrap(), 2);
-    for id in [&done, &failed, &late] {
+    assert_eq!(purge_once(&store, &purge_now, &stop).await.unwrap(), 3);
+    for id in [&done, &failed, &late, &cancelled] {
         let gone = app.get(&format!("/api/v1/tasks/{id}")).await;
         assert_eq!(gone.status(), 404);
     }
@@ -211,7 +220,7 @@ async fn retention_purges_old_finished_tasks_with_their_attempts(backend: Backen
         json!([]),
         "purged failures leave no bucket"
     );
-    for key in ["order-8", "order-9"] {
+    for key in ["order-8", "order-9", "order-10"] {
         let again = app
             .post_task(
                 &json!({"url": receiver.url("/again"), "delay_s": 3600, "idempotency_key": key}),
