@@ -391,16 +391,12 @@ impl Engine {
                     Waiting::SlotFree(w) if admissions < 3 => work = w,
                     // The freed slot keeps being taken by others first: not
                     // worth chasing.
-                    Waiting::SlotFree(w) | Waiting::NoRoom(w, None) => {
+                    Waiting::SlotFree(w) => {
                         self.defer(&w.claim, until, &why).await;
                         return None;
                     }
-                    Waiting::NoRoom(w, Some(paced)) => {
-                        // At most a minute (`Pace`): always in range.
-                        let paced = chrono::TimeDelta::from_std(paced)
-                            .unwrap_or(chrono::TimeDelta::minutes(1));
-                        let until = Utc::now() + paced;
-                        self.defer(&w.claim, until, &why).await;
+                    Waiting::NoRoom(w, paced) => {
+                        self.defer(&w.claim, paced.unwrap_or(until), &why).await;
                         return None;
                     }
                 },

@@ -9,6 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+/// No task is put off shorter than this, so that it is not claimed again
+/// before anything could have changed.
+const SHORTEST: Duration = Duration::from_millis(100);
 /// No task is put off longer than this by pacing: an estimate that is too
 /// slow costs at most this much.
 const LONGEST: Duration = Duration::from_secs(60);
@@ -36,21 +39,16 @@ impl Pace {
 
     /// How long to put off a task that found no room, with `ahead` tasks
     /// waiting in memory and `slots` attempts at once: behind the waiting
-    /// ones and those put off before it, one delivery time apart, and at
-    /// least `at_least`. `None` while no attempt has ended to tell the pace.
-    pub(crate) fn put_off(
-        &mut self,
-        now: Instant,
-        ahead: usize,
-        slots: u32,
-        at_least: Duration,
-    ) -> Option<Duration> {
+    /// ones and those put off before it, one delivery time apart, between
+    /// `SHORTEST` and `LONGEST`. `None` while no attempt has ended to tell
+    /// the pace.
+    pub(crate) fn put_off(&mut self, now: Instant, ahead: usize, slots: u32) -> Option<Duration> {
         let attempt_s = self.attempt_s?;
         let step = Duration::try_from_secs_f64(attempt_s / f64::from(slots.max(1))).ok()?;
         let behind_waiting = step
             .checked_mul(u32::try_from(ahead).unwrap_or(u32::MAX))
             .unwrap_or(LONGEST)
-            .max(at_least);
+            .max(SHORTEST);
         let earliest = now + behind_waiting.min(LONGEST);
         let due = self
             .horizon
@@ -72,7 +70,7 @@ mod tests {
     #[test]
     fn no_pace_until_an_attempt_has_ended() {
         let mut pace = Pace::default();
-        assert_eq!(pace.put_off(Instant::now(), 10, 64, ms(100)), None);
+        assert_eq!(pace.put_off(Instant::now(), 10, 64), None);
     }
 
     #[test]
@@ -81,26 +79,26 @@ mod tests {
         // 64 slots, 32 ms an attempt: a delivery every 0.5 ms.
         pace.ended(ms(32));
         let now = Instant::now();
-        let first = pace.put_off(now, 512, 64, ms(100)).unwrap();
+        let first = pace.put_off(now, 512, 64).unwrap();
         assert_eq!(first, ms(256), "behind the 512 waiting");
-        let second = pace.put_off(now, 512, 64, ms(100)).unwrap();
+        let second = pace.put_off(now, 512, 64).unwrap();
         assert_eq!(second - first, Duration::from_micros(500));
         let later: Vec<Duration> = (0..1000)
-            .map(|_| pace.put_off(now, 512, 64, ms(100)).unwrap())
+            .map(|_| pace.put_off(now, 512, 64).unwrap())
             .collect();
         assert_eq!(later[999] - first, Duration::from_micros(500) * 1001);
     }
 
     #[test]
-    fn a_put_off_is_at_least_the_floor_and_at_most_a_minute() {
+    fn a_put_off_is_at_least_the_shortest_and_at_most_a_minute() {
         let mut pace = Pace::default();
         pace.ended(ms(1));
         let now = Instant::now();
-        assert_eq!(pace.put_off(now, 0, 64, ms(100)).unwrap(), ms(100));
+        assert_eq!(pace.put_off(now, 0, 64).unwrap(), SHORTEST);
         let mut slow = Pace::default();
         slow.ended(Duration::from_secs(30));
         for _ in 0..10 {
-            assert!(slow.put_off(now, 1_000, 1, ms(100)).unwrap() <= LONGEST);
+            assert!(slow.put_off(now, 1_000, 1).unwrap() <= LONGEST);
         }
     }
 
@@ -112,7 +110,7 @@ mod tests {
             pace.ended(ms(50));
         }
         let now = Instant::now();
-        let off = pace.put_off(now, 100, 10, ms(0)).unwrap();
+        let off = pace.put_off(now, 100, 10).unwrap();
         // About 5 ms a delivery now, behind 100 waiting.
         assert!(off > ms(490) && off <= ms(500), "{off:?}");
     }
@@ -122,8 +120,8 @@ mod tests {
         let mut pace = Pace::default();
         pace.ended(ms(64));
         let then = Instant::now();
-        pace.put_off(then, 100, 64, ms(0)).unwrap();
+        pace.put_off(then, 200, 64).unwrap();
         let later = then + Duration::from_secs(5);
-        assert_eq!(pace.put_off(later, 100, 64, ms(0)).unwrap(), ms(100));
+        assert_eq!(pace.put_off(later, 200, 64).unwrap(), ms(200));
     }
 }

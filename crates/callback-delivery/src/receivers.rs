@@ -32,9 +32,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const DISABLED_DEFERRAL: TimeDelta = TimeDelta::hours(1);
 /// How long endpoint settings are cached: an update is seen within this.
 const ENDPOINT_TTL: Duration = Duration::from_secs(2);
-/// A task that finds no room to wait is put off at least this long, so
-/// that it is not claimed again before anything could have changed.
-const SHORTEST_PUT_OFF: Duration = Duration::from_millis(100);
 /// Receivers remembered before idle ones are forgotten.
 const MAX_REMEMBERED: usize = 10_000;
 
@@ -74,8 +71,9 @@ pub(crate) enum Waiting {
     Held,
     /// A slot freed meanwhile: admit it again.
     SlotFree(Work),
-    /// No room to wait: defer it, by the receiver's pace once it has one.
-    NoRoom(Work, Option<Duration>),
+    /// No room to wait: defer it, until the time the receiver's pace gives
+    /// once it has one.
+    NoRoom(Work, Option<DateTime<Utc>>),
 }
 
 /// Leave to send one attempt: holds a slot of the receiver until dropped.
@@ -345,7 +343,9 @@ impl Receivers {
             let capacity = receiver.capacity;
             let paced = receiver
                 .pace
-                .put_off(Instant::now(), ahead, capacity, SHORTEST_PUT_OFF);
+                .put_off(Instant::now(), ahead, capacity)
+                .and_then(|off| TimeDelta::from_std(off).ok())
+                .map(|off| Utc::now() + off);
             return Waiting::NoRoom(work, paced);
         }
         receiver.waiting.push_back((Instant::now(), work));

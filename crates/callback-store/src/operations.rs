@@ -103,21 +103,20 @@ pub(crate) fn purgeable(
     before: DateTime<Utc>,
     limit: u32,
 ) -> sea_orm::Select<task::Entity> {
-    let finished_before = match status {
-        TaskStatus::Failed => {
-            Condition::all().add(task::Column::Id.in_subquery(failed_between(None, Some(before))))
-        }
-        _ => Condition::all()
-            .add(task::Column::Id.lt(id_bytes(TaskId::first_made_at(before))))
-            .add(task::Column::UpdatedAt.lt(ms(before))),
-    };
-    task::Entity::find()
+    let of_status = task::Entity::find()
         .select_only()
         .column(task::Column::Id)
         .column(task::Column::IdempotencyKey)
         .filter(task::Column::Status.eq(status.as_str()))
-        .filter(finished_before)
-        .limit(u64::from(limit))
+        .limit(u64::from(limit));
+    match status {
+        TaskStatus::Failed => {
+            of_status.filter(task::Column::Id.in_subquery(failed_between(None, Some(before))))
+        }
+        _ => of_status
+            .filter(task::Column::Id.lt(id_bytes(TaskId::first_made_at(before))))
+            .filter(task::Column::UpdatedAt.lt(ms(before))),
+    }
 }
 
 fn id_list(ids: &[TaskId]) -> Vec<Vec<u8>> {

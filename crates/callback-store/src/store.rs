@@ -451,9 +451,7 @@ impl SqlTaskStore {
         txn.commit().await.map_err(unavailable)?;
         Ok(Some(applied))
     }
-}
 
-impl SqlTaskStore {
     /// Gives a group of claimed tasks back untried, each due again at its
     /// own time, in one transaction: a receiver at its cap puts off tasks
     /// by the hundred while a backlog drains, and each had been a commit of
@@ -463,7 +461,7 @@ impl SqlTaskStore {
         let statements = deferrals
             .iter()
             .map(|d| {
-                let update = task::Entity::update_many()
+                task::Entity::update_many()
                     .col_expr(task::Column::Status, status(d.back_to))
                     .col_expr(
                         task::Column::LeaseToken,
@@ -473,8 +471,8 @@ impl SqlTaskStore {
                     .col_expr(task::Column::NextAttemptAt, Expr::value(ms(d.until)))
                     .col_expr(task::Column::UpdatedAt, Expr::value(ms(d.now)))
                     .filter(task::Column::Id.eq(id_bytes(d.task_id)))
-                    .filter(task::Column::LeaseToken.eq(d.lease.0.as_bytes().to_vec()));
-                update.build(backend)
+                    .filter(task::Column::LeaseToken.eq(d.lease.0.as_bytes().to_vec()))
+                    .build(backend)
             })
             .collect();
         write_atomically(&self.writer, statements)
