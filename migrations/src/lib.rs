@@ -12,6 +12,8 @@ mod m20261122_000003_operations;
 mod m20261122_000004_inbound;
 mod m20261123_000005_sparse_indexes;
 mod m20261123_000006_ordered_filter_indexes;
+mod m20261124_000007_partial_endpoint_index;
+mod sqlite_indexes;
 
 pub struct Migrator;
 
@@ -25,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_inbound::Migration),
             Box::new(m20261123_000005_sparse_indexes::Migration),
             Box::new(m20261123_000006_ordered_filter_indexes::Migration),
+            Box::new(m20261124_000007_partial_endpoint_index::Migration),
         ]
     }
 }

@@ -157,6 +157,15 @@ async fn filter_indexes(
     (alone, with_id)
 }
 
+/// Columns of the endpoint index on every task, and of the one on event
+/// tasks only.
+async fn endpoint_indexes(db: &TestDatabase, backend: Backend) -> (Option<i64>, Option<i64>) {
+    (
+        index_columns(db, backend, "ix_tasks_endpoint").await,
+        index_columns(db, backend, "ix_tasks_endpoint_set").await,
+    )
+}
+
 async fn the_filter_indexes_order_by_id_and_can_be_put_back(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     db.migrate_first(BEFORE_SPARSE_INDEXES + 2).await;
@@ -171,28 +180,19 @@ async fn the_filter_indexes_order_by_id_and_can_be_put_back(backend: Backend) {
             "{column}"
         );
     }
-    // The endpoint index keeps its one column and, on SQLite, only the
-    // tasks that have an endpoint.
-    let endpoint = |name: &'static str| index_columns(&db, backend, name);
+    let every_task = (Some(1), Some(0));
+    assert_eq!(endpoint_indexes(&db, backend).await, every_task);
+    // The next migration: on SQLite, the endpoint index keeps its one
+    // column and holds only the tasks that have an endpoint.
+    db.migrate_first(1).await;
     let expected = match backend {
         Backend::Sqlite => (Some(0), Some(1)),
-        Backend::Mysql => (Some(1), Some(0)),
+        Backend::Mysql => every_task,
     };
-    assert_eq!(
-        (
-            endpoint("ix_tasks_endpoint").await,
-            endpoint("ix_tasks_endpoint_set").await
-        ),
-        expected
-    );
+    assert_eq!(endpoint_indexes(&db, backend).await, expected);
     db.migrate_down(1).await;
-    assert_eq!(
-        (
-            endpoint("ix_tasks_endpoint").await,
-            endpoint("ix_tasks_endpoint_set").await
-        ),
-        (Some(1), Some(0))
-    );
+    assert_eq!(endpoint_indexes(&db, backend).await, every_task);
+    db.migrate_down(1).await;
     for column in ["status", "source_app", "target_app"] {
         assert_eq!(
             filter_indexes(&db, backend, column).await,
@@ -200,6 +200,23 @@ async fn the_filter_indexes_order_by_id_and_can_be_put_back(backend: Backend) {
             "{column}"
         );
     }
+}
+
+/// For a while the partial endpoint index was made by the filter indexes'
+/// migration: a SQLite database migrated then has it already, and the
+/// migration that makes it now leaves it as it is, and can be undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_the_partial_endpoint_index_already_migrates() {
+    let backend = Backend::Sqlite;
+    let db = TestDatabase::create(backend).await;
+    db.migrate_first(BEFORE_SPARSE_INDEXES + 2).await;
+    db.execute("CREATE INDEX ix_tasks_endpoint_set ON tasks (endpoint) WHERE endpoint IS NOT NULL")
+        .await;
+    db.execute("DROP INDEX ix_tasks_endpoint").await;
+    db.migrate_first(1).await;
+    assert_eq!(endpoint_indexes(&db, backend).await, (Some(0), Some(1)));
+    db.migrate_down(1).await;
+    assert_eq!(endpoint_indexes(&db, backend).await, (Some(1), Some(0)));
 }
 
 on_every_backend!(
