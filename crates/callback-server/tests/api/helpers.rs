@@ -257,6 +257,16 @@ pub async fn submit_to(client: &reqwest::Client, address: &str, body: &Value) ->
     v["task_id"].as_str().unwrap().to_string()
 }
 
+/// The task ids of a batch answer (`POST /api/v1/tasks/batch`), in order.
+pub fn batch_ids(answer: &Value) -> Vec<String> {
+    answer["tasks"]
+        .as_array()
+        .expect("a batch answer lists its tasks")
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn temp_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cbc-binary-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();

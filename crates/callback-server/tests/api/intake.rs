@@ -266,7 +266,7 @@ on_every_backend!(
 
 mod batch {
     //! `POST /api/v1/tasks/batch`: all or nothing, ids in order.
-    use crate::helpers::{spawn_app, TOKEN};
+    use crate::helpers::{batch_ids, spawn_app, TOKEN};
     use callback_testkit::{Backend, Receiver};
     use serde_json::{json, Value};
     use std::time::Duration;
@@ -350,12 +350,7 @@ mod batch {
                 .collect();
             calls.spawn(async move {
                 let answer = post_json(&client, url, &json!({"tasks": tasks})).await;
-                let ids: Vec<String> = answer["tasks"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t["task_id"].as_str().unwrap().to_string())
-                    .collect();
+                let ids = batch_ids(&answer);
                 (format!("/b{b}/"), ids)
             });
         }

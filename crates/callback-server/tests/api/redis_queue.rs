@@ -1,7 +1,7 @@
 //! The server on the Redis delay queue, as configured by `[redis]`: delayed
 //! tasks and retries wait in Redis and are delivered from it.
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{batch_ids, spawn_app_with};
 use callback_testkit::{Backend, PrivateRedisCluster, Receiver, Reply, TestRedis};
 use secrecy::SecretString;
 use serde_json::json;
@@ -67,12 +67,7 @@ async fn a_delayed_batch_waits_in_redis_and_is_delivered_from_it() {
         .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": tasks}))
         .await;
     assert_eq!(status, 201, "{batch}");
-    let mut ids: Vec<String> = batch["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["task_id"].as_str().unwrap().to_string())
-        .collect();
+    let mut ids = batch_ids(&batch);
     let mut due = due_soon(&redis, ids.len()).await;
     ids.sort();
     due.sort();
@@ -137,12 +132,7 @@ async fn a_backlog_over_a_receivers_cap_is_put_off_in_groups_and_delivered_once(
         .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": tasks}))
         .await;
     assert_eq!(status, 201, "{batch}");
-    let ids: Vec<String> = batch["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["task_id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = batch_ids(&batch);
     for id in &ids {
         let done = app
             .wait_for_status(id, "succeeded", Duration::from_secs(30))
