@@ -51,16 +51,9 @@ move(KEYS[1], KEYS[2], ARGV[3], ids)
 return ids
 ";
 
-/// Lua: the id is due at the given time and no longer in flight.
-/// KEYS: due, inflight. ARGV: due, id.
-const SCHEDULE: &str = r"
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-return 1
-";
-
-/// Lua: `SCHEDULE` for many (id, due) pairs, with one `ZREM` and one
-/// variadic `ZADD`. KEYS: due, inflight. ARGV: id1, due1, id2, due2, ...
+/// Lua: each id is due at its given time and no longer in flight, with
+/// one `ZREM` and one variadic `ZADD`. KEYS: due, inflight. ARGV: id1,
+/// due1, id2, due2, ...
 const SCHEDULE_MANY: &str = r"
 local ids = {}
 local scored = {}
@@ -330,7 +323,6 @@ pub struct RedisDelayQueue {
     inflight_key: String,
     options: RedisQueueOptions,
     take_due: Script,
-    schedule: Script,
     schedule_many: Script,
     restore: Script,
     /// Woken when this instance schedules an id that is due (almost) now,
@@ -366,7 +358,6 @@ impl RedisDelayQueue {
             inflight_key: format!("{{{prefix}}}:inflight"),
             options,
             take_due: Script::new(TAKE_DUE),
-            schedule: Script::new(SCHEDULE),
             schedule_many: Script::new(SCHEDULE_MANY),
             restore: Script::new(RESTORE),
             sooner: Notify::new(),
@@ -441,16 +432,7 @@ impl DelayQueue for RedisDelayQueue {
     }
 
     async fn schedule(&self, id: TaskId, due: DateTime<Utc>) -> Result<(), QueueError> {
-        let _: i64 = self
-            .run_script(
-                &self.schedule,
-                vec![due.timestamp_millis().to_string(), id.to_string()],
-            )
-            .await?;
-        if due <= Utc::now() {
-            self.sooner.notify_one();
-        }
-        Ok(())
+        self.schedule_many(&[(id, due)]).await
     }
 
     async fn schedule_many(&self, entries: &[(TaskId, DateTime<Utc>)]) -> Result<(), QueueError> {
