@@ -9,8 +9,8 @@ fn name(create: &str) -> &str {
     create.split_whitespace().nth(2).unwrap_or_default()
 }
 
-/// On SQLite, makes each index of `to` (the second of each pair going up,
-/// the first going down), then drops the one it replaces; elsewhere does
+/// On SQLite, makes the index each pair swaps to (its second going up,
+/// its first going down), then drops the one it replaces; elsewhere does
 /// nothing. The new index is made first, under a name of its own:
 /// dropping an index and creating one of the same name failed with
 /// "already exists" when the server migrated a database from before the
