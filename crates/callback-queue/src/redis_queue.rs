@@ -444,7 +444,8 @@ impl DelayQueue for RedisDelayQueue {
             }
             let _: i64 = self.run_script(&self.schedule_many, args).await?;
         }
-        if entries.iter().any(|(_, due)| *due <= Utc::now()) {
+        let now = Utc::now();
+        if entries.iter().any(|(_, due)| *due <= now) {
             self.sooner.notify_one();
         }
         Ok(())
