@@ -11,6 +11,7 @@
 //! makes one message a minute per hook, never a flood. Alert tasks are
 //! never themselves the subject of an alert.
 
+use callback_core::lock;
 use callback_core::{
     alert_body, AlertDigest, AlertHook, AlertLinks, AlertStore, Dispatch, Expectation, HeaderList,
     JsonExpectation, MaxAttempts, Method, NewTask, Notices, QueryList, RetrySchedule, StoreError,
@@ -83,12 +84,7 @@ impl Alerter {
         // Watermarks are stored in milliseconds: a message's window says
         // what was stored, so the next one starts where it ended.
         let until = (now - settle).trunc_subsecs(3);
-        let breakers: Vec<String> = self
-            .notices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
+        let breakers: Vec<String> = lock(&self.notices).drain(..).collect();
         let min_gap = TimeDelta::from_std(self.config.min_gap).unwrap_or(TimeDelta::minutes(1));
         let mut sent = 0;
         for hook in self.store.hooks().await? {
@@ -138,7 +134,7 @@ impl Notices for Alerter {
         if receiver.starts_with("alert:") {
             return;
         }
-        let mut notices = self.notices.lock().unwrap_or_else(|p| p.into_inner());
+        let mut notices = lock(&self.notices);
         if notices.len() >= MAX_NOTICES {
             notices.pop_front();
         }

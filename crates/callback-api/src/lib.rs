@@ -24,6 +24,7 @@ pub use dto::TaskDefaults;
 pub use error::{ApiError, Problem};
 
 use actix_web::{middleware, web};
+use callback_core::lock;
 use callback_core::{
     AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointDefaults, EndpointName,
     EndpointStore, InboundStore, Invoke, OperatorStore, ReceiverWatch, TaskStore,
@@ -72,10 +73,7 @@ impl ApiState {
 
     /// Counts a failed synchronous call; returns the endpoint's count.
     pub fn count_invoke_failure(&self, name: &EndpointName) -> u64 {
-        let mut counts = self
-            .invoke_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut counts = lock(&self.invoke_failures);
         let count = counts.entry(name.clone()).or_insert(0);
         *count += 1;
         *count

@@ -15,6 +15,7 @@ pub mod ports;
 pub mod request;
 pub mod retry;
 pub mod signing;
+pub mod sync;
 pub mod task;
 pub mod validation;
 
@@ -40,6 +41,7 @@ pub use ports::{
 pub use request::{Body, HeaderList, Method, QueryList, TargetUrl};
 pub use retry::{decide, AttemptFacts, Disposition, RetrySchedule};
 pub use signing::{md5_legacy_signature, standard_signature, SignatureScheme, SigningSecret};
+pub use sync::{lock, TtlCache};
 pub use task::{
     Attempt, ClaimedTask, Inserted, Lease, LeaseToken, MaxAttempts, NewTask, Task, TaskDetail,
     TaskId, TaskSpec, TaskStatus,

@@ -2,8 +2,10 @@
 //! intake uses to offer new tasks.
 
 use crate::receivers::{Admission, Receivers, Waiting};
+use crate::work::{Origin, Work};
 use crate::HttpSender;
 use async_trait::async_trait;
+use callback_core::lock;
 use callback_core::{
     decide, Attempt, AttemptFacts, ClaimedTask, DelayQueue, Dispatch, Disposition, Handoff, Lease,
     LeaseToken, RetrySchedule, Task, TaskId, TaskStore,
@@ -100,22 +102,6 @@ impl QueueWrites {
 /// Queue writes waiting to be sent, at most. Past this, the caller sends
 /// its own, which slows it down as the queue is.
 const QUEUE_WRITES_MAX: usize = 8192;
-
-/// A claimed task on its way to an attempt.
-pub(crate) struct Work {
-    pub(crate) claim: ClaimedTask,
-    pub(crate) origin: Origin,
-}
-
-/// Where a task being attempted came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// Taken from the delay queue or offered by the reconciler: the queue
-    /// may hold it in flight until it is acknowledged.
-    Queue,
-    /// Stored already leased by intake: the queue never saw it.
-    Intake,
-}
 
 /// The delivery engine, built and ready to run.
 pub struct Delivery {
@@ -325,7 +311,7 @@ fn spawned<F: std::future::Future<Output = ()>>(attempt: F) -> std::pin::Pin<Box
 impl Engine {
     fn queued(&self) -> MutexGuard<'_, HashSet<TaskId>> {
         // The set stays consistent under a panic (single insert/remove calls).
-        self.queued.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.queued)
     }
 
     /// Puts an id in the channel unless it is already queued here or the
@@ -540,7 +526,7 @@ impl Engine {
 
     fn queue_writes(&self) -> MutexGuard<'_, QueueWrites> {
         // Only added to and taken whole; a panic cannot leave it torn.
-        self.queue_writes.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.queue_writes)
     }
 
     async fn flush_queue_writes(&self) {

@@ -19,6 +19,7 @@ mod pace;
 mod receivers;
 mod retention;
 mod sender;
+mod work;
 
 pub use breaker::BreakerConfig;
 pub use engine::{Delivery, DeliveryConfig, DeliveryHandle};

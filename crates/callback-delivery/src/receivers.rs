@@ -11,8 +11,9 @@
 //! State is per instance and bounded: idle receivers are forgotten.
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerState, Transition, Verdict};
-use crate::engine::Work;
 use crate::pace::Pace;
+use crate::work::Work;
+use callback_core::{lock, TtlCache};
 use callback_core::{
     AlertHook, AlertHookId, AlertKind, AlertStore, Endpoint, EndpointName, EndpointStore, Notices,
     ReceiverStatus, ReceiverWatch, SignatureScheme, Signing, TargetUrl, Task,
@@ -20,10 +21,9 @@ use callback_core::{
 use chrono::{DateTime, TimeDelta, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -84,34 +84,6 @@ pub struct Pass {
     pub signing: Option<Signing>,
 }
 
-/// Settings read from the store, kept for `ENDPOINT_TTL`.
-struct TtlCache<K, V>(Mutex<HashMap<K, (Instant, Option<V>)>>);
-
-impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-
-    fn get(&self, key: &K) -> Option<Option<V>> {
-        lock(&self.0)
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < ENDPOINT_TTL)
-            .map(|(_, v)| v.clone())
-    }
-
-    fn put(&self, key: K, value: Option<V>) {
-        let mut map = lock(&self.0);
-        if map.len() >= MAX_REMEMBERED {
-            map.clear();
-        }
-        map.insert(key, (Instant::now(), value));
-    }
-
-    fn forget(&self, key: &K) {
-        lock(&self.0).remove(key);
-    }
-}
-
 struct Receiver {
     slots: Arc<Semaphore>,
     capacity: u32,
@@ -154,11 +126,6 @@ pub struct Receivers {
     hook_cache: TtlCache<AlertHookId, AlertHook>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every mutation is a single map operation; a panic leaves it usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The receiver key of a task: its endpoint, or its URL's origin.
 pub fn receiver_key(task: &Task) -> String {
     match (&task.spec.endpoint, task.spec.alert_hook) {
@@ -189,8 +156,8 @@ impl Receivers {
             limits,
             receivers: Mutex::new(HashMap::new()),
             waiting: AtomicUsize::new(0),
-            endpoint_cache: TtlCache::new(),
-            hook_cache: TtlCache::new(),
+            endpoint_cache: TtlCache::new(ENDPOINT_TTL, MAX_REMEMBERED),
+            hook_cache: TtlCache::new(ENDPOINT_TTL, MAX_REMEMBERED),
         }
     }
 

@@ -9,12 +9,12 @@
 use callback_core::{
     Body, Dispatch, HeaderList, InboundFilter, InboundRecord, InboundStatus, InboundStore,
     KeyValue, MaxAttempts, Method, Namespace, NewTask, QueryList, RouteKey, StoreError, TargetUrl,
-    TaskId, TaskSpec,
+    TaskId, TaskSpec, TtlCache,
 };
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Routes remembered in process, at most.
@@ -86,11 +86,9 @@ pub struct Inbound {
     kv: Option<Arc<dyn KeyValue>>,
     dispatch: Arc<dyn Dispatch>,
     config: InboundConfig,
-    cache: Mutex<RouteCache>,
+    /// Routes (and their absence) looked up in process, when there is no Redis.
+    cache: TtlCache<(Namespace, RouteKey), Target>,
 }
-
-/// Routes (and their absence) looked up in process, when there is no Redis.
-type RouteCache = HashMap<(Namespace, RouteKey), (Instant, Option<Target>)>;
 
 impl Inbound {
     pub fn new(
@@ -103,17 +101,13 @@ impl Inbound {
             store,
             kv,
             dispatch,
+            cache: TtlCache::new(config.cache_ttl, MAX_CACHED),
             config,
-            cache: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn config(&self) -> &InboundConfig {
         &self.config
-    }
-
-    fn cache(&self) -> MutexGuard<'_, RouteCache> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn cache_key(&self, ns: &Namespace, key: &RouteKey) -> String {
@@ -129,10 +123,8 @@ impl Inbound {
     ) -> Result<Option<Target>, StoreError> {
         let id = (ns.clone(), key.clone());
         if self.kv.is_none() {
-            if let Some((at, target)) = self.cache().get(&id) {
-                if at.elapsed() < self.config.cache_ttl {
-                    return Ok(target.clone());
-                }
+            if let Some(target) = self.cache.get(&id) {
+                return Ok(target);
             }
         } else if let Some(kv) = &self.kv {
             if let Ok(Some(raw)) = kv.get(&self.cache_key(ns, key)).await {
@@ -158,13 +150,7 @@ impl Inbound {
                     )
                     .await;
             }
-            (None, _) => {
-                let mut cache = self.cache();
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
-                cache.insert(id, (Instant::now(), found.clone()));
-            }
+            (None, _) => self.cache.put(id, found.clone()),
             (Some(_), None) => {}
         }
         if found.is_some() {
@@ -272,7 +258,7 @@ impl Inbound {
 
     /// Forgets cached copies of a route (deleted or changed).
     pub async fn forget(&self, ns: &Namespace, key: &RouteKey) {
-        self.cache().remove(&(ns.clone(), key.clone()));
+        self.cache.forget(&(ns.clone(), key.clone()));
         if let Some(kv) = &self.kv {
             if let Err(err) = kv.del(&self.cache_key(ns, key)).await {
                 tracing::warn!(error = %err, "could not drop a cached route; it expires on its own");

@@ -11,6 +11,7 @@
 use crate::process::{PrivateMariaDb, ServerProcess};
 use crate::redis::{redis_command, PrivateRedis, TestRedis};
 use crate::{Backend, Receiver, Reply, TestDatabase};
+use callback_core::lock;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::fmt;
@@ -201,10 +202,6 @@ async fn submit(intake: Arc<Intake>, addresses: Vec<String>, count: usize, task:
         });
     }
     while clients.join_next().await.is_some() {}
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {

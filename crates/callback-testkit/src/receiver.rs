@@ -4,6 +4,7 @@
 
 use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use callback_core::lock;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -321,10 +322,6 @@ async fn relay(
     let (head, body) = answer.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(hyper::Response::from_parts(head, Full::new(body)))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn record(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
