@@ -1,7 +1,7 @@
 //! `AlertStore` on sea-orm: alert hooks, and the watermark of what each has
 //! been told, moved in the same transaction that stores its alert task.
 
-use crate::db_error::{is_unique_violation, unavailable};
+use crate::db_error::{deleted_one, is_unique_violation, unavailable};
 use crate::entities::{alert_hook, attempt, task, task_failure};
 use crate::mapping::{corrupt, id_bytes, ms, new_task_row, task_from_row, time};
 use crate::SqlTaskStore;
@@ -153,14 +153,11 @@ impl AlertStore for SqlTaskStore {
     }
 
     async fn delete_hook(&self, id: AlertHookId) -> Result<(), StoreError> {
-        let deleted = alert_hook::Entity::delete_by_id(id.to_string())
-            .exec(self.writer())
-            .await
-            .map_err(unavailable)?;
-        if deleted.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        deleted_one(
+            alert_hook::Entity::delete_by_id(id.to_string())
+                .exec(self.writer())
+                .await,
+        )
     }
 
     async fn alert_state(

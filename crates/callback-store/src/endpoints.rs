@@ -1,7 +1,7 @@
 //! `EndpointStore` on sea-orm: endpoints, and events published with their
 //! tasks in one transaction.
 
-use crate::db_error::{is_unique_violation, unavailable};
+use crate::db_error::{deleted_one, is_unique_violation, unavailable};
 use crate::entities::{endpoint, event, task};
 use crate::mapping::{corrupt, endpoint_from_row, endpoint_row, json, ms, new_task_row, task_id};
 use crate::SqlTaskStore;
@@ -82,13 +82,11 @@ impl EndpointStore for SqlTaskStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let txn = self.writer().begin().await.map_err(unavailable)?;
-        let deleted = endpoint::Entity::delete_by_id(name.as_str())
-            .exec(&txn)
-            .await
-            .map_err(unavailable)?;
-        if deleted.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
+        deleted_one(
+            endpoint::Entity::delete_by_id(name.as_str())
+                .exec(&txn)
+                .await,
+        )?;
         // An attempt in flight finishes and is recorded; nothing follows it.
         task::Entity::update_many()
             .col_expr(

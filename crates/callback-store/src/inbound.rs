@@ -1,7 +1,7 @@
 //! `InboundStore` on sea-orm: routes, and inbound callbacks recorded with
 //! the task that forwards them in one transaction.
 
-use crate::db_error::{is_unique_violation, unavailable};
+use crate::db_error::{deleted_one, is_unique_violation, unavailable};
 use crate::entities::{inbound, route, task};
 use crate::mapping::{corrupt, headers, json, ms, new_task_row, task_id, time};
 use crate::SqlTaskStore;
@@ -146,15 +146,11 @@ impl InboundStore for SqlTaskStore {
     }
 
     async fn delete_route(&self, ns: &Namespace, key: &RouteKey) -> Result<(), StoreError> {
-        let deleted =
+        deleted_one(
             route::Entity::delete_by_id((ns.as_str().to_string(), key.as_str().to_string()))
                 .exec(self.writer())
-                .await
-                .map_err(unavailable)?;
-        if deleted.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+                .await,
+        )
     }
 
     async fn receive(

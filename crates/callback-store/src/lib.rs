@@ -6,6 +6,7 @@
 //! a lock, and no transaction is ever held across an outgoing HTTP call.
 
 mod alerts;
+mod connection;
 mod db_error;
 mod endpoints;
 mod entities;
@@ -13,7 +14,10 @@ mod group_commit;
 mod inbound;
 mod mapping;
 mod operations;
-mod store;
+#[cfg(test)]
+mod query_plans;
+mod sql;
+mod tasks;
 
+pub use connection::{connect, SqlTaskStore, StoreOptions};
 pub use group_commit::GroupCommitOptions;
-pub use store::{connect, SqlTaskStore, StoreOptions};

@@ -4,7 +4,8 @@
 use crate::db_error::{is_unique_violation, unavailable};
 use crate::entities::{attempt, failed_bucket, idempotency_key, task, task_failure};
 use crate::mapping::{id_bytes, ms, task_id, time};
-use crate::store::forget_failures;
+use crate::sql::cancellation;
+use crate::tasks::forget_failures;
 use crate::SqlTaskStore;
 use async_trait::async_trait;
 use callback_core::{
@@ -219,21 +220,11 @@ impl OperatorStore for SqlTaskStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let result = task::Entity::update_many()
-            .col_expr(
-                task::Column::Status,
-                Expr::value(TaskStatus::Cancelled.as_str()),
-            )
-            .col_expr(
-                task::Column::NextAttemptAt,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                task::Column::LeaseToken,
-                Expr::value(Option::<Vec<u8>>::None),
-            )
-            .col_expr(task::Column::LeaseUntil, Expr::value(Option::<i64>::None))
-            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+        let mut cancel = task::Entity::update_many();
+        for (column, value) in cancellation(ms(now)) {
+            cancel = cancel.col_expr(column, value);
+        }
+        let result = cancel
             .filter(task::Column::Id.is_in(id_list(ids)))
             .filter(task::Column::Status.is_in(statuses(&TaskStatus::CANCELLABLE)))
             .exec(self.writer())

@@ -42,17 +42,10 @@ pub struct Model {
     pub alert_hook: Option<String>,
 }
 
+/// No relation is declared from this side: `task_failure` declares the
+/// one between them in both directions, so the two modules do not import
+/// each other.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    /// When a failed task failed; no other task has one.
-    #[sea_orm(has_one = "super::task_failure::Entity")]
-    Failure,
-}
-
-impl Related<super::task_failure::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Failure.def()
-    }
-}
+pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

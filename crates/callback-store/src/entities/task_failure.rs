@@ -26,4 +26,12 @@ impl Related<super::task::Entity> for Entity {
     }
 }
 
+/// A task's failure time, if it failed: the other direction of `Task`,
+/// declared here so that `task` needs nothing of this module.
+impl Related<Entity> for super::task::Entity {
+    fn to() -> RelationDef {
+        Relation::Task.def().rev()
+    }
+}
+
 impl ActiveModelBehavior for ActiveModel {}

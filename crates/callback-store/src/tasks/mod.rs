@@ -1,0 +1,283 @@
+//! Tasks and their attempts: the `TaskStore` port. Reads, operator
+//! transitions (cancel, re-send) and the reconciler's scans are here;
+//! intake's writes are in `intake`, leases in `claims`, and each
+//! attempt's result in `results`.
+
+mod claims;
+mod intake;
+mod results;
+
+pub(crate) use claims::{ClaimRequest, Deferral};
+pub(crate) use results::{forget_failures, Outcome};
+
+use crate::connection::SqlTaskStore;
+use crate::db_error::unavailable;
+use crate::entities::{attempt, task};
+use crate::mapping::{attempt_from_row, id_bytes, ms, task_from_row, task_id, time};
+use crate::sql::{by_due_time, cancellation, claimable, status};
+use async_trait::async_trait;
+use callback_core::{
+    Attempt, ClaimedTask, Disposition, Inserted, NewTask, Page, PageRequest, StoreError, Task,
+    TaskDetail, TaskFilter, TaskId, TaskStatus, TaskStore,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait,
+};
+use std::time::Duration;
+
+impl SqlTaskStore {
+    async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        task::Entity::find_by_id(id_bytes(id))
+            .one(&self.db)
+            .await
+            .map_err(unavailable)?
+            .map(task_from_row)
+            .transpose()
+    }
+
+    /// Runs a guarded transition; when it matched no row, says why. A task
+    /// that leaves `failed` loses its failure time in the same transaction.
+    async fn transition(
+        &self,
+        id: TaskId,
+        from: &[TaskStatus],
+        sets: Vec<(task::Column, SimpleExpr)>,
+    ) -> Result<Task, StoreError> {
+        let mut update = task::Entity::update_many()
+            .filter(task::Column::Id.eq(id_bytes(id)))
+            .filter(task::Column::Status.is_in(from.iter().map(|s| s.as_str())));
+        for (column, value) in sets {
+            update = update.col_expr(column, value);
+        }
+        let txn = self.writer.begin().await.map_err(unavailable)?;
+        let result = update.exec(&txn).await.map_err(unavailable)?;
+        if result.rows_affected == 1 && from.contains(&TaskStatus::Failed) {
+            forget_failures(&txn, vec![id_bytes(id)]).await?;
+        }
+        txn.commit().await.map_err(unavailable)?;
+        let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
+        if result.rows_affected == 1 {
+            Ok(current)
+        } else {
+            Err(StoreError::InvalidState {
+                current: current.status,
+            })
+        }
+    }
+}
+
+/// A page of tasks, newest first, and one more to tell whether another
+/// page follows. Each filter's index orders its tasks by id (see migration
+/// `m20261123_000006`), so a page reads its own rows, not every match.
+pub(crate) fn task_page(filter: &TaskFilter, page: PageRequest) -> sea_orm::Select<task::Entity> {
+    let mut query = task::Entity::find();
+    if let Some(s) = filter.status {
+        query = query.filter(task::Column::Status.eq(s.as_str()));
+    }
+    if let Some(app) = &filter.source_app {
+        query = query.filter(task::Column::SourceApp.eq(app.as_str()));
+    }
+    if let Some(app) = &filter.target_app {
+        query = query.filter(task::Column::TargetApp.eq(app.as_str()));
+    }
+    if let Some(after) = page.after {
+        query = query.filter(task::Column::Id.lt(id_bytes(after)));
+    }
+    query
+        .order_by_desc(task::Column::Id)
+        .limit(u64::from(page.limit.max(1)) + 1)
+}
+
+/// The reconciler's pass: due tasks nobody holds, soonest first.
+pub(crate) fn due_scan(backend: DbBackend, now: DateTime<Utc>, limit: u32) -> Statement {
+    let scan = task::Entity::find()
+        .select_only()
+        .column(task::Column::Id)
+        .filter(claimable(ms(now)))
+        .order_by_asc(task::Column::NextAttemptAt)
+        .limit(u64::from(limit));
+    by_due_time(backend, scan)
+}
+
+/// What the delay queue is rebuilt from: tasks waiting for a later time,
+/// soonest first.
+pub(crate) fn scheduled_scan(backend: DbBackend, now: DateTime<Utc>, limit: u32) -> Statement {
+    let scan = task::Entity::find()
+        .select_only()
+        .column(task::Column::Id)
+        .column(task::Column::NextAttemptAt)
+        .filter(
+            task::Column::Status
+                .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
+        )
+        .filter(task::Column::NextAttemptAt.gt(ms(now)))
+        .order_by_asc(task::Column::NextAttemptAt)
+        .limit(u64::from(limit));
+    by_due_time(backend, scan)
+}
+
+#[async_trait]
+impl TaskStore for SqlTaskStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(unavailable)
+    }
+
+    async fn insert(&self, new: NewTask) -> Result<Inserted, StoreError> {
+        self.insert_one(new).await
+    }
+
+    async fn insert_batch(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError> {
+        self.insert_many(tasks).await
+    }
+
+    async fn get(&self, id: TaskId) -> Result<Option<TaskDetail>, StoreError> {
+        let Some(task) = self.find(id).await? else {
+            return Ok(None);
+        };
+        let attempts = attempt::Entity::find()
+            .filter(attempt::Column::TaskId.eq(id_bytes(id)))
+            .order_by_asc(attempt::Column::Number)
+            .order_by_asc(attempt::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(attempt_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Some(TaskDetail { task, attempts }))
+    }
+
+    async fn list(&self, filter: &TaskFilter, page: PageRequest) -> Result<Page<Task>, StoreError> {
+        let limit = u64::from(page.limit.max(1));
+        let rows = task_page(filter, page)
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?;
+        let has_more = rows.len() as u64 > limit;
+        let items: Vec<Task> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(task_from_row)
+            .collect::<Result<_, _>>()?;
+        let next_cursor = if has_more {
+            items.last().map(|t| t.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn claim(
+        &self,
+        id: TaskId,
+        now: DateTime<Utc>,
+        lease_margin: Duration,
+    ) -> Result<Option<ClaimedTask>, StoreError> {
+        self.claim_one(id, now, lease_margin).await
+    }
+
+    async fn complete(
+        &self,
+        claim: &ClaimedTask,
+        attempt: &Attempt,
+        next: Disposition,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.complete_one(claim, attempt, next, now).await
+    }
+
+    async fn release(
+        &self,
+        claim: &ClaimedTask,
+        interrupted: &Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.release_claim(claim, interrupted, now).await
+    }
+
+    async fn defer(
+        &self,
+        claim: &ClaimedTask,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.defer_claim(claim, until, now).await
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<TaskId>, StoreError> {
+        let rows = self
+            .db
+            .query_all(due_scan(self.db.get_database_backend(), now, limit))
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| task_id(&row.try_get_by_index::<Vec<u8>>(0).map_err(unavailable)?))
+            .collect()
+    }
+
+    async fn scheduled(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(TaskId, DateTime<Utc>)>, StoreError> {
+        let rows = self
+            .db
+            .query_all(scheduled_scan(self.db.get_database_backend(), now, limit))
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let id: Vec<u8> = row.try_get_by_index(0).map_err(unavailable)?;
+                let at: i64 = row.try_get_by_index(1).map_err(unavailable)?;
+                Ok((task_id(&id)?, time(at)?))
+            })
+            .collect()
+    }
+
+    async fn cancel(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        self.transition(id, &TaskStatus::CANCELLABLE, cancellation(ms(now)))
+            .await
+    }
+
+    async fn resend(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        self.transition(
+            id,
+            &TaskStatus::RESENDABLE,
+            vec![
+                (task::Column::Status, status(TaskStatus::Pending)),
+                (
+                    task::Column::AttemptsBase,
+                    Expr::col(task::Column::AttemptsMade).into(),
+                ),
+                (task::Column::NextAttemptAt, Expr::value(ms(now))),
+                (task::Column::UpdatedAt, Expr::value(ms(now))),
+            ],
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_time_scans_name_their_index_on_both_backends() {
+        let now = Utc::now();
+        for scan in [due_scan, scheduled_scan] {
+            let mysql = scan(DbBackend::MySql, now, 10).sql;
+            assert!(
+                mysql.contains("FROM `tasks` FORCE INDEX (`ix_tasks_next_attempt_at`) WHERE"),
+                "{mysql}"
+            );
+            let sqlite = scan(DbBackend::Sqlite, now, 10).sql;
+            assert!(
+                sqlite.contains("FROM \"tasks\" INDEXED BY \"ix_tasks_next_attempt_at\" WHERE"),
+                "{sqlite}"
+            );
+        }
+    }
+}
