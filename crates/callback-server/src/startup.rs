@@ -14,8 +14,9 @@ use callback_delivery::{
     run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
     RetentionConfig, SenderConfig,
 };
+use callback_embedded::InProcessDelayQueue;
 use callback_inbound::{Inbound, InboundConfig, SourceConfig, WechatConfig};
-use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions, RedisTopology};
+use callback_redis::{RedisDelayQueue, RedisQueueOptions, RedisTopology};
 use callback_store::{GroupCommitOptions, StoreOptions};
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;

@@ -3,6 +3,7 @@
 //! soonest entries and forgets the latest, which wait in the store instead.
 
 use async_trait::async_trait;
+use callback_core::lock;
 use callback_core::{DelayQueue, QueueError, TaskId};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -43,7 +44,7 @@ impl InProcessDelayQueue {
     fn lock(&self) -> MutexGuard<'_, Entries> {
         // A panic while holding this lock leaves the sets consistent (every
         // mutation is a single insert/remove pair), so the data is usable.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.entries)
     }
 
     fn earliest(&self) -> Option<DateTime<Utc>> {

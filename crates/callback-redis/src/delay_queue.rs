@@ -16,14 +16,14 @@
 //! command timeout, so an unreachable Redis turns into a `QueueError`
 //! quickly and the dispatcher falls back to polling the store.
 
+use crate::connection::{RedisPool, RedisQueueError, RedisTopology, SharedConnection};
+use crate::key_value::RedisKeyValue;
 use async_trait::async_trait;
-use callback_core::{DelayQueue, KeyValue, QueueError, TaskId};
+use callback_core::{DelayQueue, QueueError, TaskId};
 use chrono::{DateTime, Utc};
-use deadpool_redis::redis::aio::ConnectionLike;
-use deadpool_redis::redis::{self, Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
-use deadpool_redis::{PoolConfig, Runtime, Timeouts};
+use deadpool_redis::redis::{self, FromRedisValue, Script};
+use deadpool_redis::{PoolConfig, Timeouts};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -87,15 +87,6 @@ return restored
 /// a large one never blocks Redis for long.
 const ENTRIES_PER_CALL: usize = 1000;
 
-/// Where Redis is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTopology {
-    /// One server (or a proxy): `redis://[:password@]host:port[/db]`.
-    Single(String),
-    /// A Redis Cluster, found through these seed nodes.
-    Cluster(Vec<String>),
-}
-
 /// How to reach Redis and how to use it.
 #[derive(Debug, Clone)]
 pub struct RedisQueueOptions {
@@ -110,211 +101,6 @@ pub struct RedisQueueOptions {
     /// How long a taken id stays in flight before it returns to the queue,
     /// should its taker die before finishing with it.
     pub inflight_lease: Duration,
-}
-
-/// Why a Redis queue could not be built or could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisQueueError {
-    #[error("redis.key_prefix must be 1 to 64 characters without braces, not {0:?}")]
-    InvalidPrefix(String),
-    #[error("a Redis Cluster needs at least one node URL")]
-    NoClusterNodes,
-    #[error("cannot build the Redis connection pool")]
-    Pool(#[source] deadpool_redis::CreatePoolError),
-    #[error("no Redis connection")]
-    Connection(#[source] deadpool_redis::PoolError),
-    #[error("Redis refused the command")]
-    Command(#[source] redis::RedisError),
-    #[error("Redis did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("Redis returned a member that is not a task id: {0:?}")]
-    BadMember(String),
-}
-
-impl From<RedisQueueError> for QueueError {
-    fn from(err: RedisQueueError) -> Self {
-        QueueError::Unavailable(Box::new(err))
-    }
-}
-
-/// Connections to one server or to a cluster.
-///
-/// Every call shares one multiplexed connection, which pipelines concurrent
-/// commands over one socket. The pool only makes that connection: checking
-/// a connection out of it for each call would cost a `PING` round trip
-/// every time. A connection that fails or hangs is dropped, and the next
-/// call makes a new one.
-#[derive(Clone)]
-struct RedisPool {
-    kind: PoolKind,
-    shared: Arc<Mutex<Option<SharedConnection>>>,
-}
-
-#[derive(Clone)]
-enum PoolKind {
-    Single(deadpool_redis::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
-}
-
-/// A connection of either kind; the scripts run on both alike.
-#[derive(Clone)]
-enum SharedConnection {
-    Single(redis::aio::MultiplexedConnection),
-    Cluster(redis::cluster_async::ClusterConnection),
-}
-
-impl ConnectionLike for SharedConnection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-impl RedisPool {
-    fn build(topology: &RedisTopology, config: PoolConfig) -> Result<Self, RedisQueueError> {
-        let kind = match topology {
-            RedisTopology::Single(url) => {
-                let mut single = deadpool_redis::Config::from_url(url.clone());
-                single.pool = Some(config);
-                single
-                    .create_pool(Some(Runtime::Tokio1))
-                    .map(PoolKind::Single)
-                    .map_err(RedisQueueError::Pool)?
-            }
-            RedisTopology::Cluster(urls) => {
-                if urls.is_empty() {
-                    return Err(RedisQueueError::NoClusterNodes);
-                }
-                let mut cluster = deadpool_redis::cluster::Config::from_urls(urls.clone());
-                cluster.pool = Some(config);
-                cluster
-                    .create_pool(Some(Runtime::Tokio1))
-                    .map(PoolKind::Cluster)
-                    .map_err(RedisQueueError::Pool)?
-            }
-        };
-        Ok(Self {
-            kind,
-            shared: Arc::new(Mutex::new(None)),
-        })
-    }
-
-    fn shared(&self) -> std::sync::MutexGuard<'_, Option<SharedConnection>> {
-        // Only ever replaced whole; a panic cannot leave it half-written.
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    async fn connection(&self) -> Result<SharedConnection, RedisQueueError> {
-        if let Some(connection) = self.shared().clone() {
-            return Ok(connection);
-        }
-        let connection = match &self.kind {
-            PoolKind::Single(pool) => pool
-                .get()
-                .await
-                .map(|c| SharedConnection::Single(deadpool_redis::Connection::take(c))),
-            PoolKind::Cluster(pool) => pool
-                .get()
-                .await
-                .map(|c| SharedConnection::Cluster(deadpool_redis::cluster::Connection::take(c))),
-        }
-        .map_err(RedisQueueError::Connection)?;
-        *self.shared() = Some(connection.clone());
-        Ok(connection)
-    }
-
-    /// Runs one operation on the shared connection within `limit`.
-    async fn with_conn<T, F, Fut>(&self, limit: Duration, op: F) -> Result<T, RedisQueueError>
-    where
-        F: FnOnce(SharedConnection) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        let work = async {
-            let conn = self.connection().await?;
-            op(conn).await.map_err(|err| {
-                if err.is_unrecoverable_error() || err.is_io_error() || err.is_connection_dropped()
-                {
-                    self.shared().take();
-                }
-                RedisQueueError::Command(err)
-            })
-        };
-        match tokio::time::timeout(limit, work).await {
-            Ok(result) => result,
-            Err(_) => {
-                // A hanging server: the next call tries a fresh connection.
-                self.shared().take();
-                Err(RedisQueueError::Timeout(limit))
-            }
-        }
-    }
-}
-
-/// Plain keys on the queue's Redis: the route cache, and routes that other
-/// services write as plain keys.
-#[derive(Clone)]
-pub struct RedisKeyValue {
-    pool: RedisPool,
-    timeout: Duration,
-}
-
-#[async_trait]
-impl KeyValue for RedisKeyValue {
-    async fn get(&self, key: &str) -> Result<Option<String>, QueueError> {
-        Ok(self
-            .pool
-            .with_conn(self.timeout, |mut conn| async move {
-                redis::cmd("GET").arg(key).query_async(&mut conn).await
-            })
-            .await?)
-    }
-
-    async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), QueueError> {
-        let _: () = self
-            .pool
-            .with_conn(self.timeout, |mut conn| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(())
-    }
-
-    async fn del(&self, key: &str) -> Result<(), QueueError> {
-        let _: i64 = self
-            .pool
-            .with_conn(self.timeout, |mut conn| async move {
-                redis::cmd("DEL").arg(key).query_async(&mut conn).await
-            })
-            .await?;
-        Ok(())
-    }
 }
 
 pub struct RedisDelayQueue {

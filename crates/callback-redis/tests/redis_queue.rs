@@ -1,11 +1,11 @@
-//! Both delay queues against the one contract, and what only the shared
-//! Redis queue promises: atomic takes across instances, leases for ids in
+//! The Redis delay queue against the contract every delay queue keeps, and
+//! what only the shared Redis queue promises: atomic takes across instances, leases for ids in
 //! flight, and quick failure when Redis is gone. Redis tests use a key
 //! prefix of their own on the real server.
 #![allow(clippy::unwrap_used)]
 
 use callback_core::{DelayQueue, TaskId};
-use callback_queue::{InProcessDelayQueue, RedisDelayQueue, RedisQueueOptions, RedisTopology};
+use callback_redis::{RedisDelayQueue, RedisQueueOptions, RedisTopology};
 use callback_testkit::{check_delay_queue, free_port, TestRedis};
 use chrono::{TimeDelta, Utc};
 use std::collections::HashSet;
@@ -40,11 +40,6 @@ async fn take_until_empty(q: &RedisDelayQueue, limit: usize) -> Vec<TaskId> {
         }
         taken.extend(ids);
     }
-}
-
-#[tokio::test]
-async fn in_process_queue_keeps_the_contract() {
-    check_delay_queue(|| async { InProcessDelayQueue::new(1000) }).await;
 }
 
 #[tokio::test]
