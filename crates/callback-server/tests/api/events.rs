@@ -2,7 +2,7 @@
 //! disabling, both signature schemes checked by an implementation of the
 //! test's own and by the reference Python library, and endpoint CRUD.
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{problem_fields, spawn_app, TestApp};
 use base64::Engine;
 use callback_testkit::{Backend, Received, Receiver};
 use hmac::Mac;
@@ -244,12 +244,7 @@ async fn endpoints_are_validated_listed_changed_and_deleted(backend: Backend) {
         )
         .await;
     assert_eq!(status, 400);
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&problem);
     for field in [
         "name",
         "url",
@@ -257,7 +252,7 @@ async fn endpoints_are_validated_listed_changed_and_deleted(backend: Backend) {
         "event_types[1]",
         "max_in_flight",
     ] {
-        assert!(fields.contains(&field), "{field} in {fields:?}");
+        assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
     }
     let created = app
         .create_endpoint(json!({"name": "shop", "url": "https://shop.example/hook", "app": "shop", "timeout_ms": 3000}))

@@ -267,6 +267,19 @@ pub fn batch_ids(answer: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The fields a validation problem names, in order; none for another problem.
+pub fn problem_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().expect("a field name").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn temp_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cbc-binary-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();

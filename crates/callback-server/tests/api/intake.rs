@@ -1,7 +1,7 @@
 //! Submitting tasks: acceptance, idempotency, authentication, and every way
 //! a request can be refused.
 
-use crate::helpers::{spawn_app, TOKEN};
+use crate::helpers::{problem_fields, spawn_app, TOKEN};
 use callback_testkit::{Backend, Receiver};
 use serde_json::{json, Value};
 
@@ -75,15 +75,7 @@ async fn refusal(app: &crate::helpers::TestApp, body: Value) -> (u16, Vec<String
     );
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["status"], status);
-    let fields = problem["errors"]
-        .as_array()
-        .map(|e| {
-            e.iter()
-                .map(|f| f["field"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    (status, fields)
+    (status, problem_fields(&problem))
 }
 
 async fn invalid_fields_are_refused_with_400_naming_each_field(backend: Backend) {
@@ -266,7 +258,7 @@ on_every_backend!(
 
 mod batch {
     //! `POST /api/v1/tasks/batch`: all or nothing, ids in order.
-    use crate::helpers::{batch_ids, spawn_app, TOKEN};
+    use crate::helpers::{batch_ids, problem_fields, spawn_app, TOKEN};
     use callback_testkit::{Backend, Receiver};
     use serde_json::{json, Value};
     use std::time::Duration;
@@ -310,13 +302,10 @@ mod batch {
         ]});
         let (status, problem) = app.send_json("POST", "/api/v1/tasks/batch", &bad).await;
         assert_eq!(status, 400);
-        let fields: Vec<&str> = problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
-        assert_eq!(fields, ["tasks[1].url", "tasks[3].idempotency_key"]);
+        assert_eq!(
+            problem_fields(&problem),
+            ["tasks[1].url", "tasks[3].idempotency_key"]
+        );
         let (status, _) = app
             .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": []}))
             .await;
