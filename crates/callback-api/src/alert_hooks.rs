@@ -169,6 +169,7 @@ pub async fn create_hook(
     let (Some(kind), Some(url)) = (kind, url) else {
         return Err(ApiError::Validation(errors));
     };
+    state.check_outbound("url", &url)?;
     let now = Utc::now();
     let hook = AlertHook {
         id: AlertHookId::new(),
@@ -249,6 +250,7 @@ pub async fn update_hook(
         hook.target_app = label(&mut errors, "target_app", app, MAX_LABEL);
     }
     errors.into_result().map_err(ApiError::Validation)?;
+    state.check_outbound("url", &hook.url)?;
     hook.updated_at = Utc::now();
     state.alerts.update_hook(&hook).await.map_err(|e| match e {
         callback_core::StoreError::NotFound => not_found(),

@@ -57,6 +57,7 @@ pub async fn create_endpoint(
     let endpoint = request
         .into_endpoint(Utc::now())
         .map_err(ApiError::Validation)?;
+    state.check_outbound("url", &endpoint.url)?;
     state
         .endpoints
         .create_endpoint(&endpoint)
@@ -159,6 +160,7 @@ pub async fn update_endpoint(
     request
         .apply(&mut endpoint, now)
         .map_err(ApiError::Validation)?;
+    state.check_outbound("url", &endpoint.url)?;
     state
         .endpoints
         .update_endpoint(&endpoint)

@@ -14,6 +14,9 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("{0}")]
     MalformedBody(String),
+    /// A URL the outbound policy refuses; each field says which rule.
+    #[error("a URL is refused by the outbound policy: {0}")]
+    UrlNotAllowed(ValidationErrors),
     #[error("missing or invalid bearer token")]
     Unauthorized,
     #[error("{0}")]
@@ -46,6 +49,7 @@ impl ApiError {
         match self {
             Self::Validation(_) => "validation_failed",
             Self::MalformedBody(_) => "malformed_request",
+            Self::UrlNotAllowed(_) => "url_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::InvalidState { .. } => "invalid_state",
@@ -63,6 +67,7 @@ impl ApiError {
         match self {
             Self::Validation(_) => "Invalid request fields",
             Self::MalformedBody(_) => "Malformed request",
+            Self::UrlNotAllowed(_) => "URL not allowed",
             Self::Unauthorized => "Unauthorized",
             Self::NotFound(_) => "Not found",
             Self::InvalidState { .. } => "Not allowed in the current state",
@@ -144,7 +149,9 @@ impl From<&FieldError> for ProblemField {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Validation(_) | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) | Self::MalformedBody(_) | Self::UrlNotAllowed(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidState { .. } | Self::AlreadyExists(_) | Self::Conflict(_) => {
@@ -164,7 +171,9 @@ impl ResponseError for ApiError {
             tracing::error!(error = ?self, code = self.code(), "request failed");
         }
         let errors = match self {
-            Self::Validation(v) => v.0.iter().map(ProblemField::from).collect(),
+            Self::Validation(v) | Self::UrlNotAllowed(v) => {
+                v.0.iter().map(ProblemField::from).collect()
+            }
             _ => Vec::new(),
         };
         let problem = Problem {

@@ -266,6 +266,7 @@ pub async fn upsert_route(
     else {
         return Err(ApiError::Validation(errors));
     };
+    state.check_outbound("target_url", &target_url)?;
     let route = Route {
         namespace,
         key,
@@ -543,6 +544,7 @@ pub async fn forward_inbound(
     let request: ForwardRequest = read_json(&req, payload, state.max_body_bytes).await?;
     let url =
         TargetUrl::parse(&request.target_url).map_err(|e| ApiError::invalid("target_url", e))?;
+    state.check_outbound("target_url", &url)?;
     state
         .inbound
         .forward_to(id, url)

@@ -27,7 +27,8 @@ use actix_web::{middleware, web};
 use callback_core::lock;
 use callback_core::{
     AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointDefaults, EndpointName,
-    EndpointStore, InboundStore, Invoke, OperatorStore, ReceiverWatch, TaskStore,
+    EndpointStore, InboundStore, Invoke, OperatorStore, ReceiverWatch, TargetUrl, TaskStore,
+    ValidationErrors,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,9 @@ pub struct ApiState {
     pub buckets: BucketSettings,
     /// For links in alert messages.
     pub alert_links: AlertLinks,
+    /// What URLs may be submitted (literal addresses; names are judged at
+    /// connect time).
+    pub outbound: Arc<callback_core::OutboundPolicy>,
 }
 
 /// How failed tasks are bucketed and for how long buckets are listed.
@@ -69,6 +73,17 @@ impl ApiState {
             max_attempts: self.defaults.max_attempts,
             timeout_ms: self.defaults.timeout_ms,
         }
+    }
+
+    /// The outbound policy's check at submission: a URL naming a refused
+    /// address literally is a 400 (`url_not_allowed`) naming `field` and
+    /// the rule. Host names are judged at connect time.
+    pub fn check_outbound(&self, field: &str, url: &TargetUrl) -> Result<(), ApiError> {
+        self.outbound.check_url(url).map_err(|refused| {
+            let mut errors = ValidationErrors::default();
+            errors.push(field, refused.to_string());
+            ApiError::UrlNotAllowed(errors)
+        })
     }
 
     /// Counts a failed synchronous call; returns the endpoint's count.

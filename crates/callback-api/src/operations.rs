@@ -193,6 +193,9 @@ pub async fn retry_bucket(
     let (Some(start), Some(url)) = (start, url) else {
         return Err(ApiError::Validation(errors));
     };
+    if let Some(url) = &url {
+        state.check_outbound("target_url", url)?;
+    }
     let retry = state
         .operators
         .count_bucket_retry(start, request.retry)
@@ -237,6 +240,9 @@ pub async fn retry_tasks(
     let (Some(filter), Some(url)) = (filter, url) else {
         return Err(ApiError::Validation(errors));
     };
+    if let Some(url) = &url {
+        state.check_outbound("target_url", url)?;
+    }
     let matched = state
         .operators
         .count_matching(&filter)

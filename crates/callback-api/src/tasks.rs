@@ -43,6 +43,7 @@ pub async fn create_task(
     let mut new_task = request
         .into_new_task(state.defaults, now)
         .map_err(ApiError::Validation)?;
+    state.check_outbound("url", &new_task.spec.url)?;
     let handoff = reserve_worker(&state, &mut new_task, now);
     let first_attempt_at = new_task.first_attempt_at;
     let inserted = state
@@ -170,6 +171,15 @@ pub async fn create_tasks(
         }
     }
     errors.into_result().map_err(ApiError::Validation)?;
+    let mut refused = ValidationErrors::default();
+    for (i, task) in tasks.iter().enumerate() {
+        if let Err(ApiError::UrlNotAllowed(e)) = state.check_outbound("url", &task.spec.url) {
+            for e in e.0 {
+                refused.push(format!("tasks[{i}].{}", e.field), e.message);
+            }
+        }
+    }
+    refused.into_result().map_err(ApiError::UrlNotAllowed)?;
     let mut handoffs: Vec<Option<Box<dyn Handoff>>> = tasks
         .iter_mut()
         .map(|task| reserve_worker(&state, task, now))

@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod expect;
 pub mod inbound;
 pub mod operations;
+pub mod outbound;
 pub mod ports;
 pub mod request;
 pub mod retry;
@@ -33,6 +34,7 @@ pub use inbound::{
     InboundRecord, InboundStatus, Namespace, Route, RouteKey, WechatPush,
 };
 pub use operations::{BucketClock, BulkFilter, FailedBucket, BUCKET};
+pub use outbound::{literal_address, OutboundPolicy, Refused};
 pub use ports::{
     AlertStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter, InboundStore, Invoke,
     InvokeOutcome, InvokeRequest, KeyValue, Notices, OperatorStore, Page, PageRequest, QueueError,

@@ -17,6 +17,7 @@ mod engine;
 mod outcome;
 mod pace;
 mod receivers;
+mod resolver;
 mod retention;
 mod sender;
 mod work;

@@ -1,9 +1,10 @@
 //! Sends one attempt over HTTP and describes what happened.
 
+use crate::resolver::PolicyResolver;
 use crate::{DeliveryError, DeliveryOutcome};
 use callback_core::{
     dingtalk_signed_url, standard_signature, ClaimedTask, Invoke, InvokeOutcome, InvokeRequest,
-    Signing, TargetUrl, TaskSpec,
+    OutboundPolicy, Signing, TargetUrl, TaskSpec,
 };
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
@@ -26,6 +27,9 @@ pub struct SenderConfig {
     /// Response bytes kept in the attempt record.
     pub record_limit: usize,
     pub user_agent: String,
+    /// What may be called: literal addresses are checked before each
+    /// call, resolved ones as the direct client connects.
+    pub outbound: Arc<OutboundPolicy>,
     /// PEM certificates trusted beside the built-in roots (Mozilla's, as
     /// webpki-roots carries them), for receivers behind a private CA.
     pub extra_ca_file: Option<PathBuf>,
@@ -53,7 +57,8 @@ pub struct HttpSender {
     config: SenderConfig,
 }
 
-type DirectClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type DirectClient =
+    hyper_util::client::legacy::Client<HttpsConnector<HttpConnector<PolicyResolver>>, Full<Bytes>>;
 
 /// One outgoing call, whichever client sends it.
 struct Outgoing {
@@ -88,7 +93,8 @@ impl HttpSender {
             .build()
             .map_err(DeliveryError::Client)?;
         // As reqwest sets up its own hyper client.
-        let mut tcp = HttpConnector::new();
+        let mut tcp =
+            HttpConnector::new_with_resolver(PolicyResolver::new(config.outbound.clone()));
         tcp.set_connect_timeout(Some(config.connect_timeout));
         tcp.set_nodelay(true);
         tcp.enforce_http(false);
@@ -201,6 +207,18 @@ impl HttpSender {
     /// and reads the answer. One deadline, the call's timeout, covers the
     /// whole exchange on either client.
     async fn call(&self, outgoing: Outgoing) -> Result<Answer, Failure> {
+        // A literal address never reaches the resolver: judged here.
+        let literal = match outgoing.url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(Err(refused)) = literal.map(|ip| self.config.outbound.check_ip(ip)) {
+            return Err(Failure {
+                status: None,
+                error: format!("url_not_allowed: {refused}"),
+            });
+        }
         let timeout = outgoing.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         match direct_uri(&outgoing.url, &self.proxies) {

@@ -21,6 +21,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub failed_buckets: FailedBucketSettings,
     pub retention: RetentionSettings,
+    pub outbound: OutboundSettings,
     pub inbound: InboundSettings,
     pub redis: RedisSettings,
     pub log: LogSettings,
@@ -114,6 +115,43 @@ pub struct RetentionSettings {
     pub failed_days: u32,
     pub cancelled_days: u32,
     pub interval_s: u64,
+}
+
+/// Which addresses deliveries, invocations and alerts may call
+/// (docs/security.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSettings {
+    pub allow_private: bool,
+    pub allow_loopback: bool,
+    /// CIDRs or single addresses allowed whatever else says.
+    pub allow_cidrs: Vec<String>,
+    /// CIDRs or single addresses refused unless in `allow_cidrs`.
+    pub deny_cidrs: Vec<String>,
+}
+
+impl OutboundSettings {
+    /// The policy these settings describe; a range that does not parse is
+    /// an error naming the setting.
+    pub fn policy(&self) -> Result<callback_core::OutboundPolicy, String> {
+        let parse = |setting: &str, raw: &[String]| {
+            raw.iter()
+                .map(|r| {
+                    r.parse::<ipnet::IpNet>()
+                        .or_else(|_| r.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            format!("outbound.{setting}: {r:?} is not a CIDR or an address")
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(callback_core::OutboundPolicy {
+            allow_private: self.allow_private,
+            allow_loopback: self.allow_loopback,
+            allow_cidrs: parse("allow_cidrs", &self.allow_cidrs)?,
+            deny_cidrs: parse("deny_cidrs", &self.deny_cidrs)?,
+        })
+    }
 }
 
 /// Vendor callbacks and routes.

@@ -85,6 +85,7 @@ impl Application {
         let operators: Arc<dyn OperatorStore> = sql;
         let (queue, key_value) = build_queue(&settings).await?;
 
+        let outbound = Arc::new(settings.outbound.policy().map_err(|e| anyhow::anyhow!(e))?);
         let d = &settings.delivery;
         let sender = HttpSender::new(SenderConfig {
             connect_timeout: Duration::from_millis(d.connect_timeout_ms),
@@ -92,6 +93,7 @@ impl Application {
             record_limit: d.response_record_bytes,
             user_agent: format!("callback-center/{}", env!("CARGO_PKG_VERSION")),
             extra_ca_file: d.extra_ca_file.clone(),
+            outbound: outbound.clone(),
         })?;
         let default_schedule = RetrySchedule::parse(d.retry_schedule_s.clone())
             .map_err(|e| anyhow::anyhow!("delivery.retry_schedule_s {e}"))?;
@@ -192,6 +194,7 @@ impl Application {
             invoke_failures: Default::default(),
             buckets,
             alert_links,
+            outbound,
         });
         let token = web::Data::new(AdminToken(admin_token.clone()));
 

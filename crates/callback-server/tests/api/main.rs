@@ -36,5 +36,6 @@ mod inbound;
 mod intake;
 mod isolation;
 mod operators;
+mod outbound;
 mod redis_queue;
 mod upgrade;
