@@ -35,6 +35,8 @@ pub enum ApiError {
     InvokeFailed(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {0:?}; nothing was stored")]
+    RequestTimeout(std::time::Duration),
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("the task store is unavailable; nothing was stored")]
@@ -57,6 +59,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::InvokeFailed(_) => "invoke_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::StoreUnavailable(_) => "store_unavailable",
             Self::Internal(_) => "internal_error",
@@ -75,6 +78,7 @@ impl ApiError {
             Self::Conflict(_) => "Conflict",
             Self::InvokeFailed(_) => "Endpoint call failed",
             Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::RequestTimeout(_) => "Request timeout",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::StoreUnavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
@@ -159,6 +163,7 @@ impl ResponseError for ApiError {
             }
             Self::InvokeFailed(_) => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

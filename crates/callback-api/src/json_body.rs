@@ -7,6 +7,9 @@ use actix_web::{web, HttpRequest};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+/// For a body read outside the API's own routes (no `ApiState`).
+const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
@@ -34,12 +37,56 @@ pub async fn read_json<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let body = payload
-        .to_bytes_limited(limit)
+    // A client that sends its body slowly holds a connection and a buffer:
+    // it gets the server's timeout, not its own pace.
+    let timeout = req
+        .app_data::<web::Data<crate::ApiState>>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |state| state.body_read_timeout);
+    let body = tokio::time::timeout(timeout, payload.to_bytes_limited(limit))
         .await
+        .map_err(|_| ApiError::RequestTimeout(timeout))?
         .map_err(|_| ApiError::PayloadTooLarge { limit })?
         .map_err(|e| ApiError::MalformedBody(format!("could not read the body: {e}")))?;
+    if json_depth(&body) > MAX_JSON_DEPTH {
+        return Err(ApiError::MalformedBody(format!(
+            "the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     parse_json(&body)
+}
+
+/// How deep a request body may nest arrays and objects. Task bodies are
+/// stored and sent as they are (never parsed into a tree), so without
+/// this a body of any depth would be accepted, and every consumer that
+/// parses it later would pay for it.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The deepest nesting of arrays and objects in `json`, brackets inside
+/// strings not counted. Malformed input is the parser's to refuse.
+fn json_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in json {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Deserialises, reporting which field was wrong.
@@ -92,6 +139,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert_eq!(json_depth(b"1"), 0);
+        assert_eq!(json_depth(br#"{"a": [1, {"b": []}]}"#), 4);
+        // An escaped quote does not end the string its brackets are in.
+        assert_eq!(json_depth(br#"{"a": "[[[[\"{{"}"#), 1);
+        assert_eq!(json_depth(&[b'['; 100]), 100);
+    }
+
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]

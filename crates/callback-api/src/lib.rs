@@ -50,6 +50,8 @@ pub struct ApiState {
     pub defaults: TaskDefaults,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// A body not read in full within this is refused with 408.
+    pub body_read_timeout: std::time::Duration,
     /// Failed synchronous calls per endpoint since start, for the log.
     pub invoke_failures: Mutex<HashMap<EndpointName, u64>>,
     pub buckets: BucketSettings,

@@ -34,6 +34,10 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     pub workers: usize,
     pub shutdown_grace_ms: u64,
+    /// Time allowed for a request's line and headers.
+    pub request_head_timeout_ms: u64,
+    /// Time allowed for a request's body.
+    pub body_read_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -191,6 +191,7 @@ impl Application {
             invoker: Arc::new(sender),
             defaults,
             max_body_bytes: settings.server.max_body_bytes,
+            body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
             invoke_failures: Default::default(),
             buckets,
             alert_links,
@@ -204,6 +205,9 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new().configure(callback_api::configure(state.clone(), token.clone()))
         })
+        .client_request_timeout(Duration::from_millis(
+            settings.server.request_head_timeout_ms,
+        ))
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_grace_ms.div_ceil(1000));

@@ -35,6 +35,7 @@ mod helpers;
 mod inbound;
 mod intake;
 mod isolation;
+mod limits;
 mod operators;
 mod outbound;
 mod redis_queue;
