@@ -6,7 +6,7 @@
 
 use crate::db_error::unavailable;
 use crate::group_commit::{Batcher, GroupCommitOptions};
-use crate::tasks::{ClaimRequest, Deferral, Outcome};
+use crate::tasks::items::{ClaimRequest, Deferral, Outcome};
 use callback_core::{ClaimedTask, Inserted, NewTask, StoreError};
 use callback_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};

@@ -5,6 +5,7 @@
 //! list, one transaction per group, and never a transaction held across
 //! the outgoing request.
 
+use super::items::{ClaimRequest, Deferral};
 use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;
 use crate::entities::{attempt, task};
@@ -18,23 +19,6 @@ use sea_orm::{
     TransactionTrait,
 };
 use std::time::Duration;
-
-/// A claimed task given back untried, due again at `until`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Deferral {
-    task_id: TaskId,
-    lease: LeaseToken,
-    back_to: TaskStatus,
-    until: DateTime<Utc>,
-    now: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ClaimRequest {
-    id: TaskId,
-    now: DateTime<Utc>,
-    lease_margin: Duration,
-}
 
 impl SqlTaskStore {
     pub(super) async fn claim_one(

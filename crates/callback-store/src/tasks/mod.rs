@@ -5,10 +5,10 @@
 
 mod claims;
 mod intake;
+pub(crate) mod items;
 mod results;
 
-pub(crate) use claims::{ClaimRequest, Deferral};
-pub(crate) use results::{forget_failures, Outcome};
+pub(crate) use results::forget_failures;
 
 use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;

@@ -3,31 +3,19 @@
 //! only while the task's lease is still held; and the failure times that
 //! the failed buckets and alerts read.
 
+use super::items::Outcome;
 use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;
 use crate::entities::{attempt, task, task_failure};
 use crate::mapping::{attempt_row, id_bytes, ms};
 use crate::sql::{by_primary_key, insert_rows, padded_in_lists, statement_chunks, status};
-use callback_core::{
-    Attempt, ClaimedTask, Disposition, LeaseToken, StoreError, TaskId, TaskStatus,
-};
+use callback_core::{Attempt, ClaimedTask, Disposition, StoreError, TaskId, TaskStatus};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Statement,
     TransactionTrait,
 };
-
-/// An attempt and the state it moves its task to, for the task held under
-/// `lease`.
-#[derive(Debug, Clone)]
-pub(crate) struct Outcome {
-    task_id: TaskId,
-    lease: LeaseToken,
-    attempt: Attempt,
-    next: Disposition,
-    now: DateTime<Utc>,
-}
 
 impl SqlTaskStore {
     pub(super) async fn complete_one(
@@ -281,6 +269,7 @@ pub(crate) async fn forget_failures(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callback_core::LeaseToken;
 
     #[test]
     fn a_failure_is_dated_when_it_is_written_not_when_its_attempt_ended() {
