@@ -173,10 +173,8 @@ pub async fn create_tasks(
     errors.into_result().map_err(ApiError::Validation)?;
     let mut refused = ValidationErrors::default();
     for (i, task) in tasks.iter().enumerate() {
-        if let Err(ApiError::UrlNotAllowed(e)) = state.check_outbound("url", &task.spec.url) {
-            for e in e.0 {
-                refused.push(format!("tasks[{i}].{}", e.field), e.message);
-            }
+        if let Err(why) = state.outbound.check_url(&task.spec.url) {
+            refused.push(format!("tasks[{i}].url"), why.to_string());
         }
     }
     refused.into_result().map_err(ApiError::UrlNotAllowed)?;

@@ -34,7 +34,7 @@ pub use inbound::{
     InboundRecord, InboundStatus, Namespace, Route, RouteKey, WechatPush,
 };
 pub use operations::{BucketClock, BulkFilter, FailedBucket, BUCKET};
-pub use outbound::{literal_address, OutboundPolicy, Refused};
+pub use outbound::{OutboundPolicy, Refused};
 pub use ports::{
     AlertStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter, InboundStore, Invoke,
     InvokeOutcome, InvokeRequest, KeyValue, Notices, OperatorStore, Page, PageRequest, QueueError,

@@ -72,19 +72,18 @@ impl OutboundPolicy {
     /// judged now; a host name is judged on what it resolves to, at
     /// connect time.
     pub fn check_url(&self, url: &TargetUrl) -> Result<(), Refused> {
-        match literal_address(url) {
-            Some(ip) => self.check_ip(ip),
-            None => Ok(()),
-        }
+        self.check_literal(url.as_url())
     }
-}
 
-/// The address a URL names literally, if it names one.
-pub fn literal_address(url: &TargetUrl) -> Option<IpAddr> {
-    match url.as_url().host()? {
-        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        url::Host::Domain(_) => None,
+    /// Judges the address `url` names literally, if it names one. The
+    /// sender calls this before each call too: a literal address never
+    /// reaches the resolver that judges host names at connect time.
+    pub fn check_literal(&self, url: &url::Url) -> Result<(), Refused> {
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)),
+            Some(url::Host::Domain(_)) | None => Ok(()),
+        }
     }
 }
 

@@ -207,13 +207,7 @@ impl HttpSender {
     /// and reads the answer. One deadline, the call's timeout, covers the
     /// whole exchange on either client.
     async fn call(&self, outgoing: Outgoing) -> Result<Answer, Failure> {
-        // A literal address never reaches the resolver: judged here.
-        let literal = match outgoing.url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(Err(refused)) = literal.map(|ip| self.config.outbound.check_ip(ip)) {
+        if let Err(refused) = self.config.outbound.check_literal(&outgoing.url) {
             return Err(Failure {
                 status: None,
                 error: format!("url_not_allowed: {refused}"),
