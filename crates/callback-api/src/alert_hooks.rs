@@ -1,11 +1,13 @@
 //! Alert hooks: create, read, list, change, delete, and send a test
 //! message. Secrets are write-only; tokens in hook URLs are masked.
 
+use crate::auth::Caller;
 use crate::dto::label;
 use crate::json_body::read_json;
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use callback_core::Scope;
 use callback_core::{
     alert_test_body, robot_accepted, AlertHook, AlertHookId, AlertKind, InvokeOutcome,
     InvokeRequest, SignatureScheme, Signing, SigningSecret, TargetUrl, ValidationErrors,
@@ -154,9 +156,11 @@ async fn load(state: &ApiState, id: AlertHookId) -> Result<AlertHook, ApiError> 
 )]
 pub async fn create_hook(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let request: CreateAlertHookRequest = read_json(&req, payload, state.max_body_bytes).await?;
     let mut errors = ValidationErrors::default();
     let kind = errors.take("kind", AlertKind::parse(&request.kind));
@@ -195,7 +199,11 @@ pub async fn create_hook(
 
 /// Every alert hook.
 #[utoipa::path(get, path = "/api/v1/alert-hooks", tag = "alerts", responses((status = 200, body = AlertHookList)), security(("bearer" = [])))]
-pub async fn list_hooks(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_hooks(
+    state: web::Data<ApiState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let hooks = state
         .alerts
         .hooks()
@@ -210,8 +218,10 @@ pub async fn list_hooks(state: web::Data<ApiState>) -> Result<HttpResponse, ApiE
 #[utoipa::path(get, path = "/api/v1/alert-hooks/{id}", tag = "alerts", params(("id" = String, Path)), responses((status = 200, body = AlertHookView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn get_hook(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let hook = load(&state, parse_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(AlertHookView::new(&hook)))
 }
@@ -220,10 +230,12 @@ pub async fn get_hook(
 #[utoipa::path(patch, path = "/api/v1/alert-hooks/{id}", tag = "alerts", params(("id" = String, Path)), request_body = UpdateAlertHookRequest, responses((status = 200, body = AlertHookView), (status = 400, body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn update_hook(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let id = parse_id(&path)?;
     let request: UpdateAlertHookRequest = read_json(&req, payload, state.max_body_bytes).await?;
     let mut hook = load(&state, id).await?;
@@ -264,8 +276,10 @@ pub async fn update_hook(
 #[utoipa::path(delete, path = "/api/v1/alert-hooks/{id}", tag = "alerts", params(("id" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn delete_hook(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let id = parse_id(&path)?;
     state.alerts.delete_hook(id).await.map_err(|e| match e {
         callback_core::StoreError::NotFound => not_found(),
@@ -279,8 +293,10 @@ pub async fn delete_hook(
 #[utoipa::path(post, path = "/api/v1/alert-hooks/{id}/test", tag = "alerts", params(("id" = String, Path)), responses((status = 200, body = AlertTestView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn test_hook(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let hook = load(&state, parse_id(&path)?).await?;
     let signing = match (hook.kind, &hook.secret) {
         (AlertKind::Dingtalk, Some(s)) => Some(Signing::Dingtalk(s.expose().to_string())),

@@ -1,6 +1,7 @@
 //! Endpoints: create, read, list, change, delete, rotate the secret, call
 //! one synchronously; and the receivers whose breaker is open.
 
+use crate::auth::Caller;
 use crate::endpoint_dto::{
     BreakerList, CreateEndpointRequest, EndpointList, EndpointView, InvokeEndpointRequest,
     InvokeView, SecretView, UpdateEndpointRequest,
@@ -10,6 +11,7 @@ use crate::paging::{page_limit, split_page};
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use callback_core::Scope;
 use callback_core::{
     event_body, EndpointName, EventType, InvokeOutcome, InvokeRequest, NewEvent, QueryList,
     SignatureScheme, Signing, SigningSecret, TargetUrl, ValidationErrors,
@@ -26,12 +28,19 @@ fn parse_name(raw: &str) -> Result<EndpointName, ApiError> {
     EndpointName::parse(raw).map_err(|message| ApiError::invalid("name", message))
 }
 
-async fn load(state: &ApiState, name: &EndpointName) -> Result<callback_core::Endpoint, ApiError> {
+/// The endpoint, if it exists and the caller sees its application: an
+/// application's key sees that application's endpoints only.
+async fn load(
+    state: &ApiState,
+    caller: &Caller,
+    name: &EndpointName,
+) -> Result<callback_core::Endpoint, ApiError> {
     state
         .endpoints
         .endpoint(name)
         .await
         .map_err(ApiError::from_endpoint_store)?
+        .filter(|e| caller.sees(e.app.as_deref()))
         .ok_or_else(|| ApiError::NotFound("no endpoint has this name".into()))
 }
 
@@ -50,10 +59,13 @@ async fn load(state: &ApiState, name: &EndpointName) -> Result<callback_core::En
 )]
 pub async fn create_endpoint(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let request: CreateEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    caller.require(Scope::EndpointsManage)?;
+    let mut request: CreateEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    request.app = caller.app_for(request.app)?;
     let endpoint = request
         .into_endpoint(Utc::now())
         .map_err(ApiError::Validation)?;
@@ -83,10 +95,12 @@ pub async fn create_endpoint(
 )]
 pub async fn get_endpoint(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::EndpointsManage)?;
     let name = parse_name(&path)?;
-    let endpoint = load(&state, &name).await?;
+    let endpoint = load(&state, &caller, &name).await?;
     let mut view = EndpointView::new(&endpoint);
     view.receiver = Some(state.receivers.endpoint_status(&name));
     Ok(HttpResponse::Ok().json(view))
@@ -112,8 +126,10 @@ pub struct ListEndpointsQuery {
 )]
 pub async fn list_endpoints(
     state: web::Data<ApiState>,
+    caller: Caller,
     query: web::Query<ListEndpointsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::EndpointsManage)?;
     let mut errors = ValidationErrors::default();
     let limit = page_limit(&mut errors, query.limit);
     let after = query.cursor.as_deref().and_then(|c| {
@@ -129,8 +145,14 @@ pub async fn list_endpoints(
         .await
         .map_err(ApiError::from_endpoint_store)?;
     let (items, next_cursor) = split_page(items, limit, |e| e.name.to_string());
+    // An application's key pages through every name but is shown its own
+    // endpoints only: a page may hold fewer than `limit`.
     Ok(HttpResponse::Ok().json(EndpointList {
-        items: items.iter().map(EndpointView::new).collect(),
+        items: items
+            .iter()
+            .filter(|e| caller.sees(e.app.as_deref()))
+            .map(EndpointView::new)
+            .collect(),
         next_cursor,
     }))
 }
@@ -148,13 +170,22 @@ pub async fn list_endpoints(
 )]
 pub async fn update_endpoint(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::EndpointsManage)?;
     let name = parse_name(&path)?;
     let request: UpdateEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
-    let mut endpoint = load(&state, &name).await?;
+    if let Some(app) = &request.app {
+        if caller.app.is_some() && caller.app_for(app.clone())? != *app {
+            return Err(ApiError::Forbidden(
+                "this key's endpoints belong to its application; `app` cannot be cleared".into(),
+            ));
+        }
+    }
+    let mut endpoint = load(&state, &caller, &name).await?;
     let was_enabled = endpoint.enabled;
     let now = Utc::now();
     request
@@ -191,9 +222,12 @@ pub async fn update_endpoint(
 )]
 pub async fn delete_endpoint(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::EndpointsManage)?;
     let name = parse_name(&path)?;
+    load(&state, &caller, &name).await?;
     state
         .endpoints
         .delete_endpoint(&name, Utc::now())
@@ -215,10 +249,12 @@ pub async fn delete_endpoint(
 )]
 pub async fn rotate_secret(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::EndpointsManage)?;
     let name = parse_name(&path)?;
-    let mut endpoint = load(&state, &name).await?;
+    let mut endpoint = load(&state, &caller, &name).await?;
     endpoint.secret = SigningSecret::generate();
     endpoint.updated_at = Utc::now();
     state
@@ -250,12 +286,15 @@ pub async fn rotate_secret(
 )]
 pub async fn invoke_endpoint(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::EventsPublish)?;
     let name = parse_name(&path)?;
-    let request: InvokeEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let mut request: InvokeEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    request.app = caller.app_for(request.app)?;
     let mut errors = ValidationErrors::default();
     let event_type = errors.take("event_type", EventType::parse(&request.event_type));
     let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_INVOKE_TIMEOUT_MS);
@@ -269,7 +308,7 @@ pub async fn invoke_endpoint(
     let Some(event_type) = event_type else {
         return Err(ApiError::Validation(errors));
     };
-    let endpoint = load(&state, &name).await?;
+    let endpoint = load(&state, &caller, &name).await?;
 
     let call_id = format!("invoke_{}", uuid::Uuid::now_v7().simple());
     let event = NewEvent {
@@ -352,8 +391,12 @@ fn with_query(url: &TargetUrl, query: &QueryList) -> Result<TargetUrl, ApiError>
     responses((status = 200, body = BreakerList)),
     security(("bearer" = []))
 )]
-pub async fn list_breakers(state: web::Data<ApiState>) -> HttpResponse {
-    HttpResponse::Ok().json(BreakerList {
+pub async fn list_breakers(
+    state: web::Data<ApiState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
+    Ok(HttpResponse::Ok().json(BreakerList {
         items: state.receivers.open_breakers(),
-    })
+    }))
 }

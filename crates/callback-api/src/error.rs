@@ -17,8 +17,21 @@ pub enum ApiError {
     /// A URL the outbound policy refuses; each field says which rule.
     #[error("a URL is refused by the outbound policy: {0}")]
     UrlNotAllowed(ValidationErrors),
-    #[error("missing or invalid bearer token")]
-    Unauthorized,
+    /// No credential, or one that is not valid (now).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid but lacks the scope the action needs.
+    #[error("this credential lacks the scope `{0}`")]
+    MissingScope(callback_core::Scope),
+    /// The credential is valid but may not do this: another application's
+    /// data, or a client address outside its allowlist.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("cannot {action} a task that is {current}")]
@@ -42,7 +55,7 @@ pub enum ApiError {
     #[error("the task store is unavailable; nothing was stored")]
     StoreUnavailable(#[source] StoreError),
     #[error("internal error")]
-    Internal(#[source] StoreError),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
@@ -52,7 +65,10 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::MalformedBody(_) => "malformed_request",
             Self::UrlNotAllowed(_) => "url_not_allowed",
-            Self::Unauthorized => "unauthorized",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::MissingScope(_) => "insufficient_scope",
+            Self::Forbidden(_) => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
             Self::NotFound(_) => "not_found",
             Self::InvalidState { .. } => "invalid_state",
             Self::AlreadyExists(_) => "already_exists",
@@ -71,7 +87,10 @@ impl ApiError {
             Self::Validation(_) => "Invalid request fields",
             Self::MalformedBody(_) => "Malformed request",
             Self::UrlNotAllowed(_) => "URL not allowed",
-            Self::Unauthorized => "Unauthorized",
+            Self::Unauthorized(_) => "Unauthorized",
+            Self::MissingScope(_) => "Insufficient scope",
+            Self::Forbidden(_) => "Forbidden",
+            Self::RateLimited { .. } => "Too many requests",
             Self::NotFound(_) => "Not found",
             Self::InvalidState { .. } => "Not allowed in the current state",
             Self::AlreadyExists(_) => "Already exists",
@@ -100,7 +119,9 @@ impl ApiError {
                 Self::AlreadyExists("an endpoint with this name exists already".into())
             }
             StoreError::Conflict(message) => Self::Conflict(message),
-            StoreError::InvalidState { .. } | StoreError::Corrupt(_) => Self::Internal(err),
+            StoreError::InvalidState { .. } | StoreError::Corrupt(_) => {
+                Self::Internal(Box::new(err))
+            }
             StoreError::Unavailable(_) => Self::StoreUnavailable(err),
         }
     }
@@ -113,7 +134,7 @@ impl ApiError {
             StoreError::Conflict(message) => Self::Conflict(message),
             StoreError::InvalidState { current } => Self::InvalidState { action, current },
             StoreError::Unavailable(_) => Self::StoreUnavailable(err),
-            StoreError::Corrupt(_) => Self::Internal(err),
+            StoreError::Corrupt(_) => Self::Internal(Box::new(err)),
         }
     }
 }
@@ -156,7 +177,9 @@ impl ResponseError for ApiError {
             Self::Validation(_) | Self::MalformedBody(_) | Self::UrlNotAllowed(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingScope(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidState { .. } | Self::AlreadyExists(_) | Self::Conflict(_) => {
                 StatusCode::CONFLICT
@@ -191,8 +214,25 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if matches!(self, Self::Unauthorized) {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            Self::Unauthorized(_) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    r#"Bearer realm="callback-center""#,
+                ));
+            }
+            Self::MissingScope(scope) => {
+                let challenge = format!(
+                    r#"Bearer realm="callback-center", error="insufficient_scope", scope="{scope}""#
+                );
+                response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            Self::RateLimited { retry_after, .. } => {
+                // Whole seconds, rounded up: never invite a retry too early.
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
+            _ => {}
         }
         if matches!(self, Self::StoreUnavailable(_)) {
             response.insert_header((header::RETRY_AFTER, "5"));

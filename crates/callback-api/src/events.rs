@@ -1,11 +1,12 @@
 //! Publishing an event: one task per enabled endpoint that wants it, all
 //! stored in one transaction before the answer.
 
+use crate::auth::Caller;
 use crate::endpoint_dto::{PublishEventRequest, PublishedView};
 use crate::json_body::read_json;
 use crate::{ApiError, ApiState};
 use actix_web::{web, HttpRequest, HttpResponse};
-use callback_core::{task_for_event, EventType, NewEvent, Published, ValidationErrors};
+use callback_core::{task_for_event, EventType, NewEvent, Published, Scope, ValidationErrors};
 use chrono::Utc;
 
 const MAX_CALL_ID: usize = 128;
@@ -27,10 +28,13 @@ const MAX_APP: usize = 128;
 )]
 pub async fn publish_event(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let request: PublishEventRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    caller.require(Scope::EventsPublish)?;
+    let mut request: PublishEventRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    request.app = caller.app_for(request.app)?;
     let mut errors = ValidationErrors::default();
     let event_type = errors.take("event_type", EventType::parse(&request.event_type));
     if request

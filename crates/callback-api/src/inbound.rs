@@ -2,11 +2,13 @@
 //! signature, not the admin token) and the admin API of routes and recorded
 //! callbacks (`/api/v1/routes`, `/api/v1/inbound`).
 
+use crate::auth::Caller;
 use crate::json_body::read_json;
 use crate::paging::{page_limit, split_page};
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use callback_core::Scope;
 use callback_core::{
     hmac_sha256_hex_ok, key_at_pointer, parse_wechat_push, wechat_signature_ok, HeaderList,
     InboundFilter, InboundRecord, InboundStatus, Namespace, Route, RouteKey, StoreError, TargetUrl,
@@ -56,7 +58,9 @@ fn wechat_verified(state: &ApiState, q: &WechatQuery) -> Result<(), ApiError> {
         (Some(sig), Some(ts), Some(nonce)) if wechat_signature_ok(&tokens, sig, ts, nonce) => {
             Ok(())
         }
-        _ => Err(ApiError::Unauthorized),
+        _ => Err(ApiError::Unauthorized(
+            "the WeChat signature does not hold".into(),
+        )),
     }
 }
 
@@ -135,13 +139,15 @@ pub async fn source_callback(
     let header_value = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let (Some(h), Some(secret)) = (&source.hmac_header, &source.hmac_secret) {
         if !header_value(h).is_some_and(|sig| hmac_sha256_hex_ok(secret, &body, sig)) {
-            return Err(ApiError::Unauthorized);
+            return Err(ApiError::Unauthorized(format!(
+                "the {h} signature does not hold"
+            )));
         }
     }
     if let (Some(h), Some(token)) = (&source.token_header, &source.token) {
         let given = header_value(h).unwrap_or("");
         if !constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            return Err(ApiError::Unauthorized);
+            return Err(ApiError::Unauthorized(format!("the {h} token is wrong")));
         }
     }
     let route = match key_at_pointer(&body, &source.key_pointer) {
@@ -234,9 +240,11 @@ pub struct RouteList {
 #[utoipa::path(post, path = "/api/v1/routes", tag = "inbound", request_body = UpsertRouteRequest, responses((status = 201, description = "Created", body = RouteView), (status = 200, description = "Replaced", body = RouteView), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn upsert_route(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
     let request: UpsertRouteRequest = read_json(&req, payload, state.max_body_bytes).await?;
     let now = Utc::now();
     let mut errors = ValidationErrors::default();
@@ -314,8 +322,10 @@ pub struct ListRoutesQuery {
 #[utoipa::path(get, path = "/api/v1/routes", tag = "inbound", params(ListRoutesQuery), responses((status = 200, body = RouteList)), security(("bearer" = [])))]
 pub async fn list_routes(
     state: web::Data<ApiState>,
+    caller: Caller,
     query: web::Query<ListRoutesQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
     let mut errors = ValidationErrors::default();
     let namespace = query
         .namespace
@@ -354,8 +364,10 @@ fn route_id(path: &(String, String)) -> Result<(Namespace, RouteKey), ApiError> 
 #[utoipa::path(get, path = "/api/v1/routes/{namespace}/{key}", tag = "inbound", params(("namespace" = String, Path), ("key" = String, Path)), responses((status = 200, body = RouteView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn get_route(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
     let (ns, key) = route_id(&path)?;
     let route = state
         .inbound_store
@@ -370,8 +382,10 @@ pub async fn get_route(
 #[utoipa::path(delete, path = "/api/v1/routes/{namespace}/{key}", tag = "inbound", params(("namespace" = String, Path), ("key" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn delete_route(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
     let (ns, key) = route_id(&path)?;
     state
         .inbound_store
@@ -488,8 +502,10 @@ async fn search(
 #[utoipa::path(get, path = "/api/v1/inbound", tag = "inbound", params(InboundQuery), responses((status = 200, body = InboundList)), security(("bearer" = [])))]
 pub async fn list_inbound(
     state: web::Data<ApiState>,
+    caller: Caller,
     query: web::Query<InboundQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     search(&state, &query, None).await
 }
 
@@ -497,8 +513,10 @@ pub async fn list_inbound(
 #[utoipa::path(get, path = "/api/v1/inbound/unrouted", tag = "inbound", params(InboundQuery), responses((status = 200, body = InboundList)), security(("bearer" = [])))]
 pub async fn list_unrouted(
     state: web::Data<ApiState>,
+    caller: Caller,
     query: web::Query<InboundQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     search(&state, &query, Some(InboundStatus::Unrouted)).await
 }
 
@@ -520,8 +538,10 @@ fn parse_record_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
 #[utoipa::path(get, path = "/api/v1/inbound/{id}", tag = "inbound", params(("id" = String, Path)), responses((status = 200, body = InboundView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn get_inbound(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let record = load_record(&state, parse_record_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(InboundView::new(&record, true)))
 }
@@ -536,10 +556,12 @@ pub struct ForwardRequest {
 #[utoipa::path(post, path = "/api/v1/inbound/{id}/forward", tag = "inbound", params(("id" = String, Path)), request_body = ForwardRequest, responses((status = 200, body = InboundView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn forward_inbound(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let id = parse_record_id(&path)?;
     let request: ForwardRequest = read_json(&req, payload, state.max_body_bytes).await?;
     let url =

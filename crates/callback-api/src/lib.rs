@@ -5,6 +5,7 @@
 //! `callback-core`; the server decides which backends are behind them.
 
 mod alert_hooks;
+mod audit;
 mod auth;
 pub mod dto;
 pub mod endpoint_dto;
@@ -14,21 +15,21 @@ mod events;
 mod health;
 mod inbound;
 mod json_body;
+mod keys;
 pub mod openapi;
 mod operations;
 mod paging;
 mod tasks;
 
-pub use auth::AdminToken;
 pub use dto::TaskDefaults;
 pub use error::{ApiError, Problem};
 
 use actix_web::{middleware, web};
 use callback_core::lock;
 use callback_core::{
-    AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointDefaults, EndpointName,
-    EndpointStore, InboundStore, Invoke, OperatorStore, ReceiverWatch, TargetUrl, TaskStore,
-    ValidationErrors,
+    AlertLinks, AlertStore, AuditStore, BucketClock, DelayQueue, Dispatch, EndpointDefaults,
+    EndpointName, EndpointStore, InboundStore, Invoke, KeyStore, OperatorStore, ReceiverWatch,
+    TargetUrl, TaskStore, ValidationErrors,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,10 @@ pub struct ApiState {
     /// What URLs may be submitted (literal addresses; names are judged at
     /// connect time).
     pub outbound: Arc<callback_core::OutboundPolicy>,
+    /// Turns a bearer token into the principal a request acts as.
+    pub authenticator: Arc<callback_auth::Authenticator>,
+    pub keys: Arc<dyn KeyStore>,
+    pub audit: Arc<dyn AuditStore>,
 }
 
 /// How failed tasks are bucketed and for how long buckets are listed.
@@ -97,14 +102,10 @@ impl ApiState {
     }
 }
 
-/// Mounts every route. `state` and `token` are shared by all workers.
-pub fn configure(
-    state: web::Data<ApiState>,
-    token: web::Data<AdminToken>,
-) -> impl FnOnce(&mut web::ServiceConfig) {
+/// Mounts every route. `state` is shared by all workers.
+pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(state)
-            .app_data(token)
             .app_data(
                 web::PathConfig::default()
                     .error_handler(|err, _| ApiError::MalformedBody(err.to_string()).into()),
@@ -120,7 +121,9 @@ pub fn configure(
             .route("/readyz", web::get().to(health::readyz))
             .service(
                 web::scope("/api/v1")
-                    .wrap(middleware::from_fn(auth::require_token))
+                    // Outermost last: authenticate, then record what was done.
+                    .wrap(middleware::from_fn(audit::record))
+                    .wrap(middleware::from_fn(auth::authenticate))
                     .route("/openapi.json", web::get().to(openapi::openapi_json))
                     .route("/tasks/batch", web::post().to(tasks::create_tasks))
                     .route("/tasks/retry", web::post().to(operations::retry_tasks))
@@ -186,6 +189,10 @@ pub fn configure(
                         "/inbound/{id}/forward",
                         web::post().to(inbound::forward_inbound),
                     )
+                    .route("/keys", web::post().to(keys::create_key))
+                    .route("/keys", web::get().to(keys::list_keys))
+                    .route("/keys/{id}", web::delete().to(keys::revoke_key))
+                    .route("/audit", web::get().to(audit::list_audit))
                     .route("/failed-buckets", web::get().to(operations::list_buckets))
                     .route(
                         "/failed-buckets/retry",

@@ -41,6 +41,10 @@ use utoipa::{Modify, OpenApi};
         crate::inbound::list_unrouted,
         crate::inbound::get_inbound,
         crate::inbound::forward_inbound,
+        crate::keys::create_key,
+        crate::keys::list_keys,
+        crate::keys::revoke_key,
+        crate::audit::list_audit,
         crate::health::healthz,
         crate::health::readyz,
     ),
@@ -82,6 +86,12 @@ use utoipa::{Modify, OpenApi};
         crate::inbound::InboundList,
         crate::inbound::ForwardRequest,
         crate::inbound::ReceivedView,
+        crate::keys::CreateKeyRequest,
+        crate::keys::KeyView,
+        crate::keys::CreatedKeyView,
+        crate::keys::KeyList,
+        crate::audit::AuditView,
+        crate::audit::AuditList,
         crate::error::Problem,
         crate::error::ProblemField,
     )),
@@ -93,6 +103,8 @@ use utoipa::{Modify, OpenApi};
         (name = "alerts", description = "Alert hooks told when tasks fail for good"),
         (name = "operations", description = "Failed buckets and other operator tools"),
         (name = "inbound", description = "Routes and recorded vendor callbacks"),
+        (name = "keys", description = "API keys with scopes, per application"),
+        (name = "audit", description = "Who changed what, when, from where"),
     )
 )]
 pub struct ApiDoc;

@@ -2,9 +2,11 @@
 //! re-send and cancel by filter. Work is done in batches, never holding the
 //! whole set in memory.
 
+use crate::auth::Caller;
 use crate::json_body::read_json;
 use crate::{ApiError, ApiState};
 use actix_web::{web, HttpRequest, HttpResponse};
+use callback_core::Scope;
 use callback_core::{
     BulkFilter, StoreError, TargetUrl, TaskId, TaskStatus, ValidationErrors, BUCKET,
 };
@@ -30,7 +32,7 @@ pub struct BucketList {
     pub items: Vec<BucketView>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBucketRequest {
     /// The bucket, `YYYYMMDDHHmm`.
@@ -53,7 +55,7 @@ pub struct RetryBucketView {
 }
 
 /// Which tasks a bulk operation acts on; at least one condition.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     pub status: Option<String>,
@@ -148,7 +150,11 @@ async fn resend_matching(
 
 /// Buckets of tasks that failed for good, newest first, within retention.
 #[utoipa::path(get, path = "/api/v1/failed-buckets", tag = "operations", responses((status = 200, body = BucketList)), security(("bearer" = [])))]
-pub async fn list_buckets(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_buckets(
+    state: web::Data<ApiState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let since = Utc::now() - state.buckets.retention;
     let buckets = state
         .operators
@@ -182,9 +188,11 @@ pub async fn list_buckets(state: web::Data<ApiState>) -> Result<HttpResponse, Ap
 )]
 pub async fn retry_bucket(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let request: RetryBucketRequest = read_json(&req, payload, state.max_body_bytes).await?;
     let mut errors = ValidationErrors::default();
     let start = errors.take("date", state.buckets.clock.parse_key(&request.date));
@@ -212,6 +220,11 @@ pub async fn retry_bucket(
     };
     let queued = resend_matching(&state, &filter, url.as_ref()).await?;
     tracing::info!(bucket = %request.date, queued, retry, "failed bucket re-sent");
+    crate::audit::note(
+        &req,
+        Some(request.date.clone()),
+        Some(serde_json::json!({ "request": &request, "queued": queued })),
+    );
     Ok(HttpResponse::Ok().json(RetryBucketView {
         date: request.date,
         queued,
@@ -219,13 +232,21 @@ pub async fn retry_bucket(
     }))
 }
 
+/// A bulk operation's audit detail: the filter as given, and the counts.
+fn note_bulk(req: &HttpRequest, request: &BulkRequest, matched: u64, acted: u64) {
+    let detail = serde_json::json!({ "filter": request, "matched": matched, "acted": acted });
+    crate::audit::note(req, None, Some(detail));
+}
+
 /// Re-send every finished task matching the filter.
 #[utoipa::path(post, path = "/api/v1/tasks/retry", tag = "tasks", request_body = BulkRequest, responses((status = 200, body = BulkView), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn retry_tasks(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let request: BulkRequest = read_json(&req, payload, state.max_body_bytes).await?;
     let mut errors = ValidationErrors::default();
     let url = target_url(&mut errors, request.target_url.as_deref());
@@ -254,6 +275,7 @@ pub async fn retry_tasks(
     } else {
         resend_matching(&state, &filter, url.as_ref()).await?
     };
+    note_bulk(&req, &request, matched, acted);
     Ok(HttpResponse::Ok().json(BulkView {
         matched,
         acted,
@@ -265,9 +287,11 @@ pub async fn retry_tasks(
 #[utoipa::path(post, path = "/api/v1/tasks/cancel", tag = "tasks", request_body = BulkRequest, responses((status = 200, body = BulkView), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn cancel_tasks(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Operator)?;
     let request: BulkRequest = read_json(&req, payload, state.max_body_bytes).await?;
     if request.target_url.is_some() {
         return Err(ApiError::invalid(
@@ -302,6 +326,7 @@ pub async fn cancel_tasks(
             after = Some(last);
         }
     }
+    note_bulk(&req, &request, matched, acted);
     Ok(HttpResponse::Ok().json(BulkView {
         matched,
         acted,

@@ -1,12 +1,14 @@
 //! The task endpoints: submit, look up, list, re-send, cancel.
 
+use crate::auth::Caller;
 use crate::dto::{CreateTaskRequest, ListTasksQuery, TaskList, TaskView};
 use crate::json_body::read_json;
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use callback_core::{
-    Handoff, Inserted, NewTask, PageRequest, Task, TaskFilter, TaskId, TaskStatus, ValidationErrors,
+    Handoff, Inserted, NewTask, Page, PageRequest, Scope, Task, TaskFilter, TaskId, TaskStatus,
+    ValidationErrors,
 };
 use chrono::{DateTime, Utc};
 
@@ -27,6 +29,7 @@ fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
         (status = 200, description = "A task with this idempotency key already exists", body = TaskView),
         (status = 400, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing scope `tasks:write`, or `source_app` other than the key's", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable; nothing stored", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -35,10 +38,13 @@ fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
 )]
 pub async fn create_task(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let request: CreateTaskRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    caller.require(Scope::TasksWrite)?;
+    let mut request: CreateTaskRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    request.source_app = caller.app_for(request.source_app)?;
     let now = Utc::now();
     let mut new_task = request
         .into_new_task(state.defaults, now)
@@ -136,9 +142,11 @@ pub struct BatchView {
 )]
 pub async fn create_tasks(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::TasksWrite)?;
     // A batch is many tasks: it may be as large as that many bodies.
     let limit = state.max_body_bytes.saturating_mul(16);
     let request: CreateTasksRequest = read_json(&req, payload, limit).await?;
@@ -150,7 +158,10 @@ pub async fn create_tasks(
     let now = Utc::now();
     let mut tasks = Vec::with_capacity(request.tasks.len());
     let mut keys = std::collections::HashMap::new();
-    for (i, item) in request.tasks.into_iter().enumerate() {
+    for (i, mut item) in request.tasks.into_iter().enumerate() {
+        item.source_app = caller
+            .app_for(item.source_app)
+            .map_err(|e| ApiError::Forbidden(format!("tasks[{i}]: {e}")))?;
         match item.into_new_task(state.defaults, now) {
             Ok(task) => {
                 if let Some(key) = &task.spec.idempotency_key {
@@ -229,8 +240,10 @@ pub async fn create_tasks(
 )]
 pub async fn get_task(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::TasksRead)?;
     let id = parse_task_id(&path)?;
     let detail = state
         .store
@@ -238,6 +251,7 @@ pub async fn get_task(
         .await
         .map_err(|e| ApiError::from_store(e, "read"))?
         .ok_or_else(|| ApiError::NotFound("no task has this id".into()))?;
+    caller.ensure_sees(detail.task.spec.source_app.as_deref())?;
     Ok(HttpResponse::Ok().json(TaskView::new(&detail.task, Some(&detail.attempts))))
 }
 
@@ -255,8 +269,10 @@ pub async fn get_task(
 )]
 pub async fn list_tasks(
     state: web::Data<ApiState>,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::TasksRead)?;
     let query: ListTasksQuery = serde_urlencoded_query(req.query_string())?;
     let mut errors = ValidationErrors::default();
     let status = query
@@ -272,20 +288,54 @@ pub async fn list_tasks(
         )
     });
     errors.into_result().map_err(ApiError::Validation)?;
-    let filter = TaskFilter {
-        status,
-        source_app: query.source_app,
-        target_app: query.target_app,
+    let page = match confine(&caller, query.source_app) {
+        // Another application's tasks: for this key there are none.
+        None => Page {
+            items: Vec::new(),
+            next_cursor: None,
+        },
+        Some(source_app) => {
+            let filter = TaskFilter {
+                status,
+                source_app,
+                target_app: query.target_app,
+            };
+            state
+                .store
+                .list(&filter, PageRequest { limit, after })
+                .await
+                .map_err(|e| ApiError::from_store(e, "list"))?
+        }
     };
-    let page = state
-        .store
-        .list(&filter, PageRequest { limit, after })
-        .await
-        .map_err(|e| ApiError::from_store(e, "list"))?;
     Ok(HttpResponse::Ok().json(TaskList {
         items: page.items.iter().map(|t| TaskView::new(t, None)).collect(),
         next_cursor: page.next_cursor.map(|id| id.to_string()),
     }))
+}
+
+/// The `source_app` a listing is confined to: the one asked for, or the
+/// key's own application; `None` when the key asks for another one.
+fn confine(caller: &Caller, asked: Option<String>) -> Option<Option<String>> {
+    match (&caller.app, asked) {
+        (None, asked) => Some(asked),
+        (Some(own), Some(asked)) if *own != asked => None,
+        (Some(own), _) => Some(Some(own.clone())),
+    }
+}
+
+/// For a key confined to one application: `404` unless the task is that
+/// application's. Cross-application callers skip the read.
+async fn ensure_own_task(state: &ApiState, caller: &Caller, id: TaskId) -> Result<(), ApiError> {
+    if caller.app.is_none() {
+        return Ok(());
+    }
+    let detail = state
+        .store
+        .get(id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "read"))?
+        .ok_or_else(|| ApiError::NotFound("no task has this id".into()))?;
+    caller.ensure_sees(detail.task.spec.source_app.as_deref())
 }
 
 fn serde_urlencoded_query(raw: &str) -> Result<ListTasksQuery, ApiError> {
@@ -309,9 +359,12 @@ fn serde_urlencoded_query(raw: &str) -> Result<ListTasksQuery, ApiError> {
 )]
 pub async fn retry_task(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::TasksManage)?;
     let id = parse_task_id(&path)?;
+    ensure_own_task(&state, &caller, id).await?;
     let now = Utc::now();
     let task = state
         .store
@@ -337,9 +390,12 @@ pub async fn retry_task(
 )]
 pub async fn cancel_task(
     state: web::Data<ApiState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::TasksManage)?;
     let id = parse_task_id(&path)?;
+    ensure_own_task(&state, &caller, id).await?;
     let task = state
         .store
         .cancel(id, Utc::now())

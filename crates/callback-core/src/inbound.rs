@@ -134,7 +134,11 @@ pub struct InboundRecord {
 /// WeChat's server signature: hex SHA-1 of the token, timestamp and nonce
 /// sorted and joined.
 pub fn wechat_signature(token: &str, timestamp: &str, nonce: &str) -> String {
-    let mut parts = [token, timestamp, nonce];
+    sorted_sha1_hex(&mut [token, timestamp, nonce])
+}
+
+/// WeChat's signature shape: the SHA-1 of the parts sorted and joined.
+pub(crate) fn sorted_sha1_hex(parts: &mut [&str]) -> String {
     parts.sort_unstable();
     hex::encode(Sha1::digest(parts.concat().as_bytes()))
 }
@@ -157,6 +161,8 @@ pub struct WechatPush {
     pub event: Option<String>,
     pub appid: Option<String>,
     pub trace_id: Option<String>,
+    /// In safe mode, the encrypted message (base64), and nothing else to read.
+    pub encrypt: Option<String>,
 }
 
 impl WechatPush {
@@ -179,6 +185,7 @@ pub fn parse_wechat_push(body: &[u8]) -> Result<WechatPush, String> {
                 event: text("Event"),
                 appid: text("appid"),
                 trace_id: text("trace_id"),
+                encrypt: text("Encrypt"),
             })
         }
         Some(b'<') => parse_wechat_xml(body),
@@ -232,6 +239,7 @@ fn set_field(push: &mut WechatPush, name: Option<&str>, value: String) {
         Some("Event") => push.event = Some(value),
         Some("appid") => push.appid = Some(value),
         Some("trace_id") => push.trace_id = Some(value),
+        Some("Encrypt") => push.encrypt = Some(value),
         _ => {}
     }
 }

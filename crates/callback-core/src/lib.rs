@@ -6,6 +6,7 @@
 //! on no database, queue or HTTP crate, so every backend and every consumer
 //! meets here and nowhere else.
 
+pub mod access;
 pub mod alert;
 pub mod endpoint;
 pub mod expect;
@@ -19,7 +20,12 @@ pub mod signing;
 pub mod sync;
 pub mod task;
 pub mod validation;
+pub mod wechat_safe_mode;
 
+pub use access::{
+    Actor, ApiKey, ApiKeyId, AppMismatch, AuditEntry, AuditFilter, AuditId, IpAllowlist, KeyHash,
+    Principal, Scope, Scopes,
+};
 pub use alert::{
     alert_body, alert_test_body, dingtalk_sign, dingtalk_signed_url, robot_accepted, AlertDigest,
     AlertHook, AlertHookId, AlertKind, AlertLinks, FailedTask, ALERT_EXAMPLES,
@@ -36,9 +42,10 @@ pub use inbound::{
 pub use operations::{BucketClock, BulkFilter, FailedBucket, BUCKET};
 pub use outbound::{OutboundPolicy, Refused};
 pub use ports::{
-    AlertStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter, InboundStore, Invoke,
-    InvokeOutcome, InvokeRequest, KeyValue, Notices, OperatorStore, Page, PageRequest, QueueError,
-    ReceiverStatus, ReceiverWatch, Signing, StoreError, TaskFilter, TaskStore,
+    AlertStore, AuditStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter,
+    InboundStore, Invoke, InvokeOutcome, InvokeRequest, KeyStore, KeyValue, Notices, OperatorStore,
+    Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, Signing, StoreError, TaskFilter,
+    TaskStore,
 };
 pub use request::{Body, HeaderList, Method, QueryList, TargetUrl};
 pub use retry::{decide, AttemptFacts, Disposition, RetrySchedule};
@@ -49,3 +56,4 @@ pub use task::{
     TaskId, TaskSpec, TaskStatus,
 };
 pub use validation::{FieldError, ValidationErrors};
+pub use wechat_safe_mode::EncodingAesKey;

@@ -63,6 +63,11 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         lock(&self.entries).remove(key);
     }
 
+    /// Drops every entry.
+    pub fn clear(&self) {
+        lock(&self.entries).clear();
+    }
+
     pub fn len(&self) -> usize {
         lock(&self.entries).len()
     }

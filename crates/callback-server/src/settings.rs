@@ -15,6 +15,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
+    pub audit: AuditSettings,
     pub data: DataSettings,
     pub delivery: DeliverySettings,
     pub breaker: BreakerSettings,
@@ -54,6 +55,25 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub admin_token: Option<SecretString>,
+    /// Peers (networks or addresses) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// How long a key read from the store is used before it is read again.
+    pub key_cache_ms: u64,
+}
+
+impl AuthSettings {
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        callback_core::IpAllowlist::parse(&self.trusted_proxies)
+            .map(|list| list.entries().to_vec())
+            .map_err(|e| format!("auth.trusted_proxies: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Entries older than this many days are deleted; 0 keeps them.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,15 +159,9 @@ impl OutboundSettings {
     /// an error naming the setting.
     pub fn policy(&self) -> Result<callback_core::OutboundPolicy, String> {
         let parse = |setting: &str, raw: &[String]| {
-            raw.iter()
-                .map(|r| {
-                    r.parse::<ipnet::IpNet>()
-                        .or_else(|_| r.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                        .map_err(|_| {
-                            format!("outbound.{setting}: {r:?} is not a CIDR or an address")
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()
+            callback_core::IpAllowlist::parse(raw)
+                .map(|list| list.entries().to_vec())
+                .map_err(|e| format!("outbound.{setting}: {e}"))
         };
         Ok(callback_core::OutboundPolicy {
             allow_private: self.allow_private,

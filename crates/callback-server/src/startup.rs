@@ -5,10 +5,12 @@ use crate::settings::Settings;
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context;
 use callback_alert::{AlertConfig, Alerter};
-use callback_api::{AdminToken, ApiState, BucketSettings, TaskDefaults};
+use callback_api::{ApiState, BucketSettings, TaskDefaults};
+use callback_auth::{AuthConfig, Authenticator};
 use callback_core::{
-    AlertLinks, AlertStore, BucketClock, DelayQueue, Dispatch, EndpointStore, InboundStore,
-    KeyValue, MaxAttempts, Namespace, OperatorStore, RetrySchedule, TargetUrl, TaskStore,
+    AlertLinks, AlertStore, AuditStore, BucketClock, DelayQueue, Dispatch, EndpointStore,
+    InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace, OperatorStore, RetrySchedule,
+    TargetUrl, TaskStore,
 };
 use callback_delivery::{
     run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
@@ -41,6 +43,8 @@ pub struct Application {
     alerter: Arc<Alerter>,
     operators: Arc<dyn OperatorStore>,
     retention: RetentionConfig,
+    audit: Arc<dyn AuditStore>,
+    audit_retention: Option<chrono::TimeDelta>,
     admin_token: SecretString,
     token_source: TokenSource,
     token_file: PathBuf,
@@ -82,7 +86,21 @@ impl Application {
         let endpoints: Arc<dyn EndpointStore> = sql.clone();
         let alerts: Arc<dyn AlertStore> = sql.clone();
         let inbound_store: Arc<dyn InboundStore> = sql.clone();
+        let keys: Arc<dyn KeyStore> = sql.clone();
+        let audit: Arc<dyn AuditStore> = sql.clone();
         let operators: Arc<dyn OperatorStore> = sql;
+        let authenticator = Arc::new(Authenticator::new(
+            keys.clone(),
+            AuthConfig {
+                admin_token: admin_token.clone(),
+                trusted_proxies: settings
+                    .auth
+                    .trusted_proxies()
+                    .map_err(|e| anyhow::anyhow!(e))?,
+                key_cache_ttl: Duration::from_millis(settings.auth.key_cache_ms),
+                touch_interval: Duration::from_secs(30),
+            },
+        ));
         let (queue, key_value) = build_queue(&settings).await?;
 
         let outbound = Arc::new(settings.outbound.policy().map_err(|e| anyhow::anyhow!(e))?);
@@ -196,21 +214,22 @@ impl Application {
             buckets,
             alert_links,
             outbound,
+            authenticator,
+            keys,
+            audit: audit.clone(),
         });
-        let token = web::Data::new(AdminToken(admin_token.clone()));
 
         let listener = TcpListener::bind(&settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let address = listener.local_addr()?;
-        let mut server = HttpServer::new(move || {
-            App::new().configure(callback_api::configure(state.clone(), token.clone()))
-        })
-        .client_request_timeout(Duration::from_millis(
-            settings.server.request_head_timeout_ms,
-        ))
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_grace_ms.div_ceil(1000));
+        let mut server =
+            HttpServer::new(move || App::new().configure(callback_api::configure(state.clone())))
+                .client_request_timeout(Duration::from_millis(
+                    settings.server.request_head_timeout_ms,
+                ))
+                .listen(listener)?
+                .disable_signals()
+                .shutdown_timeout(settings.server.shutdown_grace_ms.div_ceil(1000));
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
@@ -221,6 +240,8 @@ impl Application {
             alerter,
             operators,
             retention,
+            audit,
+            audit_retention: days(settings.audit.retention_days),
             admin_token,
             token_source,
             token_file,
@@ -266,6 +287,12 @@ impl Application {
         let delivery = tokio::spawn(self.delivery.run(stop_delivery.clone()));
         // Housekeeping ends with delivery; neither holds anything to lose.
         tokio::spawn(self.alerter.run(stop_delivery.clone()));
+        tokio::spawn(callback_auth::run_audit_retention(
+            self.audit,
+            self.audit_retention,
+            self.retention.interval,
+            stop_delivery.clone(),
+        ));
         tokio::spawn(run_retention(
             self.operators,
             self.retention,

@@ -6,12 +6,14 @@
 //! a lock, and no transaction is ever held across an outgoing HTTP call.
 
 mod alerts;
+mod audit;
 mod connection;
 mod db_error;
 mod endpoints;
 mod entities;
 mod group_commit;
 mod inbound;
+mod keys;
 mod mapping;
 mod operations;
 #[cfg(test)]

@@ -18,7 +18,8 @@ pub use delivery::{
 };
 pub use queues::{DelayQueue, KeyValue};
 pub use stores::{
-    AlertStore, EndpointStore, InboundFilter, InboundStore, OperatorStore, TaskStore,
+    AlertStore, AuditStore, EndpointStore, InboundFilter, InboundStore, KeyStore, OperatorStore,
+    TaskStore,
 };
 
 use crate::{TaskId, TaskStatus};
@@ -61,17 +62,18 @@ pub struct TaskFilter {
     pub target_app: Option<String>,
 }
 
-/// One page of a newest-first listing.
+/// One page of a newest-first listing; `C` is the id the cursor names
+/// (a task's by default, an audit entry's for the audit log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
+pub struct PageRequest<C = TaskId> {
     pub limit: u32,
-    /// Continue with tasks older than this one.
-    pub after: Option<TaskId>,
+    /// Continue with items older than this one.
+    pub after: Option<C>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
+pub struct Page<T, C = TaskId> {
     pub items: Vec<T>,
     /// Where the next page starts; `None` on the last page.
-    pub next_cursor: Option<TaskId>,
+    pub next_cursor: Option<C>,
 }

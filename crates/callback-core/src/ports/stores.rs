@@ -3,9 +3,10 @@
 
 use super::{Page, PageRequest, StoreError, TaskFilter};
 use crate::{
-    AlertDigest, AlertHook, AlertHookId, Attempt, BucketClock, BulkFilter, ClaimedTask,
-    Disposition, Endpoint, EndpointName, EventType, FailedBucket, Inserted, NewEvent, NewTask,
-    Published, TargetUrl, Task, TaskDetail, TaskId, TaskStatus,
+    AlertDigest, AlertHook, AlertHookId, ApiKey, ApiKeyId, Attempt, AuditEntry, AuditFilter,
+    AuditId, BucketClock, BulkFilter, ClaimedTask, Disposition, Endpoint, EndpointName, EventType,
+    FailedBucket, Inserted, KeyHash, NewEvent, NewTask, Published, TargetUrl, Task, TaskDetail,
+    TaskId, TaskStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -301,4 +302,39 @@ pub trait InboundStore: Send + Sync + 'static {
         task: &NewTask,
         any_status: bool,
     ) -> Result<bool, StoreError>;
+}
+
+/// API keys. The store holds a key's hash, never its secret.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    async fn create_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<(), StoreError>;
+
+    /// Every key, revoked ones included, newest first.
+    async fn keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// The key whose secret hashes to `hash`, live or not.
+    async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Marks the key revoked at `at` (once: a second revocation keeps the
+    /// first time); `NotFound` when there is no such key.
+    async fn revoke_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<ApiKey, StoreError>;
+
+    /// Records a use of the key.
+    async fn touch_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// The audit log: appended to, listed, and pruned by its own retention.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Newest first.
+    async fn audit(
+        &self,
+        filter: &AuditFilter,
+        page: PageRequest<AuditId>,
+    ) -> Result<Page<AuditEntry, AuditId>, StoreError>;
+
+    /// Deletes entries older than `before`, at most `limit`; returns how many.
+    async fn prune_audit(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 }

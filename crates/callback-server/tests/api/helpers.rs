@@ -109,18 +109,47 @@ impl TestApp {
     }
 
     pub async fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let (status, body, _) = self.send_as(TOKEN, method, path, Some(body)).await;
+        (status, body)
+    }
+
+    /// Sends a request with `token` as the bearer (a key, or the admin
+    /// token); returns the status, the JSON body (Null if none) and the
+    /// headers.
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let response = self
+        let mut request = self
             .client
             .request(method, self.url(path))
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    /// Creates an API key that must be accepted; returns its id and secret.
+    pub async fn create_key(&self, body: Value) -> (String, String) {
+        let (status, view) = self.send_json("POST", "/api/v1/keys", &body).await;
+        assert_eq!(status, 201, "create key: {view:#}");
+        (
+            view["id"].as_str().unwrap().to_string(),
+            view["key"].as_str().unwrap().to_string(),
+        )
     }
 
     /// Creates an endpoint that must be accepted; returns its view (with

@@ -2,7 +2,9 @@
 //! system sees only the domain types of `callback-core`.
 
 pub mod alert_hook;
+pub mod api_key;
 pub mod attempt;
+pub mod audit_entry;
 pub mod endpoint;
 pub mod event;
 pub mod failed_bucket;
