@@ -32,7 +32,13 @@ impl EncodingAesKey {
         if key.len() != 43 {
             return Err("an EncodingAESKey is 43 characters".into());
         }
-        let bytes = base64::engine::general_purpose::STANDARD
+        // WeChat's keys leave bits set past the 32nd byte; its own
+        // samples decode them leniently, and so must we.
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+        );
+        let bytes = lenient
             .decode(format!("{key}="))
             .map_err(|_| "an EncodingAESKey is letters and digits (base64)".to_string())?;
         bytes
@@ -160,7 +166,10 @@ pub(crate) mod tests {
         assert_eq!(decrypted.appid, SAMPLE_APPID);
         let message = String::from_utf8(decrypted.message).unwrap();
         assert!(message.starts_with("<xml>"), "{message}");
-        assert!(message.contains("<Content><![CDATA[abcdteT]]></Content>"), "{message}");
+        assert!(
+            message.contains("<Content><![CDATA[abcdteT]]></Content>"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -48,9 +48,34 @@ pub struct WechatConfig {
     pub apps: BTreeMap<String, String>,
     /// The namespace `wxa_media_check` results are routed in.
     pub namespace: Option<Namespace>,
+    /// Safe mode's EncodingAESKeys: for any appid (`None`) or for one.
+    pub aes_keys: Vec<(Option<String>, callback_core::EncodingAesKey)>,
 }
 
 impl WechatConfig {
+    /// Decrypts a safe-mode push with the first key that fits: a key given
+    /// for an appid fits only a push naming that appid.
+    pub fn decrypt(
+        &self,
+        encrypt: &str,
+    ) -> Result<callback_core::wechat_safe_mode::Decrypted, String> {
+        if self.aes_keys.is_empty() {
+            return Err(
+                "the push is encrypted (safe mode) and inbound.wechat.encoding_aes_key is not set"
+                    .into(),
+            );
+        }
+        let mut last = String::new();
+        for (appid, key) in &self.aes_keys {
+            match callback_core::wechat_safe_mode::decrypt(key, encrypt) {
+                Ok(d) if appid.as_ref().is_none_or(|a| *a == d.appid) => return Ok(d),
+                Ok(d) => last = format!("the push is for appid {}", d.appid),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     pub fn tokens(&self) -> Vec<&str> {
         self.token
             .iter()

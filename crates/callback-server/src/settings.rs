@@ -190,6 +190,11 @@ pub struct WechatSettings {
     pub namespace: String,
     #[serde(default)]
     pub apps: BTreeMap<String, SecretString>,
+    /// Safe mode: the EncodingAESKey pushes are encrypted with.
+    pub encoding_aes_key: Option<SecretString>,
+    /// Safe mode per mini-program, when keys differ: appid → key.
+    #[serde(default)]
+    pub aes_keys: BTreeMap<String, SecretString>,
 }
 
 /// One vendor posting to `/inbound/{name}`.

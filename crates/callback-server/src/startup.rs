@@ -8,9 +8,9 @@ use callback_alert::{AlertConfig, Alerter};
 use callback_api::{ApiState, BucketSettings, TaskDefaults};
 use callback_auth::{AuthConfig, Authenticator};
 use callback_core::{
-    AlertLinks, AlertStore, AuditStore, BucketClock, DelayQueue, Dispatch, EndpointStore,
-    InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace, OperatorStore, RetrySchedule,
-    TargetUrl, TaskStore,
+    AlertLinks, AlertStore, AuditStore, BucketClock, DelayQueue, Dispatch, EncodingAesKey,
+    EndpointStore, InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace, OperatorStore,
+    RetrySchedule, TargetUrl, TaskStore,
 };
 use callback_delivery::{
     run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
@@ -410,6 +410,7 @@ fn inbound_config(settings: &Settings) -> anyhow::Result<InboundConfig> {
                 .map(|(app, t)| (app.clone(), t.expose_secret().to_string()))
                 .collect(),
             namespace: Some(namespace("inbound.wechat", &i.wechat.namespace)?),
+            aes_keys: wechat_aes_keys(&i.wechat)?,
         },
         sources,
         legacy_key_prefix: (!i.legacy_key_prefix.is_empty()).then(|| i.legacy_key_prefix.clone()),
@@ -443,6 +444,24 @@ impl Dispatch for DispatchRelay {
 }
 
 /// The directory of a `sqlite://` file URL, to create before connecting.
+/// The safe-mode keys: the global one (any appid), then one per appid.
+fn wechat_aes_keys(
+    wechat: &crate::settings::WechatSettings,
+) -> anyhow::Result<Vec<(Option<String>, EncodingAesKey)>> {
+    let parse = |setting: String, key: &SecretString| {
+        EncodingAesKey::parse(key.expose_secret()).map_err(|e| anyhow::anyhow!("{setting}: {e}"))
+    };
+    let mut keys = Vec::new();
+    if let Some(key) = &wechat.encoding_aes_key {
+        keys.push((None, parse("inbound.wechat.encoding_aes_key".into(), key)?));
+    }
+    for (appid, key) in &wechat.aes_keys {
+        let setting = format!("inbound.wechat.aes_keys.{appid}");
+        keys.push((Some(appid.clone()), parse(setting, key)?));
+    }
+    Ok(keys)
+}
+
 fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
     let path = url.strip_prefix("sqlite://")?.split('?').next()?;
     if path.is_empty() || path.starts_with(":memory:") {

@@ -9,6 +9,7 @@ mod process;
 mod queue_contract;
 mod receiver;
 mod redis;
+mod wechat;
 
 pub use database::{Backend, TestDatabase};
 pub use process::{PrivateMariaDb, ServerProcess};
@@ -18,3 +19,4 @@ pub use redis::{
     free_port, redis_command, redis_server_url, wait_until_listening, PrivateRedis,
     PrivateRedisCluster, TestRedis,
 };
+pub use wechat::wechat_encrypt;

@@ -199,6 +199,7 @@ on_every_backend!(
     wechat_handshake_echoes_only_with_a_valid_signature,
     a_media_check_result_reaches_its_route_byte_for_byte,
     a_callback_before_its_route_waits_and_goes_when_the_route_appears,
+    safe_mode_pushes_are_verified_decrypted_and_routed_in_xml_and_json,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,5 +301,80 @@ async fn a_generic_vendor_is_verified_by_hmac_and_routed_by_json_pointer() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    app.stop().await;
+}
+
+/// WeChat's published safe-mode sample (WXBizMsgCrypt's Sample.py).
+mod safe_mode_sample {
+    pub const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+    pub const TOKEN: &str = "spamtest";
+    pub const QUERY: &str = "timestamp=1409735669&nonce=1320562132&encrypt_type=aes&msg_signature=5d197aaffba7e9b25a30732f161a50dee96bd5fa";
+    pub const ENCRYPT: &str = "hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8KUePWB3+LrPXo87wzQ1QLvbeUgmBM4x6F8PGHQHFVAFmOD2LdJF9FrXpbUAh0B5GIItb52sn896wVsMSHGuPE328HnRGBcrS7C41IzDWyWNlZkyyXwon8T332jisa+h6tEDYsVticbSnyU8dKOIbgU6ux5VTjg3yt+WGzjlpKn6NPhRjpA912xMezR4kw6KWwMrCVKSVCZciVGCgavjIQ6X8tCOp3yZbGpy0VxpAe+77TszTfRd5RJSVO/HTnifJpXgCSUdUue1v6h0EIBYYI1BD1DlD+C0CR8e6OewpusjZ4uBl9FyJvnhvQl+q5rv1ixrcpCumEPo5MJSgM9ehVsNPfUM669WuMyVWQLCzpu9GhglF2PE=";
+}
+
+async fn safe_mode_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.inbound.wechat.token = Some(SecretString::from(safe_mode_sample::TOKEN.to_string()));
+        s.inbound.wechat.encoding_aes_key =
+            Some(SecretString::from(safe_mode_sample::KEY.to_string()));
+    })
+    .await
+}
+
+async fn safe_mode_pushes_are_verified_decrypted_and_routed_in_xml_and_json(backend: Backend) {
+    use safe_mode_sample::{ENCRYPT, KEY, QUERY};
+    let app = safe_mode_app(backend).await;
+
+    // WeChat's own sample, in XML: recorded decrypted.
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><Encrypt><![CDATA[{ENCRYPT}]]></Encrypt></xml>"
+    );
+    let (status, answer) = push(&app, QUERY, "text/xml", &xml).await;
+    assert_eq!((status, answer.as_str()), (200, "success"));
+    let (_, listed) = app
+        .send_json("GET", "/api/v1/inbound?source=wechat", &json!(null))
+        .await;
+    let id = listed["items"][0]["id"].as_str().unwrap();
+    let (_, record) = app
+        .send_json("GET", &format!("/api/v1/inbound/{id}"), &json!(null))
+        .await;
+    let body = record["body"].as_str().unwrap();
+    assert!(
+        body.contains("<Content><![CDATA[abcdteT]]></Content>"),
+        "{record}"
+    );
+    assert!(!body.contains(ENCRYPT), "{record}");
+
+    // A forged msg_signature, or the sample's signature over other
+    // ciphertext, is refused and nothing more is recorded.
+    let forged = QUERY.replace("5d197aaf", "5d197aa0");
+    assert_eq!(push(&app, &forged, "text/xml", &xml).await.0, 401);
+    let tampered = xml.replace("hyzAe4", "hyzAe5");
+    assert_eq!(push(&app, QUERY, "text/xml", &tampered).await.0, 401);
+    assert_eq!(push(&app, QUERY, "text/xml", "<xml></xml>").await.0, 400);
+
+    // A media-check result in JSON, encrypted as WeChat does, reaches its
+    // route decrypted.
+    let service = Receiver::start().await;
+    route(&app, "moderate", TRACE_ID, &service.url("/safe")).await;
+    let encrypt = callback_testkit::wechat_encrypt(KEY, PUSH.as_bytes(), "wx8f16a5e5f7ad1234");
+    let (timestamp, nonce) = ("1626959646", "1827341856");
+    let signature = callback_core::wechat_safe_mode::msg_signature(
+        safe_mode_sample::TOKEN,
+        timestamp,
+        nonce,
+        &encrypt,
+    );
+    let body = json!({"ToUserName": "gh_9df7d78a1234", "Encrypt": encrypt}).to_string();
+    let query =
+        format!("timestamp={timestamp}&nonce={nonce}&encrypt_type=aes&msg_signature={signature}");
+    let (status, _) = push(&app, &query, "application/json", &body).await;
+    assert_eq!(status, 200);
+    let got = service.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        got[0].body,
+        PUSH.as_bytes(),
+        "the decrypted push, byte for byte"
+    );
     app.stop().await;
 }
