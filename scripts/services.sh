@@ -68,4 +68,9 @@ ensure_python_interop() {
     log "installing the standardwebhooks package from PyPI (interop tests)"
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore standardwebhooks
   fi
+  # The API fuzzing suite (tests/api/fuzz.rs) runs schemathesis.
+  if ! command -v schemathesis >/dev/null 2>&1; then
+    log "installing schemathesis from PyPI (API fuzzing)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'schemathesis>=4,<5'
+  fi
 }

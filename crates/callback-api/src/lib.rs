@@ -110,6 +110,12 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                 web::PathConfig::default()
                     .error_handler(|err, _| ApiError::MalformedBody(err.to_string()).into()),
             )
+            // A query that does not parse is a problem document like every
+            // other error, naming the query.
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|err, _| ApiError::invalid("query", err.to_string()).into()),
+            )
             .route("/healthz", web::get().to(health::healthz))
             // Vendors prove themselves with their own signatures.
             .route("/inbound/wechat", web::get().to(inbound::wechat_handshake))

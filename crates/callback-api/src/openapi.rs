@@ -95,7 +95,7 @@ use utoipa::{Modify, OpenApi};
         crate::error::Problem,
         crate::error::ProblemField,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonProblems),
     tags(
         (name = "tasks", description = "Submit and manage callback tasks"),
         (name = "endpoints", description = "Receivers subscribed to event types"),
@@ -118,6 +118,67 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The answers every `/api/v1` operation can give whatever it does
+/// (credentials, scopes, rate, the store, malformed input), added to each
+/// operation that does not describe them itself: the document then lists
+/// every status the server can answer, which the fuzzing suite checks.
+struct CommonProblems;
+
+impl Modify for CommonProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        let always = [
+            ("400", "Invalid fields, path or query"),
+            ("401", "Missing, wrong, expired or revoked credentials"),
+            ("403", "Missing scope, another application's data, or an address outside the key's allowlist"),
+            ("429", "The key's rate limit is used up; see Retry-After"),
+            ("503", "Store unavailable; nothing stored"),
+        ];
+        let with_body = [
+            ("408", "The body did not arrive in time; nothing stored"),
+            ("413", "Body over the limit"),
+            ("415", "Body is not JSON"),
+        ];
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let has_id = path.contains('{');
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let body = operation.request_body.is_some();
+                let responses = &mut operation.responses.responses;
+                let extra = always
+                    .iter()
+                    .chain(with_body.iter().filter(|_| body))
+                    .chain([("404", "Not found")].iter().filter(|_| has_id));
+                for (status, description) in extra {
+                    responses
+                        .entry((*status).to_string())
+                        .or_insert_with(|| problem(description).into());
+                }
+            }
+        }
     }
 }
 

@@ -20,11 +20,27 @@ impl ServerProcess {
     /// Starts `binary` with these environment variables (on top of the
     /// caller's) and returns once it prints where it listens.
     pub async fn start(binary: &Path, env: &[(String, String)]) -> Self {
+        Self::spawn(binary, env, Stdio::inherit()).await
+    }
+
+    /// As [`start`](Self::start), with the server's log (its stderr)
+    /// written to `log_file`, for tests that read what it logged.
+    pub async fn start_logging_to(
+        binary: &Path,
+        env: &[(String, String)],
+        log_file: &Path,
+    ) -> Self {
+        let file = std::fs::File::create(log_file)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_file.display()));
+        Self::spawn(binary, env, Stdio::from(file)).await
+    }
+
+    async fn spawn(binary: &Path, env: &[(String, String)], stderr: Stdio) -> Self {
         let mut child = Command::new(binary)
             .env("CBC__SERVER__BIND", "127.0.0.1:0")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));

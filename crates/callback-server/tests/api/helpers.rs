@@ -249,8 +249,31 @@ pub async fn start_binary_with(
     data_dir: &std::path::Path,
     extra_env: &[(&str, &str)],
 ) -> ServerProcess {
+    ServerProcess::start(&binary(), &binary_env(db, data_dir, extra_env)).await
+}
+
+/// As `start_binary_with`, with the server's log written to `log_file`.
+pub async fn start_binary_logging_to(
+    db: &TestDatabase,
+    data_dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+    log_file: &std::path::Path,
+) -> ServerProcess {
+    let env = binary_env(db, data_dir, extra_env);
+    ServerProcess::start_logging_to(&binary(), &env, log_file).await
+}
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_callback-center"))
+}
+
+fn binary_env(
+    db: &TestDatabase,
+    data_dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let data_dir = data_dir.display().to_string();
-    let env: Vec<(String, String)> = [
+    [
         ("CBC__DATABASE__URL", db.url.as_str()),
         ("CBC__AUTH__ADMIN_TOKEN", TOKEN),
         ("CBC__DATA__DIR", &data_dir),
@@ -262,12 +285,7 @@ pub async fn start_binary_with(
     .iter()
     .chain(extra_env)
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    ServerProcess::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_callback-center")),
-        &env,
-    )
-    .await
+    .collect()
 }
 
 /// Submits a task that must be accepted; returns its id.
