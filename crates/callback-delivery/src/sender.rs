@@ -33,6 +33,9 @@ pub struct SenderConfig {
     /// PEM certificates trusted beside the built-in roots (Mozilla's, as
     /// webpki-roots carries them), for receivers behind a private CA.
     pub extra_ca_file: Option<PathBuf>,
+    /// Redirects followed per call; 0 (the default) follows none, and a
+    /// 3xx is the receiver's answer. Each hop passes the outbound policy.
+    pub max_redirects: u8,
 }
 
 /// The HTTP client of deliveries and synchronous calls: keep-alive pools
@@ -61,6 +64,7 @@ type DirectClient =
     hyper_util::client::legacy::Client<HttpsConnector<HttpConnector<PolicyResolver>>, Full<Bytes>>;
 
 /// One outgoing call, whichever client sends it.
+#[derive(Clone)]
 struct Outgoing {
     method: reqwest::Method,
     url: url::Url,
@@ -204,31 +208,53 @@ impl HttpSender {
     }
 
     /// Sends a call through the direct client when it may, else reqwest,
-    /// and reads the answer. One deadline, the call's timeout, covers the
-    /// whole exchange on either client.
-    async fn call(&self, outgoing: Outgoing) -> Result<Answer, Failure> {
-        if let Err(refused) = self.config.outbound.check_literal(&outgoing.url) {
-            return Err(Failure {
-                status: None,
-                error: format!("url_not_allowed: {refused}"),
-            });
-        }
+    /// follows redirects when allowed to, and reads the answer. One
+    /// deadline, the call's timeout, covers the whole exchange.
+    async fn call(&self, mut outgoing: Outgoing) -> Result<Answer, Failure> {
         let timeout = outgoing.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        match direct_uri(&outgoing.url, &self.proxies) {
-            Some(uri) => {
-                let request = self.direct_request(uri, outgoing);
-                let sent = tokio::time::timeout_at(deadline, self.direct.request(request)).await;
-                let response = answered(sent, timeout, |e| describe_cause(e, e.is_connect()))?;
-                self.read_answer(response, deadline, timeout).await
+        let mut hops = 0u8;
+        loop {
+            if let Err(refused) = self.config.outbound.check_literal(&outgoing.url) {
+                let hop = if hops > 0 {
+                    format!("redirect {hops}: ")
+                } else {
+                    String::new()
+                };
+                return Err(Failure {
+                    status: None,
+                    error: format!("url_not_allowed: {hop}{refused}"),
+                });
             }
-            None => {
-                let sent =
-                    tokio::time::timeout_at(deadline, self.reqwest_request(outgoing).send()).await;
-                let response = answered(sent, timeout, |e| describe_cause(e, e.is_connect()))?;
-                self.read_answer(hyper::Response::from(response), deadline, timeout)
-                    .await
+            // A copy for the next hop, only when redirects may be followed:
+            // the usual call pays nothing for them.
+            let previous = (self.config.max_redirects > hops).then(|| outgoing.clone());
+            match direct_uri(&outgoing.url, &self.proxies) {
+                Some(uri) => {
+                    let request = self.direct_request(uri, outgoing);
+                    let sent =
+                        tokio::time::timeout_at(deadline, self.direct.request(request)).await;
+                    let response = answered(sent, timeout, |e| describe_cause(e, e.is_connect()))?;
+                    match redirect(response.status().as_u16(), response.headers(), previous)? {
+                        Some(next) => outgoing = next,
+                        None => return self.read_answer(response, deadline, timeout).await,
+                    }
+                }
+                None => {
+                    let sent =
+                        tokio::time::timeout_at(deadline, self.reqwest_request(outgoing).send())
+                            .await;
+                    let response = answered(sent, timeout, |e| describe_cause(e, e.is_connect()))?;
+                    match redirect(response.status().as_u16(), response.headers(), previous)? {
+                        Some(next) => outgoing = next,
+                        None => {
+                            let response = hyper::Response::from(response);
+                            return self.read_answer(response, deadline, timeout).await;
+                        }
+                    }
+                }
             }
+            hops += 1;
         }
     }
 
@@ -295,6 +321,57 @@ impl HttpSender {
             body,
         })
     }
+}
+
+/// The next hop of a redirect, when `previous` (the call just made) may be
+/// followed: `None` when the answer is not a redirect or following is off
+/// or used up, and then the 3xx is the answer. As browsers and reqwest do,
+/// a 303 (and a 301 or 302 after a POST) becomes a GET without body, and
+/// credentials are not carried to another origin.
+fn redirect(
+    status: u16,
+    headers: &HeaderMap,
+    previous: Option<Outgoing>,
+) -> Result<Option<Outgoing>, Failure> {
+    let (Some(mut next), true) = (previous, matches!(status, 301 | 302 | 303 | 307 | 308)) else {
+        return Ok(None);
+    };
+    let Some(location) = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let refused = |why: String| Failure {
+        status: Some(status),
+        error: format!("url_not_allowed: redirect to {location}: {why}"),
+    };
+    let url = next
+        .url
+        .join(location)
+        .map_err(|e| refused(format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refused("only http and https are called".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refused("URLs with user info are refused".into()));
+    }
+    if url.origin() != next.url.origin() {
+        for name in [
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::COOKIE,
+            reqwest::header::PROXY_AUTHORIZATION,
+        ] {
+            next.headers.remove(name);
+        }
+    }
+    if status == 303 || (matches!(status, 301 | 302) && next.method == reqwest::Method::POST) {
+        next.method = reqwest::Method::GET;
+        next.body = None;
+        next.headers.remove(reqwest::header::CONTENT_TYPE);
+    }
+    next.url = url;
+    Ok(Some(next))
 }
 
 /// The response of a call sent under a deadline, or why there is none.

@@ -98,6 +98,8 @@ pub struct DeliverySettings {
     pub delay_queue_capacity: usize,
     pub response_record_bytes: usize,
     pub response_read_bytes: usize,
+    /// Redirects followed per call; 0 follows none.
+    pub max_redirects: u8,
     pub max_in_flight_per_receiver: u32,
     #[serde(default)]
     pub extra_ca_file: Option<PathBuf>,

@@ -112,6 +112,7 @@ impl Application {
             user_agent: format!("callback-center/{}", env!("CARGO_PKG_VERSION")),
             extra_ca_file: d.extra_ca_file.clone(),
             outbound: outbound.clone(),
+            max_redirects: d.max_redirects,
         })?;
         let default_schedule = RetrySchedule::parse(d.retry_schedule_s.clone())
             .map_err(|e| anyhow::anyhow!("delivery.retry_schedule_s {e}"))?;

@@ -18,7 +18,10 @@ async fn every_operation_survives_generated_requests_and_answers_as_documented()
         s.outbound.deny_cidrs = vec!["0.0.0.0/0".into(), "::/0".into()];
     })
     .await;
+    // schemathesis keeps a cache where it runs: a directory of the test's.
+    let workdir = crate::helpers::temp_dir();
     let run = tokio::process::Command::new("schemathesis")
+        .current_dir(&workdir)
         .args([
             "run",
             &app.url("/api/v1/openapi.json"),
@@ -56,5 +59,6 @@ async fn every_operation_survives_generated_requests_and_answers_as_documented()
         generated >= 1_000,
         "schemathesis sent only {generated} requests:\n{report}"
     );
+    let _ = std::fs::remove_dir_all(&workdir);
     app.stop().await;
 }

@@ -122,7 +122,62 @@ async fn a_redirect_is_an_answer_and_is_not_followed(backend: Backend) {
     app.stop().await;
 }
 
+async fn redirects_when_followed_pass_the_policy_at_every_hop(backend: Backend) {
+    let first = Receiver::start().await;
+    let second = Receiver::start().await;
+    first.set_default(Reply::status(307).header("Location", &second.url("/moved-here")));
+    let app = spawn_app_with(backend, |s| s.delivery.max_redirects = 3).await;
+    let id = app
+        .submit(json!({
+            "url": first.url("/start"),
+            "headers": {"Authorization": "Bearer for-the-first-origin-only"},
+            "body": {"order": 1},
+            "max_attempts": 1
+        }))
+        .await;
+    app.wait_for_status(&id, "succeeded", Duration::from_secs(20))
+        .await;
+    let got = second.requests();
+    assert_eq!(got.len(), 1, "the redirect was followed");
+    assert_eq!(got[0].method, "POST", "a 307 keeps the method");
+    assert_eq!(got[0].body, br#"{"order":1}"#);
+    assert_eq!(
+        got[0].header("authorization"),
+        None,
+        "credentials are not carried to another origin"
+    );
+
+    // A hop to cloud metadata is refused, not followed.
+    let to_metadata = Receiver::start().await;
+    to_metadata.set_default(Reply::status(302).header("Location", METADATA[0]));
+    let id = app
+        .submit(json!({"url": to_metadata.url("/x"), "max_attempts": 1}))
+        .await;
+    let task = app
+        .wait_for_status(&id, "failed", Duration::from_secs(20))
+        .await;
+    let error = task["attempts"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("url_not_allowed") && error.contains("redirect 1"),
+        "{error}"
+    );
+
+    // Past the limit, the last 3xx is the answer.
+    let looping = Receiver::start().await;
+    looping.set_default(Reply::status(302).header("Location", &looping.url("/again")));
+    let id = app
+        .submit(json!({"url": looping.url("/again"), "max_attempts": 1}))
+        .await;
+    let task = app
+        .wait_for_status(&id, "failed", Duration::from_secs(20))
+        .await;
+    assert_eq!(task["attempts"][0]["status_code"], 302);
+    assert_eq!(looping.requests().len(), 4, "the call and three redirects");
+    app.stop().await;
+}
+
 on_every_backend!(
+    redirects_when_followed_pass_the_policy_at_every_hop,
     cloud_metadata_is_refused_everywhere_a_url_is_given,
     refused_loopback_is_refused_at_submission_and_at_connect_time,
     a_redirect_is_an_answer_and_is_not_followed,
