@@ -207,13 +207,7 @@ pub async fn list_audit(
         .into_inner();
     let mut errors = ValidationErrors::default();
     let limit = crate::paging::page_limit(&mut errors, query.limit);
-    let after = query.cursor.as_deref().and_then(|c| {
-        errors.take(
-            "cursor",
-            c.parse::<AuditId>()
-                .map_err(|_| "is not a cursor from a previous page".to_string()),
-        )
-    });
+    let after = crate::paging::cursor(&mut errors, query.cursor.as_deref(), str::parse::<AuditId>);
     errors.into_result().map_err(ApiError::Validation)?;
     let filter = AuditFilter {
         actor: query.actor,

@@ -132,12 +132,7 @@ pub async fn list_endpoints(
     caller.require(Scope::EndpointsManage)?;
     let mut errors = ValidationErrors::default();
     let limit = page_limit(&mut errors, query.limit);
-    let after = query.cursor.as_deref().and_then(|c| {
-        errors.take(
-            "cursor",
-            EndpointName::parse(c).map_err(|_| "is not a cursor from a previous page".to_string()),
-        )
-    });
+    let after = crate::paging::cursor(&mut errors, query.cursor.as_deref(), EndpointName::parse);
     errors.into_result().map_err(ApiError::Validation)?;
     let items = state
         .endpoints

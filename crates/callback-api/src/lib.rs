@@ -20,6 +20,7 @@ pub mod openapi;
 mod operations;
 mod paging;
 mod tasks;
+mod vendors;
 
 pub use dto::TaskDefaults;
 pub use error::{ApiError, Problem};
@@ -118,11 +119,11 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
             )
             .route("/healthz", web::get().to(health::healthz))
             // Vendors prove themselves with their own signatures.
-            .route("/inbound/wechat", web::get().to(inbound::wechat_handshake))
-            .route("/inbound/wechat", web::post().to(inbound::wechat_push))
+            .route("/inbound/wechat", web::get().to(vendors::wechat_handshake))
+            .route("/inbound/wechat", web::post().to(vendors::wechat_push))
             .route(
                 "/inbound/{source}",
-                web::post().to(inbound::source_callback),
+                web::post().to(vendors::source_callback),
             )
             .route("/readyz", web::get().to(health::readyz))
             .service(

@@ -85,7 +85,7 @@ use utoipa::{Modify, OpenApi};
         crate::inbound::InboundView,
         crate::inbound::InboundList,
         crate::inbound::ForwardRequest,
-        crate::inbound::ReceivedView,
+        crate::vendors::ReceivedView,
         crate::keys::CreateKeyRequest,
         crate::keys::KeyView,
         crate::keys::CreatedKeyView,

@@ -16,6 +16,19 @@ pub fn page_limit(errors: &mut ValidationErrors, asked: Option<u32>) -> u32 {
     limit
 }
 
+/// The `cursor` given, read with `parse`; an error names `cursor`.
+pub fn cursor<T, E>(
+    errors: &mut ValidationErrors,
+    given: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Option<T> {
+    let parsed = parse(given?).ok();
+    if parsed.is_none() {
+        errors.push("cursor", "is not a cursor from a previous page");
+    }
+    parsed
+}
+
 /// `items` were read with `limit + 1`: keeps `limit` and says where the next
 /// page starts, if there is one.
 pub fn split_page<T>(

@@ -7,8 +7,8 @@ use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use callback_core::{
-    Handoff, Inserted, NewTask, Page, PageRequest, Scope, Task, TaskFilter, TaskId, TaskStatus,
-    ValidationErrors,
+    Handoff, Inserted, NewTask, Page, PageRequest, Scope, Task, TaskDetail, TaskFilter, TaskId,
+    TaskStatus, ValidationErrors,
 };
 use chrono::{DateTime, Utc};
 
@@ -244,14 +244,7 @@ pub async fn get_task(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::TasksRead)?;
-    let id = parse_task_id(&path)?;
-    let detail = state
-        .store
-        .get(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "read"))?
-        .ok_or_else(|| ApiError::NotFound("no task has this id".into()))?;
-    caller.ensure_sees(detail.task.spec.source_app.as_deref())?;
+    let detail = load_task(&state, &caller, parse_task_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(TaskView::new(&detail.task, Some(&detail.attempts))))
 }
 
@@ -280,13 +273,7 @@ pub async fn list_tasks(
         .as_deref()
         .and_then(|s| errors.take("status", TaskStatus::parse(s)));
     let limit = crate::paging::page_limit(&mut errors, query.limit);
-    let after = query.cursor.as_deref().and_then(|c| {
-        errors.take(
-            "cursor",
-            c.parse::<TaskId>()
-                .map_err(|_| "is not a cursor from a previous page".to_string()),
-        )
-    });
+    let after = crate::paging::cursor(&mut errors, query.cursor.as_deref(), str::parse::<TaskId>);
     errors.into_result().map_err(ApiError::Validation)?;
     let page = match confine(&caller, query.source_app) {
         // Another application's tasks: for this key there are none.
@@ -323,19 +310,26 @@ fn confine(caller: &Caller, asked: Option<String>) -> Option<Option<String>> {
     }
 }
 
-/// For a key confined to one application: `404` unless the task is that
-/// application's. Cross-application callers skip the read.
-async fn ensure_own_task(state: &ApiState, caller: &Caller, id: TaskId) -> Result<(), ApiError> {
-    if caller.app.is_none() {
-        return Ok(());
-    }
+/// The task with its attempts, if it exists and the caller sees its
+/// application (another application's task is `404` like a missing one).
+async fn load_task(state: &ApiState, caller: &Caller, id: TaskId) -> Result<TaskDetail, ApiError> {
     let detail = state
         .store
         .get(id)
         .await
         .map_err(|e| ApiError::from_store(e, "read"))?
         .ok_or_else(|| ApiError::NotFound("no task has this id".into()))?;
-    caller.ensure_sees(detail.task.spec.source_app.as_deref())
+    caller.ensure_sees(detail.task.spec.source_app.as_deref())?;
+    Ok(detail)
+}
+
+/// For a key confined to one application: `404` unless the task is that
+/// application's. Cross-application callers skip the read.
+async fn ensure_own_task(state: &ApiState, caller: &Caller, id: TaskId) -> Result<(), ApiError> {
+    if caller.app.is_some() {
+        load_task(state, caller, id).await?;
+    }
+    Ok(())
 }
 
 fn serde_urlencoded_query(raw: &str) -> Result<ListTasksQuery, ApiError> {
