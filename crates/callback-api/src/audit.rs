@@ -77,6 +77,9 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let response = next.call(req).await?;
     let request = response.request();
+    if [Method::GET, Method::HEAD, Method::OPTIONS].contains(request.method()) {
+        return Ok(response);
+    }
     let Some(pattern) = request.match_pattern() else {
         return Ok(response);
     };

@@ -72,7 +72,7 @@ pub async fn authenticate(
         )
         .await
         .map_err(ApiError::from)?;
-    req.extensions_mut().insert(Arc::new(principal));
+    req.extensions_mut().insert(principal);
     req.extensions_mut().insert(client);
     next.call(req).await
 }

@@ -52,9 +52,18 @@ pub enum Denied {
 pub struct Authenticator {
     config: AuthConfig,
     keys: Arc<dyn KeyStore>,
-    cache: TtlCache<KeyHash, Arc<ApiKey>>,
+    cache: TtlCache<KeyHash, Arc<KnownKey>>,
+    /// Made once: every request with the admin token shares it.
+    admin: Arc<Principal>,
     limiters: Mutex<HashMap<ApiKeyId, (NonZeroU32, Arc<DefaultDirectRateLimiter>)>>,
     touched: Mutex<HashMap<ApiKeyId, Instant>>,
+}
+
+/// A key as read from the store, with the principal it makes: built once
+/// per read, shared by the requests until the next one.
+struct KnownKey {
+    key: ApiKey,
+    principal: Arc<Principal>,
 }
 
 /// Most keys (and unknown credentials) kept in the cache at once.
@@ -64,6 +73,7 @@ impl Authenticator {
     pub fn new(keys: Arc<dyn KeyStore>, config: AuthConfig) -> Self {
         Self {
             cache: TtlCache::new(config.key_cache_ttl, CACHE_CAPACITY),
+            admin: Arc::new(Principal::admin()),
             config,
             keys,
             limiters: Mutex::default(),
@@ -80,7 +90,7 @@ impl Authenticator {
         &self,
         presented: Presented<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Principal, Denied> {
+    ) -> Result<Arc<Principal>, Denied> {
         let bearer = presented
             .bearer
             .ok_or(Denied::Unauthenticated("missing bearer token"))?;
@@ -88,17 +98,18 @@ impl Authenticator {
             bearer.as_bytes(),
             self.config.admin_token.expose_secret().as_bytes(),
         ) {
-            return Ok(Principal::admin());
+            return Ok(self.admin.clone());
         }
         if !bearer.starts_with(KEY_PREFIX) {
             return Err(Denied::Unauthenticated("invalid bearer token"));
         }
         // Looked up by the hash of what was presented: no comparison
         // against any stored secret happens, so timing tells nothing.
-        let key = self
+        let known = self
             .key(hash_key(bearer))
             .await?
             .ok_or(Denied::Unauthenticated("invalid bearer token"))?;
+        let key = &known.key;
         if key.revoked_at.is_some() {
             return Err(Denied::Unauthenticated("this key has been revoked"));
         }
@@ -115,7 +126,7 @@ impl Authenticator {
             self.spend(key.id, limit)?;
         }
         self.touch(key.id, now);
-        Ok(Principal::of_key(&key))
+        Ok(known.principal.clone())
     }
 
     /// Forgets every key read, so that this instance sees a revocation at
@@ -124,7 +135,7 @@ impl Authenticator {
         self.cache.clear();
     }
 
-    async fn key(&self, hash: KeyHash) -> Result<Option<Arc<ApiKey>>, Denied> {
+    async fn key(&self, hash: KeyHash) -> Result<Option<Arc<KnownKey>>, Denied> {
         if let Some(cached) = self.cache.get(&hash) {
             return Ok(cached);
         }
@@ -133,7 +144,10 @@ impl Authenticator {
             .key_by_hash(&hash)
             .await
             .map_err(Denied::Unavailable)?
-            .map(Arc::new);
+            .map(|key| {
+                let principal = Arc::new(Principal::of_key(&key));
+                Arc::new(KnownKey { key, principal })
+            });
         self.cache.put(hash, key.clone());
         Ok(key)
     }
@@ -270,7 +284,7 @@ mod tests {
         let (_, auth, secret) = setup(&key, Duration::from_secs(1)).await;
         let now = Utc::now();
         let admin = auth.authenticate(from("admin-secret", "1.2.3.4"), now);
-        assert_eq!(admin.await.unwrap(), Principal::admin());
+        assert_eq!(*admin.await.unwrap(), Principal::admin());
         let principal = auth.authenticate(from(&secret, "1.2.3.4"), now).await;
         assert_eq!(principal.unwrap().app.as_deref(), Some("shop"));
         for wrong in ["admin-secre", "cbk_wrong", "", "Bearer x"] {
