@@ -68,6 +68,16 @@ ensure_python_interop() {
     log "installing the standardwebhooks package from PyPI (interop tests)"
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore standardwebhooks
   fi
+  # The metrics suite parses /metrics with Prometheus' own client library.
+  if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    log "installing prometheus-client from PyPI (metrics format check)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus-client
+  fi
+  # The deploy suite validates the Kubernetes manifests against their schemas.
+  if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+    log "installing kubernetes-validate from PyPI (deploy manifests check)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate
+  fi
   # The API fuzzing suite (tests/api/fuzz.rs) runs schemathesis.
   if ! command -v schemathesis >/dev/null 2>&1; then
     log "installing schemathesis from PyPI (API fuzzing)"

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+/// The largest rate or in-flight cap an endpoint may set.
+const MAX_RECEIVER_LIMIT: u32 = 1_000_000;
+
 use crate::dto::MAX_TIMEOUT_MS;
 
 const MAX_LABEL: usize = 128;
@@ -148,10 +151,13 @@ impl Checked<'_> {
             .take("headers", HeaderList::parse(headers.into_iter().collect()))
     }
 
+    /// A per-receiver limit: 1 to a million (the store keeps 32-bit
+    /// signed numbers; a larger one came back unreadable).
     fn positive(&mut self, field: &str, n: Option<u32>) -> Option<Option<u32>> {
         match n {
-            Some(0) => {
-                self.0.push(field, "must be at least 1");
+            Some(n) if !(1..=MAX_RECEIVER_LIMIT).contains(&n) => {
+                self.0
+                    .push(field, format!("must be between 1 and {MAX_RECEIVER_LIMIT}"));
                 None
             }
             other => Some(other),

@@ -80,6 +80,10 @@ pub async fn publish_event(
         .map_err(ApiError::StoreUnavailable)?;
     let (created, ids) = match published {
         Published::Created(ids) => {
+            let app = event.app.as_deref();
+            state
+                .observer
+                .accepted(app, callback_core::Intake::Event, tasks.len() as u64);
             for task in &tasks {
                 state
                     .dispatch

@@ -143,6 +143,9 @@ pub async fn upsert_route(
         .unwrap_or(route);
     let mut view = RouteView::new(&stored);
     view.forwarded_waiting = Some(forwarded);
+    state
+        .observer
+        .accepted(None, callback_core::Intake::Inbound, forwarded);
     Ok(if created {
         HttpResponse::Created().json(view)
     } else {

@@ -66,6 +66,8 @@ pub struct ApiState {
     pub authenticator: Arc<callback_auth::Authenticator>,
     pub keys: Arc<dyn KeyStore>,
     pub audit: Arc<dyn AuditStore>,
+    /// Told of tasks accepted and cancelled, callbacks received.
+    pub observer: Arc<dyn callback_core::Observe>,
 }
 
 /// How failed tasks are bucketed and for how long buckets are listed.
@@ -92,6 +94,16 @@ impl ApiState {
             errors.push(field, refused.to_string());
             ApiError::UrlNotAllowed(errors)
         })
+    }
+
+    /// Counts a recorded vendor callback, and the task it became if routed.
+    pub fn observe_inbound(&self, record: &callback_core::InboundRecord) {
+        let routed = record.status == callback_core::InboundStatus::Forwarded;
+        self.observer.inbound(&record.source, routed);
+        if routed {
+            self.observer
+                .accepted(None, callback_core::Intake::Inbound, 1);
+        }
     }
 
     /// Counts a failed synchronous call; returns the endpoint's count.

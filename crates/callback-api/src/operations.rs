@@ -318,11 +318,20 @@ pub async fn cancel_tasks(
             let Some(last) = ids.last().copied() else {
                 break;
             };
-            acted += state
+            let cancelled = state
                 .operators
                 .cancel_many(&ids, Utc::now())
                 .await
                 .map_err(ApiError::StoreUnavailable)?;
+            // Their applications are not read back: counted under none.
+            for _ in 0..cancelled {
+                state.observer.finished(
+                    None,
+                    callback_core::Finish::Cancelled,
+                    std::time::Duration::ZERO,
+                );
+            }
+            acted += cancelled;
             after = Some(last);
         }
     }

@@ -7,8 +7,8 @@ use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use callback_core::{
-    Handoff, Inserted, NewTask, Page, PageRequest, Scope, Task, TaskDetail, TaskFilter, TaskId,
-    TaskStatus, ValidationErrors,
+    Finish, Handoff, Inserted, Intake, NewTask, Page, PageRequest, Scope, Task, TaskDetail,
+    TaskFilter, TaskId, TaskStatus, ValidationErrors,
 };
 use chrono::{DateTime, Utc};
 
@@ -59,6 +59,8 @@ pub async fn create_task(
         .map_err(ApiError::StoreUnavailable)?;
     match inserted {
         Inserted::Created(task) => {
+            let app = task.spec.source_app.as_deref();
+            state.observer.accepted(app, Intake::Api, 1);
             let response = HttpResponse::Created()
                 .insert_header((header::LOCATION, format!("/api/v1/tasks/{}", task.id)))
                 .json(TaskView::new(&task, None));
@@ -206,7 +208,11 @@ pub async fn create_tasks(
         .zip(handoffs.drain(..))
     {
         let (task, created) = match result {
-            Inserted::Created(task) => (task, true),
+            Inserted::Created(task) => {
+                let app = task.spec.source_app.as_deref();
+                state.observer.accepted(app, Intake::Batch, 1);
+                (task, true)
+            }
             Inserted::Existing(task) => (task, false),
         };
         items.push(BatchItemView {
@@ -395,5 +401,8 @@ pub async fn cancel_task(
         .cancel(id, Utc::now())
         .await
         .map_err(|e| ApiError::from_store(e, "cancel"))?;
+    let age = (Utc::now() - task.created_at).to_std().unwrap_or_default();
+    let app = task.spec.source_app.as_deref();
+    state.observer.finished(app, Finish::Cancelled, age);
     Ok(HttpResponse::Ok().json(TaskView::new(&task, None)))
 }

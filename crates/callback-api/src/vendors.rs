@@ -158,6 +158,7 @@ pub async fn wechat_push(
         .receive("wechat", route, None, &content_type(&req), body)
         .await
         .map_err(ApiError::StoreUnavailable)?;
+    state.observe_inbound(&record);
     tracing::debug!(id = %record.id, status = record.status.as_str(), "WeChat push stored");
     Ok(HttpResponse::Ok()
         .content_type("text/plain")
@@ -219,6 +220,7 @@ pub async fn source_callback(
         )
         .await
         .map_err(ApiError::StoreUnavailable)?;
+    state.observe_inbound(&record);
     Ok(HttpResponse::Ok().json(ReceivedView {
         id: record.id.to_string(),
         status: record.status.as_str(),

@@ -11,6 +11,7 @@ pub mod alert;
 pub mod endpoint;
 pub mod expect;
 pub mod inbound;
+pub mod observe;
 pub mod operations;
 pub mod outbound;
 pub mod ports;
@@ -39,7 +40,8 @@ pub use inbound::{
     hmac_sha256_hex_ok, key_at_pointer, parse_wechat_push, wechat_signature, wechat_signature_ok,
     InboundRecord, InboundStatus, Namespace, Route, RouteKey, WechatPush,
 };
-pub use operations::{BucketClock, BulkFilter, FailedBucket, BUCKET};
+pub use observe::{AttemptResult, Finish, Intake, NoObserver, Observe};
+pub use operations::{Backlog, BucketClock, BulkFilter, FailedBucket, BUCKET};
 pub use outbound::{OutboundPolicy, Refused};
 pub use ports::{
     AlertStore, AuditStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter,

@@ -19,6 +19,17 @@ pub struct BulkFilter {
     pub failed_to: Option<DateTime<Utc>>,
 }
 
+/// How far behind delivery is, as the store sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Unfinished tasks whose next attempt is due now or earlier.
+    pub due: u64,
+    /// When the longest-waiting of them became due.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+    /// Tasks waiting for a later retry.
+    pub retrying_later: u64,
+}
+
 /// Ten minutes of failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedBucket {

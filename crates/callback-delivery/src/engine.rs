@@ -1,14 +1,14 @@
 //! The dispatcher, the delay-queue pump and the reconciler, and the handle
 //! intake uses to offer new tasks.
 
-use crate::receivers::{Admission, Receivers, Waiting};
+use crate::receivers::{receiver_key, Admission, Receivers, Waiting};
 use crate::work::{Origin, Work};
 use crate::HttpSender;
 use async_trait::async_trait;
 use callback_core::lock;
 use callback_core::{
-    decide, Attempt, AttemptFacts, ClaimedTask, DelayQueue, Dispatch, Disposition, Handoff, Lease,
-    LeaseToken, RetrySchedule, Task, TaskId, TaskStore,
+    decide, Attempt, AttemptFacts, AttemptResult, ClaimedTask, DelayQueue, Dispatch, Disposition,
+    Finish, Handoff, Lease, LeaseToken, Observe, RetrySchedule, Task, TaskId, TaskStore,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -59,6 +59,8 @@ struct Engine {
     /// Ids in the channel or being delivered here, so that the reconciler
     /// and the pump do not queue one task twice.
     queued: Mutex<HashSet<TaskId>>,
+    /// Told of every attempt and every task that ends (the metrics).
+    observer: Arc<dyn Observe>,
     /// Free workers; the dispatcher and intake's handoffs take them.
     workers: Arc<Semaphore>,
     /// Attempts in flight, waited for at shutdown.
@@ -121,6 +123,7 @@ impl Delivery {
         queue: Arc<dyn DelayQueue>,
         sender: HttpSender,
         receivers: Arc<Receivers>,
+        observer: Arc<dyn Observe>,
         config: DeliveryConfig,
     ) -> Self {
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
@@ -129,6 +132,7 @@ impl Delivery {
             queue,
             sender,
             receivers,
+            observer,
             workers: Arc::new(Semaphore::new(config.concurrency.max(1))),
             tx,
             queued: Mutex::new(HashSet::new()),
@@ -372,32 +376,43 @@ impl Engine {
             admissions += 1;
             match self.receivers.admit(&work.claim.task, Utc::now()).await {
                 Admission::Send(pass) => break pass,
-                Admission::Defer { until, why } => {
+                Admission::Defer { until, why, limit } => {
+                    if let Some(result) = limit {
+                        let receiver = receiver_key(&work.claim.task);
+                        self.observer.attempt(&receiver, result, Duration::ZERO);
+                    }
                     self.defer(&work.claim, until, &why).await;
                     return None;
                 }
                 Admission::Fail(why) => {
                     let claim = &work.claim;
                     let attempt = Attempt::without_response(claim.attempt_number, Utc::now(), why);
-                    self.record(claim, &attempt, Disposition::Failed).await;
+                    if self.record(claim, &attempt, Disposition::Failed).await {
+                        self.finished(&claim.task, Finish::Failed);
+                    }
                     self.queued().remove(&id);
                     self.ack(id, work.origin).await;
                     return None;
                 }
-                Admission::AtCap { key, until, why } => match self.receivers.wait(&key, work) {
-                    Waiting::Held => return None,
-                    Waiting::SlotFree(w) if admissions < 3 => work = w,
-                    // The freed slot keeps being taken by others first: not
-                    // worth chasing.
-                    Waiting::SlotFree(w) => {
-                        self.defer(&w.claim, until, &why).await;
-                        return None;
+                Admission::AtCap { key, until, why } => {
+                    // Every slot taken: counted once per time it is met.
+                    self.observer
+                        .attempt(&key, AttemptResult::DeferredCap, Duration::ZERO);
+                    match self.receivers.wait(&key, work) {
+                        Waiting::Held => return None,
+                        Waiting::SlotFree(w) if admissions < 3 => work = w,
+                        // The freed slot keeps being taken by others first: not
+                        // worth chasing.
+                        Waiting::SlotFree(w) => {
+                            self.defer(&w.claim, until, &why).await;
+                            return None;
+                        }
+                        Waiting::NoRoom(w, paced) => {
+                            self.defer(&w.claim, paced.unwrap_or(until), &why).await;
+                            return None;
+                        }
                     }
-                    Waiting::NoRoom(w, paced) => {
-                        self.defer(&w.claim, paced.unwrap_or(until), &why).await;
-                        return None;
-                    }
-                },
+                }
             }
         };
         let Work { claim, origin } = work;
@@ -427,6 +442,8 @@ impl Engine {
         self.receivers
             .record(&pass, outcome.success, clock.elapsed());
         let receiver = std::mem::take(&mut pass.key);
+        self.observer
+            .attempt(&receiver, outcome.result(), outcome.duration);
         drop(pass);
         let task = &claim.task;
         let (schedule, jitter) = match &task.spec.retry_schedule {
@@ -450,6 +467,11 @@ impl Engine {
         let attempt = outcome.to_attempt(claim.attempt_number);
         tracing::debug!(task_id = %id, attempt = attempt.number, success = attempt.success, ?next, "attempt finished");
         let recorded = self.record(&claim, &attempt, next).await;
+        match (recorded, next) {
+            (true, Disposition::Succeeded) => self.finished(task, Finish::Delivered),
+            (true, Disposition::Failed) => self.finished(task, Finish::Failed),
+            _ => {}
+        }
         self.queued().remove(&id);
         match (recorded, next) {
             // Scheduling also takes the id out of flight.
@@ -457,6 +479,13 @@ impl Engine {
             _ => self.ack(id, origin).await,
         }
         self.next_waiting(&receiver).await
+    }
+
+    /// Tells the observer that `task` ended for good now.
+    fn finished(&self, task: &Task, finish: Finish) {
+        let age = (Utc::now() - task.created_at).to_std().unwrap_or_default();
+        self.observer
+            .finished(task.spec.source_app.as_deref(), finish, age);
     }
 
     /// The task that has waited longest for a slot of `receiver`, to take

@@ -21,6 +21,17 @@ pub struct DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
+    /// How the attempt ended, as the metrics count it.
+    pub fn result(&self) -> callback_core::AttemptResult {
+        use callback_core::AttemptResult;
+        match (self.success, self.status_code, self.error.as_deref()) {
+            (true, _, _) => AttemptResult::Success,
+            (false, Some(_), _) => AttemptResult::UnexpectedAnswer,
+            (false, None, Some(error)) if error.starts_with("timeout") => AttemptResult::Timeout,
+            (false, None, _) => AttemptResult::ConnectionError,
+        }
+    }
+
     /// The attempt as it is recorded.
     pub fn to_attempt(&self, number: u32) -> Attempt {
         Attempt {

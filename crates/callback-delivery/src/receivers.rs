@@ -53,6 +53,10 @@ pub enum Admission {
     Defer {
         until: DateTime<Utc>,
         why: String,
+        /// How the deferral is counted: a limit of the receiver's (breaker,
+        /// rate), or `None` for the rest (a disabled endpoint, a store
+        /// hiccup).
+        limit: Option<callback_core::AttemptResult>,
     },
     /// It can never be sent (its endpoint is gone).
     Fail(String),
@@ -202,6 +206,7 @@ impl Receivers {
                     return Admission::Defer {
                         until: now + TimeDelta::seconds(5),
                         why,
+                        limit: None,
                     }
                 }
             };
@@ -209,6 +214,7 @@ impl Receivers {
                 return Admission::Defer {
                     until: now + DISABLED_DEFERRAL,
                     why: format!("endpoint {name} is disabled"),
+                    limit: None,
                 };
             }
             capacity = endpoint.max_in_flight.unwrap_or(capacity);
@@ -226,6 +232,7 @@ impl Receivers {
                     return Admission::Defer {
                         until: now + TimeDelta::seconds(5),
                         why,
+                        limit: None,
                     }
                 }
             };
@@ -274,6 +281,7 @@ impl Receivers {
                 return Admission::Defer {
                     until: now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(1)),
                     why: format!("{key} is limited to {per_s} requests a second"),
+                    limit: Some(callback_core::AttemptResult::DeferredRate),
                 };
             }
         }
@@ -282,6 +290,7 @@ impl Receivers {
             return Admission::Defer {
                 until: now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(5)),
                 why: format!("the circuit breaker of {key} is open"),
+                limit: Some(callback_core::AttemptResult::DeferredBreaker),
             };
         }
         Admission::Send(Pass {

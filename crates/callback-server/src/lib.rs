@@ -1,6 +1,7 @@
 //! The callback-center server: settings, telemetry, and the one place that
 //! turns settings into concrete backends and starts everything.
 
+mod metrics;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -23,7 +23,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    telemetry::init(&settings.log.level);
+    telemetry::init(&settings.log.level, settings.log.format);
     let app = Application::build(settings).await?;
     println!("{}", app.banner());
     app.run_until_stopped(shutdown_signal()).await

@@ -26,6 +26,18 @@ pub struct Settings {
     pub inbound: InboundSettings,
     pub redis: RedisSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` and count.
+    pub enabled: bool,
+    /// Serve it on this address instead of the API's; empty: the API's.
+    pub bind: String,
+    /// A bearer token scrapes must present; unset: none.
+    pub token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +240,17 @@ pub struct RedisSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub level: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Plain lines; coloured only when stderr is a terminal.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 impl Settings {
@@ -255,7 +278,10 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("delivery.retry_schedule_s"),
+                    .with_list_parse_key("delivery.retry_schedule_s")
+                    .with_list_parse_key("auth.trusted_proxies")
+                    .with_list_parse_key("outbound.allow_cidrs")
+                    .with_list_parse_key("outbound.deny_cidrs"),
             )
             .build()?
             .try_deserialize()
@@ -298,6 +324,9 @@ mod tests {
                 ("CBC__DELIVERY__CONCURRENCY", "8"),
                 ("CBC__DELIVERY__RETRY_SCHEDULE_S", "1,2,3"),
                 ("CBC__REDIS__URL", "redis://127.0.0.1:6379"),
+                ("CBC__AUTH__TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.7"),
+                ("CBC__OUTBOUND__DENY_CIDRS", "203.0.113.0/24"),
+                ("CBC__LOG__FORMAT", "json"),
             ]),
         )
         .unwrap();
@@ -315,6 +344,9 @@ mod tests {
         );
         assert_eq!(s.delivery.concurrency, 8);
         assert_eq!(s.delivery.retry_schedule_s, [1, 2, 3]);
+        assert_eq!(s.auth.trusted_proxies, ["10.0.0.0/8", "192.168.1.7"]);
+        assert_eq!(s.outbound.deny_cidrs, ["203.0.113.0/24"]);
+        assert_eq!(s.log.format, LogFormat::Json);
         assert_eq!(
             s.redis.url.as_ref().map(|u| u.expose_secret().to_string()),
             Some("redis://127.0.0.1:6379".into())

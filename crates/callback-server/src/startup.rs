@@ -9,8 +9,8 @@ use callback_api::{ApiState, BucketSettings, TaskDefaults};
 use callback_auth::{AuthConfig, Authenticator};
 use callback_core::{
     AlertLinks, AlertStore, AuditStore, BucketClock, DelayQueue, Dispatch, EncodingAesKey,
-    EndpointStore, InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace, OperatorStore,
-    RetrySchedule, TargetUrl, TaskStore,
+    EndpointStore, InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace, NoObserver, Observe,
+    OperatorStore, RetrySchedule, TargetUrl, TaskStore,
 };
 use callback_delivery::{
     run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
@@ -18,6 +18,7 @@ use callback_delivery::{
 };
 use callback_embedded::InProcessDelayQueue;
 use callback_inbound::{Inbound, InboundConfig, SourceConfig, WechatConfig};
+use callback_metrics::Metrics;
 use callback_redis::{RedisDelayQueue, RedisQueueOptions, RedisTopology};
 use callback_store::{GroupCommitOptions, StoreOptions};
 use secrecy::{ExposeSecret, SecretString};
@@ -39,6 +40,8 @@ pub enum TokenSource {
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// `/metrics` on an address of its own, when `metrics.bind` asks.
+    metrics_server: Option<(SocketAddr, Server)>,
     delivery: Delivery,
     alerter: Arc<Alerter>,
     operators: Arc<dyn OperatorStore>,
@@ -102,6 +105,14 @@ impl Application {
             },
         ));
         let (queue, key_value) = build_queue(&settings).await?;
+        let metrics = settings
+            .metrics
+            .enabled
+            .then(|| Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))));
+        let observer: Arc<dyn Observe> = match &metrics {
+            Some(metrics) => metrics.clone(),
+            None => Arc::new(NoObserver),
+        };
 
         let outbound = Arc::new(settings.outbound.policy().map_err(|e| anyhow::anyhow!(e))?);
         let d = &settings.delivery;
@@ -156,6 +167,7 @@ impl Application {
             queue.clone(),
             sender.clone(),
             receivers.clone(),
+            observer.clone(),
             DeliveryConfig {
                 concurrency: d.concurrency,
                 channel_capacity: d.channel_capacity,
@@ -218,25 +230,47 @@ impl Application {
             authenticator,
             keys,
             audit: audit.clone(),
+            observer,
         });
+        let scrape = metrics.map(|metrics| {
+            web::Data::new(crate::metrics::Scrape {
+                metrics,
+                operators: operators.clone(),
+                queue: state.queue.clone(),
+                receivers: state.receivers.clone(),
+                token: settings.metrics.token.clone(),
+            })
+        });
+        let separate = !settings.metrics.bind.is_empty();
+        let metrics_server = match (&scrape, separate) {
+            (Some(scrape), true) => Some(metrics_server(&settings.metrics.bind, scrape.clone())?),
+            _ => None,
+        };
+        let shared_scrape = scrape.filter(|_| !separate);
 
         let listener = TcpListener::bind(&settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let address = listener.local_addr()?;
-        let mut server =
-            HttpServer::new(move || App::new().configure(callback_api::configure(state.clone())))
-                .client_request_timeout(Duration::from_millis(
-                    settings.server.request_head_timeout_ms,
-                ))
-                .listen(listener)?
-                .disable_signals()
-                .shutdown_timeout(settings.server.shutdown_grace_ms.div_ceil(1000));
+        let mut server = HttpServer::new(move || {
+            let app = App::new().configure(callback_api::configure(state.clone()));
+            match &shared_scrape {
+                Some(scrape) => app.configure(crate::metrics::configure(scrape.clone())),
+                None => app,
+            }
+        })
+        .client_request_timeout(Duration::from_millis(
+            settings.server.request_head_timeout_ms,
+        ))
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_grace_ms.div_ceil(1000));
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
         Ok(Self {
             address,
             server: server.run(),
+            metrics_server,
             delivery,
             alerter,
             operators,
@@ -251,6 +285,12 @@ impl Application {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where `/metrics` is served when `metrics.bind` gives it an address
+    /// of its own.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(address, _)| *address)
     }
 
     pub fn admin_token(&self) -> &SecretString {
@@ -299,6 +339,10 @@ impl Application {
             self.retention,
             stop_delivery.clone(),
         ));
+        if let Some((_, metrics_server)) = self.metrics_server {
+            // Scrapes hold nothing to finish: it stops with the process.
+            tokio::spawn(metrics_server);
+        }
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         tokio::select! {
@@ -318,6 +362,24 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// `/metrics` alone on its own address, with one worker: scrapes are rare.
+fn metrics_server(
+    bind: &str,
+    scrape: web::Data<crate::metrics::Scrape>,
+) -> anyhow::Result<(SocketAddr, Server)> {
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("metrics.bind: cannot listen on {bind}"))?;
+    let address = listener.local_addr()?;
+    let server =
+        HttpServer::new(move || App::new().configure(crate::metrics::configure(scrape.clone())))
+            .workers(1)
+            .listen(listener)?
+            .disable_signals()
+            .shutdown_timeout(1)
+            .run();
+    Ok((address, server))
 }
 
 /// The one place that picks the delay queue: Redis when `redis.url` is set,

@@ -181,6 +181,12 @@ pub fn headers(raw: &str) -> Result<HeaderList, StoreError> {
     HeaderList::parse(pairs).map_err(|e| corrupt("headers", e))
 }
 
+/// A count as the store's 32-bit column keeps it: never wrapped to a
+/// negative number that would not read back.
+fn saturated(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
 pub fn endpoint_row(e: &Endpoint) -> endpoint::ActiveModel {
     use sea_orm::ActiveValue::Set;
     let types: Vec<&str> = e.event_types.iter().map(EventType::as_str).collect();
@@ -192,12 +198,12 @@ pub fn endpoint_row(e: &Endpoint) -> endpoint::ActiveModel {
         event_types: Set(json(&types)),
         signature: Set(e.signature.as_str().into()),
         secret: Set(e.secret.expose().into()),
-        timeout_ms: Set(e.timeout_ms.map(|t| t as i32)),
-        max_attempts: Set(e.max_attempts.map(|m| m.get() as i32)),
+        timeout_ms: Set(e.timeout_ms.map(saturated)),
+        max_attempts: Set(e.max_attempts.map(|m| saturated(m.get()))),
         retry_delays_s: Set(e.retry_schedule.as_ref().map(|s| json(&s.as_slice()))),
         headers: Set(json(&e.headers)),
-        rate_limit_per_s: Set(e.rate_limit_per_s.map(|r| r as i32)),
-        max_in_flight: Set(e.max_in_flight.map(|m| m as i32)),
+        rate_limit_per_s: Set(e.rate_limit_per_s.map(saturated)),
+        max_in_flight: Set(e.max_in_flight.map(saturated)),
         created_at: Set(ms(e.created_at)),
         updated_at: Set(ms(e.updated_at)),
     }

@@ -9,7 +9,7 @@ use crate::tasks::forget_failures;
 use crate::SqlTaskStore;
 use async_trait::async_trait;
 use callback_core::{
-    BucketClock, BulkFilter, FailedBucket, OperatorStore, StoreError, TargetUrl, TaskId,
+    Backlog, BucketClock, BulkFilter, FailedBucket, OperatorStore, StoreError, TargetUrl, TaskId,
     TaskStatus, BUCKET,
 };
 use chrono::{DateTime, Utc};
@@ -315,6 +315,35 @@ impl OperatorStore for SqlTaskStore {
             }
         }
         Ok(before + 1)
+    }
+
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<Backlog, StoreError> {
+        let waiting = [TaskStatus::Pending, TaskStatus::Retrying];
+        let due: Option<(i64, Option<i64>)> = task::Entity::find()
+            .select_only()
+            .column_as(task::Column::Id.count(), "n")
+            .column_as(task::Column::NextAttemptAt.min(), "oldest")
+            .filter(task::Column::NextAttemptAt.lte(ms(now)))
+            .filter(task::Column::Status.is_in(statuses(&waiting)))
+            .into_tuple()
+            .one(self.connection())
+            .await
+            .map_err(unavailable)?;
+        let later: Option<i64> = task::Entity::find()
+            .select_only()
+            .column_as(task::Column::Id.count(), "n")
+            .filter(task::Column::NextAttemptAt.gt(ms(now)))
+            .filter(task::Column::Status.eq(TaskStatus::Retrying.as_str()))
+            .into_tuple()
+            .one(self.connection())
+            .await
+            .map_err(unavailable)?;
+        let (due, oldest) = due.unwrap_or((0, None));
+        Ok(Backlog {
+            due: u64::try_from(due).unwrap_or(0),
+            oldest_due_at: oldest.map(time).transpose()?,
+            retrying_later: later.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+        })
     }
 
     async fn expire_buckets(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -186,6 +186,10 @@ pub trait OperatorStore: Send + Sync + 'static {
         expected: Option<u32>,
     ) -> Result<u32, StoreError>;
 
+    /// How many tasks are due and not yet attempted, how long the oldest
+    /// has waited, how many wait for a later retry.
+    async fn backlog(&self, now: DateTime<Utc>) -> Result<crate::Backlog, StoreError>;
+
     /// Forgets re-send counts of buckets older than `before`.
     async fn expire_buckets(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 

@@ -254,6 +254,17 @@ async fn endpoints_are_validated_listed_changed_and_deleted(backend: Backend) {
     ] {
         assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
     }
+    // Past 2^31 a limit once wrapped in the store and the endpoint could no
+    // longer be read (found by the fuzzing suite): refused now.
+    let (status, problem) = app
+        .send_json(
+            "POST",
+            "/api/v1/endpoints",
+            &json!({"name": "huge", "url": "https://x.example", "rate_limit_per_s": 3_000_000_000u32}),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem_fields(&problem), ["rate_limit_per_s"]);
     let created = app
         .create_endpoint(json!({"name": "shop", "url": "https://shop.example/hook", "app": "shop", "timeout_ms": 3000}))
         .await;

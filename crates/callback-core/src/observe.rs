@@ -1,0 +1,107 @@
+//! What the engines tell an observer as work happens: tasks accepted,
+//! attempts made, tasks finished, alerts sent, callbacks received.
+//!
+//! A port like the stores: the engines call it and never learn what
+//! listens (the server's metrics, or nothing). Every method has a default
+//! that does nothing, so an observer implements only what it counts.
+
+use std::time::Duration;
+
+/// Where an accepted task came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Intake {
+    /// `POST /api/v1/tasks`.
+    Api,
+    /// `POST /api/v1/tasks/batch`.
+    Batch,
+    /// A published event, one task per endpoint.
+    Event,
+    /// A vendor callback forwarded to its route.
+    Inbound,
+}
+
+impl Intake {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intake::Api => "api",
+            Intake::Batch => "batch",
+            Intake::Event => "event",
+            Intake::Inbound => "inbound",
+        }
+    }
+}
+
+/// How one attempt ended, or why a task was put off without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptResult {
+    Success,
+    /// An answer that does not meet the task's expectation.
+    UnexpectedAnswer,
+    Timeout,
+    /// No answer: refused, reset, TLS, DNS, or the outbound policy.
+    ConnectionError,
+    /// Put off without an attempt: the receiver's breaker is open.
+    DeferredBreaker,
+    /// Put off without an attempt: the receiver's in-flight cap is full.
+    DeferredCap,
+    /// Put off without an attempt: the receiver's rate limit is used up.
+    DeferredRate,
+}
+
+impl AttemptResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Success => "success",
+            AttemptResult::UnexpectedAnswer => "unexpected_answer",
+            AttemptResult::Timeout => "timeout",
+            AttemptResult::ConnectionError => "connection_error",
+            AttemptResult::DeferredBreaker => "deferred_breaker",
+            AttemptResult::DeferredCap => "deferred_cap",
+            AttemptResult::DeferredRate => "deferred_rate",
+        }
+    }
+}
+
+/// How a task ended for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Finish {
+    Delivered,
+    Failed,
+    Cancelled,
+}
+
+impl Finish {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Delivered => "delivered",
+            Finish::Failed => "failed",
+            Finish::Cancelled => "cancelled",
+        }
+    }
+}
+
+pub trait Observe: Send + Sync + 'static {
+    /// `count` tasks of `app` were committed.
+    fn accepted(&self, _app: Option<&str>, _intake: Intake, _count: u64) {}
+
+    /// An attempt to `receiver` (a URL's host, or an endpoint) ended, or a
+    /// task was put off (then `duration` is zero).
+    fn attempt(&self, _receiver: &str, _result: AttemptResult, _duration: Duration) {}
+
+    /// A task of `app` ended for good; `since_accepted` is its age then.
+    fn finished(&self, _app: Option<&str>, _finish: Finish, _since_accepted: Duration) {}
+
+    /// An alert message was handed to `channel` (dingtalk, wecom, webhook).
+    fn alert(&self, _channel: &str, _sent: bool) {}
+
+    /// A vendor callback from `source` was recorded, routed or not.
+    fn inbound(&self, _source: &str, _routed: bool) {}
+
+    /// The store answered (`true`) or could not be reached.
+    fn store_reachable(&self, _up: bool) {}
+}
+
+/// Observes nothing: for engines built without metrics (tests, tools).
+pub struct NoObserver;
+
+impl Observe for NoObserver {}

@@ -1,0 +1,374 @@
+//! `/metrics` as Prometheus sees it: after a run of known tasks the counts
+//! are exact, histograms add up, the backlog's lag rises while delivery is
+//! behind and falls after, and the text parses with Prometheus' own client
+//! library. Logs: JSON lines parse one by one; plain lines carry no colour
+//! codes when written to a file.
+
+use crate::helpers::{spawn_app_with, start_binary_logging_to, temp_dir, TestApp, TOKEN};
+use callback_testkit::{Backend, Receiver, Reply, TestDatabase};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+/// One sample: its name, labels and value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: HashMap<String, String>,
+    value: f64,
+}
+
+/// Scrapes `/metrics` and parses it with `prometheus_client` (Python), so a
+/// text Prometheus could not read fails here.
+async fn scrape(app: &TestApp) -> Vec<Sample> {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    parse(&response.text().await.unwrap())
+}
+
+fn parse(text: &str) -> Vec<Sample> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/parse_openmetrics.py"
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (scripts/test installs prometheus-client)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the exposition does not parse: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            Sample {
+                name: v["name"].as_str().unwrap().to_string(),
+                labels: serde_json::from_value(v["labels"].clone()).unwrap(),
+                value: v["value"].as_f64().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The value of the sample named `name` whose labels include `labels`,
+/// summed over the rest of its labels; 0 when there is none.
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+async fn wait_until_finished(app: &TestApp, ids: &[String]) {
+    for id in ids {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let task = app.task(id).await;
+            if ["succeeded", "failed"].contains(&task["status"].as_str().unwrap()) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{task:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn after_known_tasks_the_counts_are_exact_and_histograms_add_up(backend: Backend) {
+    let ok = Receiver::start().await;
+    let failing = Receiver::start().await;
+    failing.set_default(Reply::status(500));
+    let hanging = Receiver::start().await;
+    hanging.set_default(Reply::status(200).delay(Duration::from_secs(5)));
+    let app = spawn_app_with(backend, |_| {}).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            app.submit(json!({"url": ok.url("/ok"), "source_app": "shop"}))
+                .await,
+        );
+    }
+    for _ in 0..2 {
+        ids.push(
+            app.submit(json!({
+                "url": failing.url("/fail"), "source_app": "pay",
+                "max_attempts": 2, "retry_delays_s": [1]
+            }))
+            .await,
+        );
+    }
+    ids.push(
+        app.submit(json!({
+            "url": hanging.url("/slow"), "source_app": "slow",
+            "max_attempts": 1, "timeout_ms": 300
+        }))
+        .await,
+    );
+    let (status, _) = app
+        .send_json(
+            "POST",
+            "/api/v1/tasks/batch",
+            &json!({"tasks": [{"url": ok.url("/b"), "source_app": "shop", "delay_s": 3600}]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    wait_until_finished(&app, &ids).await;
+
+    let samples = scrape(&app).await;
+    let accepted = "callback_tasks_accepted_total";
+    assert_eq!(
+        value(&samples, accepted, &[("app", "shop"), ("source", "api")]),
+        3.0
+    );
+    assert_eq!(
+        value(&samples, accepted, &[("app", "shop"), ("source", "batch")]),
+        1.0
+    );
+    assert_eq!(value(&samples, accepted, &[("app", "pay")]), 2.0);
+    assert_eq!(
+        value(
+            &samples,
+            "callback_tasks_delivered_total",
+            &[("app", "shop")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(&samples, "callback_tasks_failed_total", &[("app", "pay")]),
+        2.0
+    );
+    assert_eq!(
+        value(&samples, "callback_tasks_failed_total", &[("app", "slow")]),
+        1.0
+    );
+    let attempts = "callback_delivery_attempts_total";
+    assert_eq!(value(&samples, attempts, &[("outcome", "success")]), 3.0);
+    assert_eq!(
+        value(&samples, attempts, &[("outcome", "unexpected_answer")]),
+        4.0
+    );
+    assert_eq!(value(&samples, attempts, &[("outcome", "timeout")]), 1.0);
+
+    // Histograms: the +Inf bucket is the count, buckets never decrease.
+    for (histogram, count) in [
+        ("callback_delivery_attempt_duration_seconds", 8.0),
+        ("callback_task_end_to_end_seconds", 3.0),
+    ] {
+        let total = value(&samples, &format!("{histogram}_count"), &[]);
+        assert_eq!(total, count, "{histogram}");
+        let inf = value(&samples, &format!("{histogram}_bucket"), &[("le", "+Inf")]);
+        assert_eq!(inf, count, "{histogram}");
+        let mut buckets: Vec<(f64, f64)> = samples
+            .iter()
+            .filter(|s| s.name == format!("{histogram}_bucket"))
+            .filter(|s| histogram.contains("end_to_end") || s.labels["outcome"] == "success")
+            .map(|s| (s.labels["le"].parse::<f64>().unwrap(), s.value))
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
+    }
+    let timeouts = value(
+        &samples,
+        "callback_delivery_attempt_duration_seconds_sum",
+        &[("outcome", "timeout")],
+    );
+    assert!(
+        (0.3..5.0).contains(&timeouts),
+        "the timed-out attempt took {timeouts} s"
+    );
+    assert_eq!(value(&samples, "callback_store_up", &[]), 1.0);
+    assert_eq!(value(&samples, "callback_backlog_due_tasks", &[]), 0.0);
+    assert_eq!(value(&samples, "callback_build_info", &[]), 1.0);
+    app.stop().await;
+}
+
+async fn the_lag_rises_while_delivery_is_behind_and_falls_after(backend: Backend) {
+    let slow = Receiver::start().await;
+    slow.set_default(Reply::status(200).delay(Duration::from_millis(1500)));
+    let app = spawn_app_with(backend, |s| {
+        s.delivery.concurrency = 1;
+        s.delivery.max_in_flight_per_receiver = 1;
+    })
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            app.submit(json!({"url": slow.url("/slow"), "timeout_ms": 5000}))
+                .await,
+        );
+    }
+    let mut worst: f64 = 0.0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let samples = scrape(&app).await;
+        worst = worst.max(value(
+            &samples,
+            "callback_backlog_oldest_due_age_seconds",
+            &[],
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        worst >= 1.0,
+        "the lag rose to {worst} s while one worker was busy"
+    );
+    wait_until_finished(&app, &ids).await;
+    let samples = scrape(&app).await;
+    assert_eq!(
+        value(&samples, "callback_backlog_oldest_due_age_seconds", &[]),
+        0.0
+    );
+    assert_eq!(value(&samples, "callback_backlog_due_tasks", &[]), 0.0);
+    app.stop().await;
+}
+
+on_every_backend!(
+    after_known_tasks_the_counts_are_exact_and_histograms_add_up,
+    the_lag_rises_while_delivery_is_behind_and_falls_after,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_ask_for_a_token_and_have_an_address_of_their_own() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.metrics.token = Some(secrecy::SecretString::from("scrape-token".to_string()));
+    })
+    .await;
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("scrape-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let dir = temp_dir();
+    let mut settings = crate::helpers::test_settings(&db.url, &dir);
+    settings.metrics.bind = "127.0.0.1:0".into();
+    let application = callback_server::Application::build(settings).await.unwrap();
+    let metrics = application.metrics_address().expect("a separate address");
+    let api = application.address();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(application.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let there = client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(there.status(), 200);
+    assert!(there.text().await.unwrap().contains("callback_build_info"));
+    let not_here = client
+        .get(format!("http://{api}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_here.status(), 404);
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_line_by_line_and_plain_logs_carry_no_colour_codes() {
+    let receiver = Receiver::start().await;
+    for format in ["json", "text"] {
+        let db = TestDatabase::create(Backend::Sqlite).await;
+        let dir = temp_dir();
+        let log = dir.join("server.log");
+        let mut server = start_binary_logging_to(
+            &db,
+            &dir,
+            &[("CBC__LOG__FORMAT", format), ("CBC__LOG__LEVEL", "debug")],
+            &log,
+        )
+        .await;
+        let client = reqwest::Client::new();
+        let id = crate::helpers::submit_to(
+            &client,
+            &server.address,
+            &json!({"url": receiver.url("/logged")}),
+        )
+        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let task: Value = client
+                .get(format!("{}/api/v1/tasks/{id}", server.address))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if task["status"] == "succeeded" {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{task}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.terminate(Duration::from_secs(10)).await;
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !logged.contains('\u{1b}'),
+            "{format}: colour codes in a file:\n{logged}"
+        );
+        assert!(
+            logged.contains(&id),
+            "{format}: the attempt is logged at debug"
+        );
+        if format == "json" {
+            let mut about_the_task = 0;
+            for line in logged.lines() {
+                let entry: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                assert!(
+                    entry["timestamp"].is_string() && entry["level"].is_string(),
+                    "{line}"
+                );
+                if entry["task_id"] == id.as_str() {
+                    about_the_task += 1;
+                }
+            }
+            assert!(
+                about_the_task >= 1,
+                "task_id is a field of its own:\n{logged}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
