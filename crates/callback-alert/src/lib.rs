@@ -14,7 +14,7 @@
 use callback_core::lock;
 use callback_core::{
     alert_body, AlertDigest, AlertHook, AlertLinks, AlertStore, Dispatch, Expectation, HeaderList,
-    JsonExpectation, MaxAttempts, Method, NewTask, Notices, QueryList, RetrySchedule, StoreError,
+    JsonExpectation, MaxAttempts, Method, NewTask, Notices, Observe, QueryList, RetrySchedule, StoreError,
     TaskId, TaskSpec,
 };
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
@@ -47,6 +47,8 @@ pub struct AlertConfig {
 pub struct Alerter {
     store: Arc<dyn AlertStore>,
     dispatch: Arc<dyn Dispatch>,
+    /// Told of each message queued (the metrics).
+    observer: Arc<dyn Observe>,
     config: AlertConfig,
     notices: Mutex<VecDeque<String>>,
 }
@@ -55,9 +57,11 @@ impl Alerter {
     pub fn new(
         store: Arc<dyn AlertStore>,
         dispatch: Arc<dyn Dispatch>,
+        observer: Arc<dyn Observe>,
         config: AlertConfig,
     ) -> Self {
         Self {
+            observer,
             store,
             dispatch,
             config,
@@ -120,6 +124,7 @@ impl Alerter {
             let task = alert_task(&hook, &digest, &self.config.links, now);
             if self.store.claim_alert(hook.id, since, until, &task).await? {
                 tracing::info!(hook = %hook.id, kind = hook.kind.as_str(), failures = digest.total, "alert queued");
+                self.observer.alert(hook.kind.as_str(), true);
                 self.dispatch.accepted(task.id, now).await;
                 sent += 1;
             }

@@ -137,6 +137,7 @@ impl Application {
         let alerter = Arc::new(Alerter::new(
             alerts.clone(),
             relay.clone(),
+            observer.clone(),
             AlertConfig {
                 check_interval: Duration::from_millis(settings.alerts.check_interval_ms.max(100)),
                 min_gap: Duration::from_secs(settings.alerts.min_gap_s),

@@ -103,6 +103,19 @@ async fn a_task_that_fails_for_good_reaches_a_signed_dingtalk_message(backend: B
     );
     app.wait_for_status(&alert_id, "succeeded", Duration::from_secs(10))
         .await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"callback_alerts_total{channel="dingtalk",outcome="queued"} 1"#),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
