@@ -14,8 +14,8 @@
 use callback_core::lock;
 use callback_core::{
     alert_body, AlertDigest, AlertHook, AlertLinks, AlertStore, Dispatch, Expectation, HeaderList,
-    JsonExpectation, MaxAttempts, Method, NewTask, Notices, Observe, QueryList, RetrySchedule, StoreError,
-    TaskId, TaskSpec,
+    JsonExpectation, MaxAttempts, Method, NewTask, Notices, Observe, QueryList, RetrySchedule,
+    StoreError, TaskId, TaskSpec,
 };
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use std::collections::VecDeque;
@@ -188,6 +188,7 @@ pub fn alert_task(
             endpoint: None,
             event_type: None,
             alert_hook: Some(hook.id),
+            traceparent: None,
         },
         first_attempt_at: now,
         created_at: now,

@@ -205,6 +205,7 @@ impl CreateTaskRequest {
                 endpoint: None,
                 event_type: None,
                 alert_hook: None,
+                traceparent: None,
             },
             first_attempt_at: now + TimeDelta::seconds(i64::from(delay_s)),
             created_at: now,
@@ -225,6 +226,9 @@ pub struct TaskView {
     pub source_app: Option<String>,
     pub target_app: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The W3C `traceparent` the task was submitted with; each attempt is
+    /// sent as a child span of it.
+    pub traceparent: Option<String>,
     pub max_attempts: u32,
     /// Attempts made over the task's whole life.
     pub attempts_made: u32,
@@ -253,6 +257,7 @@ impl TaskView {
             source_app: task.spec.source_app.clone(),
             target_app: task.spec.target_app.clone(),
             idempotency_key: task.spec.idempotency_key.clone(),
+            traceparent: task.spec.traceparent.map(|t| t.to_string()),
             max_attempts: task.spec.max_attempts.get(),
             attempts_made: task.attempts_made,
             next_attempt_at: task.next_attempt_at,

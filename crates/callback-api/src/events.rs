@@ -69,9 +69,14 @@ pub async fn publish_event(
         .subscribers(&event.event_type, event.app.as_deref())
         .await
         .map_err(ApiError::StoreUnavailable)?;
+    let traceparent = crate::traceparent(&req);
     let tasks: Vec<_> = subscribers
         .iter()
-        .map(|endpoint| task_for_event(endpoint, &event, state.endpoint_defaults()))
+        .map(|endpoint| {
+            let mut task = task_for_event(endpoint, &event, state.endpoint_defaults());
+            task.spec.traceparent = traceparent;
+            task
+        })
         .collect();
     let published = state
         .endpoints

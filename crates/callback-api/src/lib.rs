@@ -70,6 +70,15 @@ pub struct ApiState {
     pub observer: Arc<dyn callback_core::Observe>,
 }
 
+/// The W3C `traceparent` a request carries, if it reads (one that does not
+/// is ignored, as the W3C text asks).
+pub(crate) fn traceparent(req: &actix_web::HttpRequest) -> Option<callback_core::TraceParent> {
+    req.headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(callback_core::TraceParent::parse)
+}
+
 /// How failed tasks are bucketed and for how long buckets are listed.
 #[derive(Debug, Clone, Copy)]
 pub struct BucketSettings {

@@ -49,6 +49,7 @@ pub async fn create_task(
     let mut new_task = request
         .into_new_task(state.defaults, now)
         .map_err(ApiError::Validation)?;
+    new_task.spec.traceparent = crate::traceparent(&req);
     state.check_outbound("url", &new_task.spec.url)?;
     let handoff = reserve_worker(&state, &mut new_task, now);
     let first_attempt_at = new_task.first_attempt_at;
@@ -165,7 +166,8 @@ pub async fn create_tasks(
             .app_for(item.source_app)
             .map_err(|e| ApiError::Forbidden(format!("tasks[{i}]: {e}")))?;
         match item.into_new_task(state.defaults, now) {
-            Ok(task) => {
+            Ok(mut task) => {
+                task.spec.traceparent = crate::traceparent(&req);
                 if let Some(key) = &task.spec.idempotency_key {
                     if let Some(first) = keys.insert(key.clone(), i) {
                         errors.push(

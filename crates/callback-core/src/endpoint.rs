@@ -198,6 +198,7 @@ pub fn task_for_event(
             endpoint: Some(endpoint.name.clone()),
             event_type: Some(event.event_type.clone()),
             alert_hook: None,
+            traceparent: None,
         },
         first_attempt_at: event.created_at,
         created_at: event.created_at,

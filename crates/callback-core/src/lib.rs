@@ -20,6 +20,7 @@ pub mod retry;
 pub mod signing;
 pub mod sync;
 pub mod task;
+pub mod trace;
 pub mod validation;
 pub mod wechat_safe_mode;
 
@@ -57,5 +58,6 @@ pub use task::{
     Attempt, ClaimedTask, Inserted, Lease, LeaseToken, MaxAttempts, NewTask, Task, TaskDetail,
     TaskId, TaskSpec, TaskStatus,
 };
+pub use trace::TraceParent;
 pub use validation::{FieldError, ValidationErrors};
 pub use wechat_safe_mode::EncodingAesKey;

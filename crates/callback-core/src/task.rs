@@ -169,6 +169,8 @@ pub struct TaskSpec {
     /// The alert hook an alert task goes to. An alert that fails for good
     /// never raises another alert.
     pub alert_hook: Option<crate::AlertHookId>,
+    /// The submitter's trace: each attempt is sent as a span of it.
+    pub traceparent: Option<crate::TraceParent>,
 }
 
 /// A task about to be stored.

@@ -198,6 +198,14 @@ impl HttpSender {
             _ => None,
         };
         let body = add_content(&mut headers, &spec.headers, spec.body.as_ref(), standard)?;
+        // Each attempt is a span of the submitter's trace, unless the task
+        // sets its own traceparent header.
+        if let Some(parent) = &spec.traceparent {
+            if !headers.contains_key("traceparent") {
+                let span = parent.child(fastrand::u64(1..));
+                add_header(&mut headers, "traceparent", &span.to_string())?;
+            }
+        }
         Ok(Outgoing {
             method,
             url,

@@ -334,6 +334,7 @@ impl Inbound {
                 endpoint: None,
                 event_type: None,
                 alert_hook: None,
+                traceparent: None,
             },
             first_attempt_at: now,
             created_at: now,

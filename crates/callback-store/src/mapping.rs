@@ -5,7 +5,7 @@ use crate::entities::{attempt, endpoint, idempotency_key, task};
 use callback_core::{
     Attempt, Body, Endpoint, EndpointName, EventType, Expectation, HeaderList, MaxAttempts, Method,
     NewTask, QueryList, RetrySchedule, SignatureScheme, SigningSecret, StoreError, TargetUrl, Task,
-    TaskId, TaskSpec, TaskStatus,
+    TaskId, TaskSpec, TaskStatus, TraceParent,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -68,6 +68,7 @@ pub fn new_task_row(task: &NewTask) -> task::ActiveModel {
         event_type: Set(spec.event_type.as_ref().map(|t| t.as_str().to_string())),
         url_host: Set(spec.url.as_url().host_str().map(str::to_string)),
         alert_hook: Set(spec.alert_hook.map(|h| h.to_string())),
+        traceparent: Set(spec.traceparent.map(|t| t.to_string())),
     }
 }
 
@@ -125,6 +126,9 @@ pub fn task_from_row(row: task::Model) -> Result<Task, StoreError> {
             .alert_hook
             .map(|h| h.parse().map_err(|err| corrupt("alert_hook", err)))
             .transpose()?,
+        // Stored only after parsing; one that no longer reads is dropped,
+        // as an unreadable traceparent header is.
+        traceparent: row.traceparent.as_deref().and_then(TraceParent::parse),
     };
     Ok(Task {
         id: task_id(&row.id)?,

@@ -2,7 +2,8 @@
 //! are exact, histograms add up, the backlog's lag rises while delivery is
 //! behind and falls after, and the text parses with Prometheus' own client
 //! library. Logs: JSON lines parse one by one; plain lines carry no colour
-//! codes when written to a file.
+//! codes when written to a file. Traces: a submitter's `traceparent` reaches
+//! the receiver as a span of the same trace.
 
 use crate::helpers::{spawn_app_with, start_binary_logging_to, temp_dir, TestApp, TOKEN};
 use callback_testkit::{Backend, Receiver, Reply, TestDatabase};
@@ -253,6 +254,7 @@ async fn the_lag_rises_while_delivery_is_behind_and_falls_after(backend: Backend
 on_every_backend!(
     after_known_tasks_the_counts_are_exact_and_histograms_add_up,
     the_lag_rises_while_delivery_is_behind_and_falls_after,
+    a_traceparent_reaches_the_receiver_as_a_new_span_of_the_same_trace,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,4 +373,59 @@ async fn json_logs_parse_line_by_line_and_plain_logs_carry_no_colour_codes() {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+async fn a_traceparent_reaches_the_receiver_as_a_new_span_of_the_same_trace(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(500)]);
+    receiver.set_default(Reply::status(200));
+    let app = spawn_app_with(backend, |_| {}).await;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .bearer_auth(TOKEN)
+        .header("traceparent", parent)
+        .json(&json!({"url": receiver.url("/traced"), "retry_delays_s": [1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let task: Value = response.json().await.unwrap();
+    assert_eq!(task["traceparent"], parent, "kept with the task");
+    let id = task["task_id"].as_str().unwrap();
+    app.wait_for_status(id, "succeeded", Duration::from_secs(15))
+        .await;
+    let got = receiver.requests();
+    assert_eq!(got.len(), 2);
+    let spans: Vec<&str> = got
+        .iter()
+        .map(|r| r.header("traceparent").expect("a traceparent"))
+        .collect();
+    for span in &spans {
+        let parts: Vec<&str> = span.split('-').collect();
+        assert_eq!(parts.len(), 4, "{span}");
+        assert_eq!(
+            parts[1], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "the same trace"
+        );
+        assert_ne!(parts[2], "00f067aa0ba902b7", "a span of its own");
+        assert_eq!(parts[3], "01");
+    }
+    assert_ne!(spans[0], spans[1], "one span per attempt");
+
+    // A malformed traceparent is ignored, as the W3C text asks.
+    let response = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .bearer_auth(TOKEN)
+        .header("traceparent", "not-a-trace")
+        .json(&json!({"url": receiver.url("/untraced")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let task: Value = response.json().await.unwrap();
+    assert_eq!(task["traceparent"], Value::Null);
+    app.stop().await;
 }

@@ -40,6 +40,8 @@ pub struct Model {
     pub url_host: Option<String>,
     /// The alert hook an alert task goes to.
     pub alert_hook: Option<String>,
+    /// The W3C `traceparent` it was submitted with.
+    pub traceparent: Option<String>,
 }
 
 /// No relation is declared from this side: `task_failure` declares the
