@@ -15,6 +15,7 @@ mod m20261123_000006_ordered_filter_indexes;
 mod m20261124_000007_partial_endpoint_index;
 mod m20261204_000008_access;
 mod m20261204_000009_traceparent;
+mod m20261204_000010_ops_alerts;
 mod sqlite_indexes;
 
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_partial_endpoint_index::Migration),
             Box::new(m20261204_000008_access::Migration),
             Box::new(m20261204_000009_traceparent::Migration),
+            Box::new(m20261204_000010_ops_alerts::Migration),
         ]
     }
 }

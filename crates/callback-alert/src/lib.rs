@@ -13,9 +13,9 @@
 
 use callback_core::lock;
 use callback_core::{
-    alert_body, AlertDigest, AlertHook, AlertLinks, AlertStore, Dispatch, Expectation, HeaderList,
-    JsonExpectation, MaxAttempts, Method, NewTask, Notices, Observe, QueryList, RetrySchedule,
-    StoreError, TaskId, TaskSpec,
+    alert_body, ops_alert_body, AlertDigest, AlertHook, AlertLinks, AlertStore, Body, Dispatch,
+    Expectation, HeaderList, JsonExpectation, MaxAttempts, Method, NewTask, Notices, Observe,
+    OperatorStore, OpsAlert, QueryList, RetrySchedule, StoreError, TaskId, TaskSpec,
 };
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use std::collections::VecDeque;
@@ -42,10 +42,17 @@ pub struct AlertConfig {
     /// could pass a failure not yet visible, which would then never be told.
     pub settle: Duration,
     pub links: AlertLinks,
+    /// Tell the hooks when the oldest due task has waited longer than
+    /// this; `None`: never.
+    pub lag_threshold: Option<Duration>,
+    /// While an operational condition lasts, it is told again this often.
+    pub ops_repeat: Duration,
 }
 
 pub struct Alerter {
     store: Arc<dyn AlertStore>,
+    /// Where the backlog is read, for the lag alert.
+    operations: Arc<dyn OperatorStore>,
     dispatch: Arc<dyn Dispatch>,
     /// Told of each message queued (the metrics).
     observer: Arc<dyn Observe>,
@@ -56,6 +63,7 @@ pub struct Alerter {
 impl Alerter {
     pub fn new(
         store: Arc<dyn AlertStore>,
+        operations: Arc<dyn OperatorStore>,
         dispatch: Arc<dyn Dispatch>,
         observer: Arc<dyn Observe>,
         config: AlertConfig,
@@ -63,6 +71,7 @@ impl Alerter {
         Self {
             observer,
             store,
+            operations,
             dispatch,
             config,
             notices: Mutex::new(VecDeque::new()),
@@ -78,6 +87,9 @@ impl Alerter {
             }
             if let Err(err) = self.check(Utc::now()).await {
                 tracing::warn!(error = %err, "could not check for alerts; trying again shortly");
+            }
+            if let Err(err) = self.check_lag(Utc::now()).await {
+                tracing::warn!(error = %err, "could not check the lag; trying again shortly");
             }
         }
     }
@@ -121,7 +133,8 @@ impl Alerter {
                 },
                 None => continue,
             };
-            let task = alert_task(&hook, &digest, &self.config.links, now);
+            let body = alert_body(hook.kind, &digest, &self.config.links);
+            let task = alert_task(&hook, body, now);
             if self.store.claim_alert(hook.id, since, until, &task).await? {
                 tracing::info!(hook = %hook.id, kind = hook.kind.as_str(), failures = digest.total, "alert queued");
                 self.observer.alert(hook.kind.as_str(), true);
@@ -130,6 +143,81 @@ impl Alerter {
             }
         }
         Ok(sent)
+    }
+}
+
+impl Alerter {
+    /// The lag alert: told to every enabled hook without an application
+    /// filter when the oldest due task has waited longer than
+    /// `lag_threshold`, again every `ops_repeat` while it lasts, and once
+    /// when it clears (below half the threshold). Of several instances, the one whose claim of the
+    /// change succeeds tells it. Returns whether a message was queued.
+    pub async fn check_lag(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Some(threshold) = self.config.lag_threshold else {
+            return Ok(false);
+        };
+        let backlog = self.operations.backlog(now).await?;
+        let lag = backlog
+            .oldest_due_at
+            .map_or(Duration::ZERO, |at| (now - at).to_std().unwrap_or_default());
+        // Hysteresis: it fires past the threshold and clears only below
+        // half of it, so a lag that hovers at the threshold is one alert,
+        // not one a check.
+        let was_firing = self.store.ops_alert_firing("lag").await?;
+        let firing = if was_firing {
+            lag >= threshold / 2
+        } else {
+            lag > threshold
+        };
+        let detail = if firing {
+            format!(
+                "The oldest due task has waited **{} s** for its attempt (threshold {} s); {} tasks are due. Delivery is not keeping up: check the workers, the slowest receivers and the store.",
+                lag.as_secs(),
+                threshold.as_secs(),
+                backlog.due
+            )
+        } else {
+            format!(
+                "Delivery has caught up: {} tasks are due, the oldest waited {} s.",
+                backlog.due,
+                lag.as_secs()
+            )
+        };
+        let alert = OpsAlert {
+            condition: "lag",
+            firing,
+            detail,
+        };
+        let hooks: Vec<AlertHook> = self
+            .store
+            .hooks()
+            .await?
+            .into_iter()
+            .filter(|h| h.enabled && h.source_app.is_none() && h.target_app.is_none())
+            .collect();
+        let messages: Vec<NewTask> = hooks
+            .iter()
+            .map(|hook| alert_task(hook, ops_alert_body(hook.kind, &alert), now))
+            .collect();
+        let repeat = TimeDelta::from_std(self.config.ops_repeat).unwrap_or(TimeDelta::minutes(10));
+        if !self
+            .store
+            .claim_ops_alert(alert.condition, firing, now, repeat, &messages)
+            .await?
+        {
+            return Ok(false);
+        }
+        tracing::warn!(
+            firing,
+            lag_s = lag.as_secs(),
+            due = backlog.due,
+            "lag alert told"
+        );
+        for (hook, message) in hooks.iter().zip(&messages) {
+            self.observer.alert(hook.kind.as_str(), true);
+            self.dispatch.accepted(message.id, now).await;
+        }
+        Ok(true)
     }
 }
 
@@ -152,12 +240,7 @@ impl Notices for Alerter {
 
 /// The task that carries one message to a hook. Robots answer 200 with a
 /// JSON `errcode`; anything but 0 is a failure, retried.
-pub fn alert_task(
-    hook: &AlertHook,
-    digest: &AlertDigest,
-    links: &AlertLinks,
-    now: DateTime<Utc>,
-) -> NewTask {
+pub fn alert_task(hook: &AlertHook, body: Body, now: DateTime<Utc>) -> NewTask {
     let expect = if hook.kind.answers_with_errcode() {
         Expectation {
             json: Some(JsonExpectation {
@@ -176,7 +259,7 @@ pub fn alert_task(
             method: Method::Post,
             headers: HeaderList::default(),
             query: QueryList::default(),
-            body: Some(alert_body(hook.kind, digest, links)),
+            body: Some(body),
             max_attempts: MaxAttempts::parse_const(ALERT_MAX_ATTEMPTS)
                 .unwrap_or_else(|| unreachable!("5 is within 1..=100")),
             retry_schedule: RetrySchedule::parse(ALERT_RETRY_DELAYS_S.to_vec()).ok(),

@@ -222,6 +222,45 @@ pub fn alert_body(kind: AlertKind, digest: &AlertDigest, links: &AlertLinks) -> 
     Body::json(&json)
 }
 
+/// An operational condition the chat groups hear of, beside failed tasks:
+/// it fires, is repeated while it lasts, and is told when it clears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsAlert {
+    /// A stable name, e.g. `lag`.
+    pub condition: &'static str,
+    pub firing: bool,
+    /// One line saying what was seen, e.g. "the oldest due task has waited 42 s".
+    pub detail: String,
+}
+
+/// The message of an operational alert, in the hook's format.
+pub fn ops_alert_body(kind: AlertKind, alert: &OpsAlert) -> Body {
+    let title = if alert.firing {
+        format!("callback-center: {} alert", alert.condition)
+    } else {
+        format!("callback-center: {} recovered", alert.condition)
+    };
+    let text = format!("### {title}\n\n{}", alert.detail);
+    let json = match kind {
+        AlertKind::Dingtalk => serde_json::json!({
+            "msgtype": "markdown",
+            "markdown": {"title": title, "text": text},
+        }),
+        AlertKind::Wecom => serde_json::json!({
+            "msgtype": "markdown",
+            "markdown": {"content": text},
+        }),
+        AlertKind::Webhook => serde_json::json!({
+            "type": if alert.firing { "ops.firing" } else { "ops.recovered" },
+            "condition": alert.condition,
+            "title": title,
+            "text": text,
+            "detail": alert.detail,
+        }),
+    };
+    Body::json(&json)
+}
+
 /// DingTalk's robot signature: base64 HMAC-SHA256 keyed with the secret
 /// over `timestamp + "\n" + secret`. Sent URL-encoded as `sign`, beside
 /// `timestamp` (milliseconds).

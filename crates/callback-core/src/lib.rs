@@ -29,8 +29,9 @@ pub use access::{
     Principal, Scope, Scopes,
 };
 pub use alert::{
-    alert_body, alert_test_body, dingtalk_sign, dingtalk_signed_url, robot_accepted, AlertDigest,
-    AlertHook, AlertHookId, AlertKind, AlertLinks, FailedTask, ALERT_EXAMPLES,
+    alert_body, alert_test_body, dingtalk_sign, dingtalk_signed_url, ops_alert_body,
+    robot_accepted, AlertDigest, AlertHook, AlertHookId, AlertKind, AlertLinks, FailedTask,
+    OpsAlert, ALERT_EXAMPLES,
 };
 pub use endpoint::{
     event_body, task_for_event, Endpoint, EndpointDefaults, EndpointName, EventType, NewEvent,

@@ -135,6 +135,10 @@ pub struct AlertSettings {
     pub min_gap_s: u64,
     pub settle_ms: u64,
     pub public_url: String,
+    /// Tell the hooks when the oldest due task waited longer; 0: never.
+    pub lag_threshold_s: u64,
+    /// An operational alert is repeated this often while it lasts.
+    pub ops_repeat_s: u64,
 }
 
 /// Ten-minute buckets of failed tasks.

@@ -136,6 +136,7 @@ impl Application {
         };
         let alerter = Arc::new(Alerter::new(
             alerts.clone(),
+            operators.clone(),
             relay.clone(),
             observer.clone(),
             AlertConfig {
@@ -143,6 +144,9 @@ impl Application {
                 min_gap: Duration::from_secs(settings.alerts.min_gap_s),
                 settle: Duration::from_millis(settings.alerts.settle_ms),
                 links: alert_links.clone(),
+                lag_threshold: (settings.alerts.lag_threshold_s > 0)
+                    .then(|| Duration::from_secs(settings.alerts.lag_threshold_s)),
+                ops_repeat: Duration::from_secs(settings.alerts.ops_repeat_s.max(1)),
             },
         ));
         let b = &settings.breaker;

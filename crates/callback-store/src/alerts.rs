@@ -2,7 +2,7 @@
 //! been told, moved in the same transaction that stores its alert task.
 
 use crate::db_error::{deleted_one, is_unique_violation, unavailable};
-use crate::entities::{alert_hook, attempt, task, task_failure};
+use crate::entities::{alert_hook, attempt, ops_alert, task, task_failure};
 use crate::mapping::{corrupt, id_bytes, ms, new_task_row, task_from_row, time};
 use crate::SqlTaskStore;
 use async_trait::async_trait;
@@ -265,6 +265,67 @@ impl AlertStore for SqlTaskStore {
             .exec(&txn)
             .await
             .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn ops_alert_firing(&self, condition: &str) -> Result<bool, StoreError> {
+        Ok(ops_alert::Entity::find_by_id(condition.to_string())
+            .one(self.connection())
+            .await
+            .map_err(unavailable)?
+            .is_some_and(|row| row.firing))
+    }
+
+    async fn claim_ops_alert(
+        &self,
+        condition: &str,
+        firing: bool,
+        now: DateTime<Utc>,
+        repeat: chrono::TimeDelta,
+        messages: &[NewTask],
+    ) -> Result<bool, StoreError> {
+        use sea_orm::ActiveValue::Set;
+        // The row exists from the first check on, quiet.
+        let quiet = ops_alert::ActiveModel {
+            condition: Set(condition.to_string()),
+            firing: Set(false),
+            last_sent_at: Set(None),
+        };
+        match ops_alert::Entity::insert(quiet).exec(self.writer()).await {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {}
+            Err(err) => return Err(unavailable(err)),
+        }
+        // News: the condition changed, or it still fires and was told
+        // longer than `repeat` ago.
+        let mut news = Condition::any().add(ops_alert::Column::Firing.ne(firing));
+        if firing {
+            news = news.add(
+                Condition::any()
+                    .add(ops_alert::Column::LastSentAt.is_null())
+                    .add(ops_alert::Column::LastSentAt.lt(ms(now - repeat))),
+            );
+        }
+        let txn = self.writer().begin().await.map_err(unavailable)?;
+        let moved = ops_alert::Entity::update_many()
+            .col_expr(ops_alert::Column::Firing, Expr::value(firing))
+            .col_expr(ops_alert::Column::LastSentAt, Expr::value(ms(now)))
+            .filter(ops_alert::Column::Condition.eq(condition))
+            .filter(news)
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        if moved.rows_affected != 1 {
+            txn.rollback().await.map_err(unavailable)?;
+            return Ok(false);
+        }
+        for message in messages {
+            task::Entity::insert(new_task_row(message))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+        }
         txn.commit().await.map_err(unavailable)?;
         Ok(true)
     }

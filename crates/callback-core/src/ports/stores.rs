@@ -238,6 +238,23 @@ pub trait AlertStore: Send + Sync + 'static {
         until: DateTime<Utc>,
         task: &NewTask,
     ) -> Result<bool, StoreError>;
+
+    /// Whether operational condition `condition` fires, as last told.
+    async fn ops_alert_firing(&self, condition: &str) -> Result<bool, StoreError>;
+
+    /// Moves operational condition `condition` to `firing` and stores the
+    /// messages telling it, in one transaction, when that is news: the
+    /// condition changed, or it still fires and was last told more than
+    /// `repeat` ago. `false` when it is not news, or another instance told
+    /// it first (then nothing is stored).
+    async fn claim_ops_alert(
+        &self,
+        condition: &str,
+        firing: bool,
+        now: DateTime<Utc>,
+        repeat: chrono::TimeDelta,
+        messages: &[NewTask],
+    ) -> Result<bool, StoreError>;
 }
 
 /// Which inbound callbacks a search returns; every field given must match.

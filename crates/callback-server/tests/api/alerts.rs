@@ -189,9 +189,82 @@ async fn failed_buckets_list_and_resend_to_another_url(backend: Backend) {
     app.stop().await;
 }
 
+/// Two instances, each with one worker, behind a receiver that takes 3 s
+/// an answer: the third task waits 3 s, past the 1 s threshold. The robot
+/// hears it once (not once per instance), and once more when delivery has
+/// caught up.
+async fn the_lag_is_told_once_by_one_of_two_instances_and_so_is_its_recovery(backend: Backend) {
+    let lagging = |s: &mut callback_server::Settings| {
+        s.alerts.check_interval_ms = 200;
+        s.alerts.lag_threshold_s = 1;
+        s.alerts.ops_repeat_s = 600;
+        s.delivery.concurrency = 1;
+        s.delivery.max_in_flight_per_receiver = 1;
+    };
+    let first = spawn_app_with(backend, lagging).await;
+    let second = crate::helpers::spawn_app_on(first.db.clone(), lagging).await;
+    let robot = Receiver::start().await;
+    robot.set_default(Reply::status(200).body(ROBOT_OK));
+    let (status, _) = first
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "dingtalk", "url": robot.url("/robot/send?access_token=ops")}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let slow = Receiver::start().await;
+    slow.set_default(Reply::status(200).delay(Duration::from_secs(3)));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            first
+                .submit(json!({"url": slow.url("/slow"), "timeout_ms": 5000}))
+                .await,
+        );
+    }
+    let firing = robot.wait_for(1, Duration::from_secs(15)).await;
+    let text = |r: &Received| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        body["markdown"]["text"].as_str().unwrap().to_string()
+    };
+    assert!(
+        text(&firing[0]).contains("lag alert"),
+        "{}",
+        text(&firing[0])
+    );
+    assert!(
+        text(&firing[0]).contains("has waited"),
+        "{}",
+        text(&firing[0])
+    );
+    for id in &ids {
+        first
+            .wait_for_status(id, "succeeded", Duration::from_secs(20))
+            .await;
+    }
+    let both = robot.wait_for(2, Duration::from_secs(15)).await;
+    assert!(
+        text(&both[1]).contains("lag recovered"),
+        "{}",
+        text(&both[1])
+    );
+    // Both instances kept checking meanwhile: nothing more was told.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let told: Vec<String> = robot.requests().iter().map(text).collect();
+    assert_eq!(
+        told.len(),
+        2,
+        "one firing and one recovery, from one instance: {told:#?}"
+    );
+    second.stop().await;
+    first.stop().await;
+}
+
 on_every_backend!(
     a_task_that_fails_for_good_reaches_a_signed_dingtalk_message,
     failed_buckets_list_and_resend_to_another_url,
+    the_lag_is_told_once_by_one_of_two_instances_and_so_is_its_recovery,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ pub mod event;
 pub mod failed_bucket;
 pub mod idempotency_key;
 pub mod inbound;
+pub mod ops_alert;
 pub mod route;
 pub mod task;
 pub mod task_failure;
