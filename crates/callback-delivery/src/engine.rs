@@ -465,7 +465,22 @@ impl Engine {
             Utc::now(),
         );
         let attempt = outcome.to_attempt(claim.attempt_number);
-        tracing::debug!(task_id = %id, attempt = attempt.number, success = attempt.success, ?next, "attempt finished");
+        if attempt.success {
+            tracing::debug!(task_id = %id, receiver = %receiver, attempt = attempt.number, duration_ms = attempt.duration_ms, ?next, "attempt finished");
+        } else {
+            // One line per failure, with what the receiver did; never the
+            // request (its headers may hold the receiver's credentials).
+            tracing::warn!(
+                task_id = %id,
+                receiver = %receiver,
+                attempt = attempt.number,
+                duration_ms = attempt.duration_ms,
+                status = attempt.status_code,
+                error = attempt.error.as_deref().unwrap_or(""),
+                ?next,
+                "attempt failed"
+            );
+        }
         let recorded = self.record(&claim, &attempt, next).await;
         match (recorded, next) {
             (true, Disposition::Succeeded) => self.finished(task, Finish::Delivered),
