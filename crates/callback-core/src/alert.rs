@@ -198,16 +198,11 @@ pub fn render_markdown(digest: &AlertDigest, links: &AlertLinks) -> (String, Str
 /// The request body an alert hook gets.
 pub fn alert_body(kind: AlertKind, digest: &AlertDigest, links: &AlertLinks) -> Body {
     let (title, text) = render_markdown(digest, links);
-    let json = match kind {
-        AlertKind::Dingtalk => serde_json::json!({
-            "msgtype": "markdown",
-            "markdown": {"title": title, "text": text},
-        }),
-        AlertKind::Wecom => serde_json::json!({
-            "msgtype": "markdown",
-            "markdown": {"content": text},
-        }),
-        AlertKind::Webhook => serde_json::json!({
+    robot_message(
+        kind,
+        &title,
+        &text,
+        serde_json::json!({
             "type": "tasks.failed",
             "title": title,
             "text": text,
@@ -218,6 +213,22 @@ pub fn alert_body(kind: AlertKind, digest: &AlertDigest, links: &AlertLinks) -> 
             "tasks": digest.examples,
             "breakers": digest.breakers,
         }),
+    )
+}
+
+/// A message in the hook's format: markdown for the DingTalk and WeCom
+/// robots, `webhook` as it is for a plain webhook.
+fn robot_message(kind: AlertKind, title: &str, text: &str, webhook: serde_json::Value) -> Body {
+    let json = match kind {
+        AlertKind::Dingtalk => serde_json::json!({
+            "msgtype": "markdown",
+            "markdown": {"title": title, "text": text},
+        }),
+        AlertKind::Wecom => serde_json::json!({
+            "msgtype": "markdown",
+            "markdown": {"content": text},
+        }),
+        AlertKind::Webhook => webhook,
     };
     Body::json(&json)
 }
@@ -241,24 +252,14 @@ pub fn ops_alert_body(kind: AlertKind, alert: &OpsAlert) -> Body {
         format!("callback-center: {} recovered", alert.condition)
     };
     let text = format!("### {title}\n\n{}", alert.detail);
-    let json = match kind {
-        AlertKind::Dingtalk => serde_json::json!({
-            "msgtype": "markdown",
-            "markdown": {"title": title, "text": text},
-        }),
-        AlertKind::Wecom => serde_json::json!({
-            "msgtype": "markdown",
-            "markdown": {"content": text},
-        }),
-        AlertKind::Webhook => serde_json::json!({
-            "type": if alert.firing { "ops.firing" } else { "ops.recovered" },
-            "condition": alert.condition,
-            "title": title,
-            "text": text,
-            "detail": alert.detail,
-        }),
-    };
-    Body::json(&json)
+    let webhook = serde_json::json!({
+        "type": if alert.firing { "ops.firing" } else { "ops.recovered" },
+        "condition": alert.condition,
+        "title": title,
+        "text": text,
+        "detail": alert.detail,
+    });
+    robot_message(kind, &title, &text, webhook)
 }
 
 /// DingTalk's robot signature: base64 HMAC-SHA256 keyed with the secret
@@ -313,25 +314,15 @@ pub fn alert_test_body(kind: AlertKind, links: &AlertLinks) -> Body {
         by_host: Vec::new(),
         breakers: Vec::new(),
     };
+    let title = "callback-center: test message";
     let text = "### callback-center: test message\n\nThis alert hook is set up correctly: failed tasks will be reported here.";
-    match kind {
-        AlertKind::Webhook => {
-            let mut body: serde_json::Value =
-                serde_json::from_slice(&alert_body(kind, &digest, links).bytes).unwrap_or_default();
-            body["type"] = "test".into();
-            body["title"] = "callback-center: test message".into();
-            body["text"] = text.into();
-            Body::json(&body)
-        }
-        AlertKind::Dingtalk => Body::json(&serde_json::json!({
-            "msgtype": "markdown",
-            "markdown": {"title": "callback-center: test message", "text": text},
-        })),
-        AlertKind::Wecom => Body::json(&serde_json::json!({
-            "msgtype": "markdown",
-            "markdown": {"content": text},
-        })),
-    }
+    let mut webhook: serde_json::Value =
+        serde_json::from_slice(&alert_body(AlertKind::Webhook, &digest, links).bytes)
+            .unwrap_or_default();
+    webhook["type"] = "test".into();
+    webhook["title"] = title.into();
+    webhook["text"] = text.into();
+    robot_message(kind, title, text, webhook)
 }
 
 #[cfg(test)]

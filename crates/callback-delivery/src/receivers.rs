@@ -443,6 +443,15 @@ impl ReceiverWatch for Receivers {
         open
     }
 
+    fn busy_receivers(&self) -> Vec<ReceiverStatus> {
+        let now = Instant::now();
+        lock(&self.receivers)
+            .iter()
+            .filter(|(_, r)| r.in_flight() > 0 || r.breaker.state() != BreakerState::Closed)
+            .map(|(k, r)| Self::status(k, r, now))
+            .collect()
+    }
+
     fn forget_endpoint(&self, name: &EndpointName) {
         self.endpoint_cache.forget(name);
     }

@@ -175,7 +175,7 @@ impl Metrics {
         let in_flight = Family::<ReceiverLabel, Gauge>::default();
         registry.register(
             "receiver_in_flight",
-            "Attempts in flight to the receiver (receivers with an open breaker)",
+            "Attempts in flight to the receiver",
             in_flight.clone(),
         );
         let alerts = Family::<ChannelOutcome, Counter>::default();
@@ -253,9 +253,9 @@ impl Metrics {
         self.oldest_due_age.set(age);
     }
 
-    /// The receivers whose breaker is open or half open now; every other
-    /// receiver shown before goes back to 0.
-    pub fn set_receivers(&self, open: &[ReceiverStatus]) {
+    /// The receivers busy now (attempts in flight, or a breaker not
+    /// closed); every other receiver shown before goes back to 0.
+    pub fn set_receivers(&self, busy: &[ReceiverStatus]) {
         let mut shown = callback_core::lock(&self.shown);
         for receiver in shown.iter() {
             let label = ReceiverLabel {
@@ -264,12 +264,13 @@ impl Metrics {
             self.breaker_open.get_or_create(&label).set(0);
             self.in_flight.get_or_create(&label).set(0);
         }
-        for status in open {
+        for status in busy {
             let receiver = self.receivers.label(&status.receiver);
             let label = ReceiverLabel {
                 receiver: receiver.clone(),
             };
-            self.breaker_open.get_or_create(&label).set(1);
+            let open = status.breaker != "closed";
+            self.breaker_open.get_or_create(&label).set(i64::from(open));
             self.in_flight
                 .get_or_create(&label)
                 .set(i64::from(status.in_flight));

@@ -69,7 +69,7 @@ async fn serve(req: HttpRequest, scrape: web::Data<Scrape>) -> HttpResponse {
     scrape.metrics.set_redis_up(queue.is_ok());
     scrape
         .metrics
-        .set_receivers(&scrape.receivers.open_breakers());
+        .set_receivers(&scrape.receivers.busy_receivers());
     HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
         .body(scrape.metrics.render())

@@ -49,6 +49,9 @@ pub trait ReceiverWatch: Send + Sync + 'static {
     fn endpoint_status(&self, name: &EndpointName) -> ReceiverStatus;
     /// Receivers whose breaker is open or half open.
     fn open_breakers(&self) -> Vec<ReceiverStatus>;
+    /// Receivers with attempts in flight or a breaker not closed: what the
+    /// metrics show per receiver.
+    fn busy_receivers(&self) -> Vec<ReceiverStatus>;
     /// The endpoint changed: drop what is cached of it.
     fn forget_endpoint(&self, name: &EndpointName);
     /// The alert hook changed: drop what is cached of it.

@@ -227,6 +227,7 @@ async fn the_lag_rises_while_delivery_is_behind_and_falls_after(backend: Backend
         );
     }
     let mut worst: f64 = 0.0;
+    let mut in_flight: f64 = 0.0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < deadline {
         let samples = scrape(&app).await;
@@ -235,8 +236,13 @@ async fn the_lag_rises_while_delivery_is_behind_and_falls_after(backend: Backend
             "callback_backlog_oldest_due_age_seconds",
             &[],
         ));
+        in_flight = in_flight.max(value(&samples, "callback_receiver_in_flight", &[]));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(
+        in_flight, 1.0,
+        "the slow receiver had its one attempt in flight"
+    );
     assert!(
         worst >= 1.0,
         "the lag rose to {worst} s while one worker was busy"
@@ -248,6 +254,11 @@ async fn the_lag_rises_while_delivery_is_behind_and_falls_after(backend: Backend
         0.0
     );
     assert_eq!(value(&samples, "callback_backlog_due_tasks", &[]), 0.0);
+    assert_eq!(
+        value(&samples, "callback_receiver_in_flight", &[]),
+        0.0,
+        "idle again"
+    );
     app.stop().await;
 }
 
