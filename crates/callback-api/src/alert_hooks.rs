@@ -87,8 +87,7 @@ pub struct AlertTestView {
     /// The hook took the message (for robots: HTTP 200 and `errcode` 0).
     pub ok: bool,
     pub status: Option<u16>,
-    /// The answer: JSON when it parses, else a string.
-    #[schema(value_type = Object)]
+    /// The answer: JSON when it parses, else a string; `null` without one.
     pub answer: serde_json::Value,
     pub error: Option<String>,
 }

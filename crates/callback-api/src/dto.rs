@@ -77,7 +77,7 @@ pub struct ExpectRequest {
 pub struct JsonExpectRequest {
     /// A JSON pointer, e.g. `/code`.
     pub pointer: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value: `0`, `"ok"`, `true`, an object...
     pub equals: serde_json::Value,
 }
 

@@ -419,8 +419,8 @@ pub struct InvokeView {
     /// error or 5xx: proceed as if allowed).
     pub outcome: &'static str,
     pub status: Option<u16>,
-    /// The endpoint's answer: JSON when it parses, else a string.
-    #[schema(value_type = Object)]
+    /// The endpoint's answer: JSON when it parses, else a string; `null`
+    /// with a fallback.
     pub body: serde_json::Value,
     pub error: Option<String>,
     pub duration_ms: u64,
