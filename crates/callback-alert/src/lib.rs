@@ -13,9 +13,9 @@
 
 use callback_core::lock;
 use callback_core::{
-    alert_body, ops_alert_body, AlertDigest, AlertHook, AlertLinks, AlertStore, Body, Dispatch,
-    Expectation, HeaderList, JsonExpectation, MaxAttempts, Method, NewTask, Notices, Observe,
-    OperatorStore, OpsAlert, QueryList, RetrySchedule, StoreError, TaskId, TaskSpec,
+    alert_body, ops_alert_body, AlertDigest, AlertHook, AlertLinks, AlertStore, Body, DelayQueue,
+    Dispatch, Expectation, HeaderList, JsonExpectation, MaxAttempts, Method, NewTask, Notices,
+    Observe, OperatorStore, OpsAlert, QueryList, RetrySchedule, StoreError, TaskId, TaskSpec,
 };
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use std::collections::VecDeque;
@@ -45,6 +45,9 @@ pub struct AlertConfig {
     /// Tell the hooks when the oldest due task has waited longer than
     /// this; `None`: never.
     pub lag_threshold: Option<Duration>,
+    /// Tell the hooks when Redis has not answered for this long; `None`:
+    /// never.
+    pub outage_after: Option<Duration>,
     /// While an operational condition lasts, it is told again this often.
     pub ops_repeat: Duration,
 }
@@ -53,6 +56,10 @@ pub struct Alerter {
     store: Arc<dyn AlertStore>,
     /// Where the backlog is read, for the lag alert.
     operations: Arc<dyn OperatorStore>,
+    /// Pinged for the Redis alert.
+    queue: Arc<dyn DelayQueue>,
+    /// Since when this instance has seen Redis not answer.
+    redis_down_since: Mutex<Option<std::time::Instant>>,
     dispatch: Arc<dyn Dispatch>,
     /// Told of each message queued (the metrics).
     observer: Arc<dyn Observe>,
@@ -64,6 +71,7 @@ impl Alerter {
     pub fn new(
         store: Arc<dyn AlertStore>,
         operations: Arc<dyn OperatorStore>,
+        queue: Arc<dyn DelayQueue>,
         dispatch: Arc<dyn Dispatch>,
         observer: Arc<dyn Observe>,
         config: AlertConfig,
@@ -72,6 +80,8 @@ impl Alerter {
             observer,
             store,
             operations,
+            queue,
+            redis_down_since: Mutex::new(None),
             dispatch,
             config,
             notices: Mutex::new(VecDeque::new()),
@@ -90,6 +100,9 @@ impl Alerter {
             }
             if let Err(err) = self.check_lag(Utc::now()).await {
                 tracing::warn!(error = %err, "could not check the lag; trying again shortly");
+            }
+            if let Err(err) = self.check_redis(Utc::now()).await {
+                tracing::warn!(error = %err, "could not tell of Redis; trying again shortly");
             }
         }
     }
@@ -183,11 +196,76 @@ impl Alerter {
                 lag.as_secs()
             )
         };
-        let alert = OpsAlert {
-            condition: "lag",
-            firing,
-            detail,
+        self.tell(
+            OpsAlert {
+                condition: "lag",
+                firing,
+                detail,
+            },
+            now,
+        )
+        .await
+    }
+
+    /// The Redis alert: told when the delay queue has not answered for
+    /// `outage_after`, and once when it answers again. Without Redis (the
+    /// embedded queue) there is nothing to tell. While Redis is down
+    /// delivery goes on from the store; the alert says it is slower.
+    pub async fn check_redis(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Some(outage_after) = self.config.outage_after else {
+            return Ok(false);
         };
+        if self.queue.backend() != "redis" {
+            return Ok(false);
+        }
+        let answered = matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.queue.ping()).await,
+            Ok(Ok(()))
+        );
+        let down_for = {
+            let mut since = lock(&self.redis_down_since);
+            match (answered, *since) {
+                (true, _) => {
+                    *since = None;
+                    Duration::ZERO
+                }
+                (false, Some(at)) => at.elapsed(),
+                (false, None) => {
+                    *since = Some(std::time::Instant::now());
+                    Duration::ZERO
+                }
+            }
+        };
+        let firing = !answered && down_for >= outage_after;
+        let detail = if firing {
+            format!(
+                "Redis has not answered for **{} s**. Nothing is lost: intake goes on and delivery takes due tasks from the store, more slowly. Check Redis.",
+                down_for.as_secs()
+            )
+        } else {
+            "Redis answers again; the delay queue is refilled from the store.".to_string()
+        };
+        self.tell(
+            OpsAlert {
+                condition: "redis",
+                firing,
+                detail,
+            },
+            now,
+        )
+        .await
+    }
+
+    /// Tells an operational condition to every enabled hook without an
+    /// application filter, when it is news: it started firing, still fires
+    /// and was told longer than `ops_repeat` ago, or cleared. Of several
+    /// instances, the one whose claim of the change succeeds tells it.
+    /// Returns whether a message was queued.
+    async fn tell(&self, alert: OpsAlert, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        if !alert.firing && !self.store.ops_alert_firing(alert.condition).await? {
+            // Quiet, and it was: the usual case costs one read.
+            return Ok(false);
+        }
         let hooks: Vec<AlertHook> = self
             .store
             .hooks()
@@ -202,16 +280,16 @@ impl Alerter {
         let repeat = TimeDelta::from_std(self.config.ops_repeat).unwrap_or(TimeDelta::minutes(10));
         if !self
             .store
-            .claim_ops_alert(alert.condition, firing, now, repeat, &messages)
+            .claim_ops_alert(alert.condition, alert.firing, now, repeat, &messages)
             .await?
         {
             return Ok(false);
         }
         tracing::warn!(
-            firing,
-            lag_s = lag.as_secs(),
-            due = backlog.due,
-            "lag alert told"
+            condition = alert.condition,
+            firing = alert.firing,
+            detail = %alert.detail,
+            "operational alert told"
         );
         for (hook, message) in hooks.iter().zip(&messages) {
             self.observer.alert(hook.kind.as_str(), true);

@@ -137,6 +137,8 @@ pub struct AlertSettings {
     pub public_url: String,
     /// Tell the hooks when the oldest due task waited longer; 0: never.
     pub lag_threshold_s: u64,
+    /// Tell the hooks when Redis has not answered this long; 0: never.
+    pub outage_after_s: u64,
     /// An operational alert is repeated this often while it lasts.
     pub ops_repeat_s: u64,
 }

@@ -137,6 +137,7 @@ impl Application {
         let alerter = Arc::new(Alerter::new(
             alerts.clone(),
             operators.clone(),
+            queue.clone(),
             relay.clone(),
             observer.clone(),
             AlertConfig {
@@ -146,6 +147,8 @@ impl Application {
                 links: alert_links.clone(),
                 lag_threshold: (settings.alerts.lag_threshold_s > 0)
                     .then(|| Duration::from_secs(settings.alerts.lag_threshold_s)),
+                outage_after: (settings.alerts.outage_after_s > 0)
+                    .then(|| Duration::from_secs(settings.alerts.outage_after_s)),
                 ops_repeat: Duration::from_secs(settings.alerts.ops_repeat_s.max(1)),
             },
         ));

@@ -425,3 +425,47 @@ async fn a_test_message_shows_what_the_robot_answered() {
         .await;
     assert_eq!(status, 204);
 }
+
+/// Two instances on one Redis that stops: the robot hears once that Redis
+/// does not answer, and once that it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_told_once_and_so_is_its_end() {
+    let mut redis = callback_testkit::PrivateRedis::start().await;
+    let url = redis.url();
+    let watching = move |s: &mut callback_server::Settings| {
+        s.redis.url = Some(secrecy::SecretString::from(url));
+        s.alerts.check_interval_ms = 200;
+        s.alerts.outage_after_s = 1;
+    };
+    let first = spawn_app_with(Backend::Mysql, watching.clone()).await;
+    let second = crate::helpers::spawn_app_on(first.db.clone(), watching).await;
+    let robot = Receiver::start().await;
+    robot.set_default(Reply::status(200).body(ROBOT_OK));
+    let (status, _) = first
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "dingtalk", "url": robot.url("/robot/send?access_token=ops")}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let text = |r: &Received| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        body["markdown"]["text"].as_str().unwrap().to_string()
+    };
+    redis.stop();
+    let down = robot.wait_for(1, Duration::from_secs(20)).await;
+    assert!(text(&down[0]).contains("redis alert"), "{}", text(&down[0]));
+    redis.restart().await;
+    let both = robot.wait_for(2, Duration::from_secs(20)).await;
+    assert!(
+        text(&both[1]).contains("redis recovered"),
+        "{}",
+        text(&both[1])
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let told: Vec<String> = robot.requests().iter().map(text).collect();
+    assert_eq!(told.len(), 2, "one instance told each change: {told:#?}");
+    second.stop().await;
+    first.stop().await;
+}
