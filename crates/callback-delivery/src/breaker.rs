@@ -1,17 +1,26 @@
 //! The circuit breaker of one receiver, as pure logic over an injected
-//! clock: `failure_threshold` failed attempts within `window` open it for
-//! `base_pause` times the number of openings in the last 24 hours, capped at
-//! `max_pause`. Once the pause is over, one trial attempt decides: success
-//! closes it, failure opens it again.
+//! clock. It opens when, within `window`, at least `failure_threshold`
+//! attempts failed **and** failures make at least `failure_ratio` of the
+//! attempts: a receiver that fails 2 % of 15,000 requests a second is busy,
+//! not failing, and is never paused; one that fails most of them is. It
+//! stays open `base_pause` times the number of openings in the last 24
+//! hours, capped at `max_pause`. Once the pause is over, one trial attempt
+//! decides: success closes it, failure opens it again.
+//!
+//! Attempts are counted in one-second buckets over the window, so memory
+//! is the same at ten requests a second and at twenty thousand.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerConfig {
     pub failure_threshold: u32,
+    /// Failures over attempts within the window, at least, to open; 0
+    /// opens on the threshold alone.
+    pub failure_ratio: f64,
     pub window: Duration,
     pub base_pause: Duration,
     pub max_pause: Duration,
@@ -21,6 +30,7 @@ impl Default for BreakerConfig {
     fn default() -> Self {
         Self {
             failure_threshold: 90,
+            failure_ratio: 0.5,
             window: Duration::from_secs(30),
             base_pause: Duration::from_secs(300),
             max_pause: Duration::from_secs(1500),
@@ -60,8 +70,61 @@ pub enum Transition {
 pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
-    failures: VecDeque<Instant>,
+    recent: Counts,
     openings: VecDeque<Instant>,
+}
+
+/// Attempts and failures in one-second buckets over the window: a ring
+/// whose slots are reused as time goes on.
+#[derive(Debug, Clone)]
+struct Counts {
+    /// When bucket 0 began; a bucket's number is its seconds since then.
+    origin: Instant,
+    /// Per slot: the bucket it holds, attempts, failures.
+    slots: Vec<(u64, u32, u32)>,
+}
+
+impl Counts {
+    fn new(window: Duration, origin: Instant) -> Self {
+        let slots = usize::try_from(window.as_secs().max(1)).unwrap_or(1);
+        Self {
+            origin,
+            slots: vec![(u64::MAX, 0, 0); slots],
+        }
+    }
+
+    fn bucket(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_secs()
+    }
+
+    fn add(&mut self, success: bool, now: Instant) {
+        let bucket = self.bucket(now);
+        let len = self.slots.len() as u64;
+        let slot = &mut self.slots[(bucket % len) as usize];
+        if slot.0 != bucket {
+            *slot = (bucket, 0, 0);
+        }
+        slot.1 = slot.1.saturating_add(1);
+        if !success {
+            slot.2 = slot.2.saturating_add(1);
+        }
+    }
+
+    /// Attempts and failures within the window, as of `now`.
+    fn totals(&self, now: Instant) -> (u64, u64) {
+        let current = self.bucket(now);
+        let len = self.slots.len() as u64;
+        self.slots
+            .iter()
+            .filter(|(bucket, _, _)| *bucket <= current && current - bucket < len)
+            .fold((0, 0), |(a, f), (_, attempts, failures)| {
+                (a + u64::from(*attempts), f + u64::from(*failures))
+            })
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill((u64::MAX, 0, 0));
+    }
 }
 
 impl Breaker {
@@ -69,7 +132,7 @@ impl Breaker {
         Self {
             config,
             state: BreakerState::Closed,
-            failures: VecDeque::new(),
+            recent: Counts::new(config.window, Instant::now()),
             openings: VecDeque::new(),
         }
     }
@@ -80,10 +143,12 @@ impl Breaker {
 
     /// Failures within the window, as of `now`.
     pub fn recent_failures(&self, now: Instant) -> usize {
-        self.failures
-            .iter()
-            .filter(|t| now.saturating_duration_since(**t) <= self.config.window)
-            .count()
+        usize::try_from(self.recent.totals(now).1).unwrap_or(usize::MAX)
+    }
+
+    /// Attempts within the window, as of `now`.
+    pub fn recent_attempts(&self, now: Instant) -> usize {
+        usize::try_from(self.recent.totals(now).0).unwrap_or(usize::MAX)
     }
 
     pub fn openings_24h(&self, now: Instant) -> usize {
@@ -127,25 +192,20 @@ impl Breaker {
         if let BreakerState::HalfOpen { .. } = self.state {
             if success {
                 self.state = BreakerState::Closed;
-                self.failures.clear();
+                self.recent.clear();
                 return Some(Transition::Closed);
             }
             return Some(self.open(now));
         }
-        if success {
+        self.recent.add(success, now);
+        if success || self.state != BreakerState::Closed {
             return None;
         }
-        self.failures.push_back(now);
-        while self
-            .failures
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > self.config.window)
-        {
-            self.failures.pop_front();
-        }
-        if self.state == BreakerState::Closed
-            && self.failures.len() >= self.config.failure_threshold as usize
-        {
+        let (attempts, failures) = self.recent.totals(now);
+        let enough = failures >= u64::from(self.config.failure_threshold);
+        // attempts >= failures >= 1 here.
+        let ratio = failures as f64 / attempts.max(1) as f64;
+        if enough && ratio >= self.config.failure_ratio {
             return Some(self.open(now));
         }
         None
@@ -166,8 +226,9 @@ impl Breaker {
             .base_pause
             .saturating_mul(openings)
             .min(self.config.max_pause);
+        // The counts stay, for the views to show what opened it; they are
+        // out of the window long before the pause ends.
         self.state = BreakerState::Open { until: now + pause };
-        self.failures.clear();
         Transition::Opened {
             pause,
             openings_24h: openings,
@@ -209,6 +270,79 @@ mod tests {
         );
     }
 
+    fn run(
+        b: &mut Breaker,
+        attempts: u32,
+        fail_every: u32,
+        from: Instant,
+        per_s: u32,
+    ) -> Option<Transition> {
+        let mut opened = None;
+        for i in 0..attempts {
+            let at = from + Duration::from_secs(u64::from(i / per_s));
+            if let Verdict::WaitUntil(_) = b.check(at) {
+                return opened;
+            }
+            let failed = i % fail_every == 0;
+            if let Some(t) = b.record(!failed, at) {
+                opened = Some(t);
+            }
+        }
+        opened
+    }
+
+    #[test]
+    fn a_busy_receiver_failing_two_percent_is_never_paused() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(BreakerConfig::default());
+        // 15,000 a second for a minute, one in fifty failing: 300 failures
+        // a second, far past the threshold, at a 2 % ratio.
+        assert_eq!(run(&mut b, 900_000, 50, t0, 15_000), None);
+        assert_eq!(b.state(), BreakerState::Closed);
+        let later = t0 + Duration::from_secs(59);
+        assert_eq!(b.recent_attempts(later), 30 * 15_000);
+        assert_eq!(b.recent_failures(later), 30 * 300);
+    }
+
+    #[test]
+    fn a_receiver_failing_most_attempts_is_paused_near_the_threshold() {
+        let t0 = Instant::now();
+        let mut all = Breaker::new(BreakerConfig::default());
+        assert!(matches!(
+            run(&mut all, 200, 1, t0, 1_000),
+            Some(Transition::Opened { .. })
+        ));
+        assert_eq!(all.recent_failures(t0), 90, "opened at the threshold");
+        assert_eq!(all.recent_attempts(t0), 90);
+        let mut sixty = Breaker::new(BreakerConfig::default());
+        // Three of five failing: 60 %.
+        let mut opened = None;
+        for i in 0..1_000u32 {
+            if let Verdict::WaitUntil(_) = sixty.check(t0) {
+                break;
+            }
+            opened = sixty.record(i % 5 < 2, t0).or(opened);
+        }
+        assert!(
+            matches!(opened, Some(Transition::Opened { .. })),
+            "60 % failing is paused"
+        );
+    }
+
+    #[test]
+    fn a_ratio_of_zero_is_the_threshold_alone() {
+        let t0 = Instant::now();
+        let config = BreakerConfig {
+            failure_ratio: 0.0,
+            ..BreakerConfig::default()
+        };
+        let mut b = Breaker::new(config);
+        assert!(matches!(
+            run(&mut b, 10_000, 50, t0, 10_000),
+            Some(Transition::Opened { .. })
+        ));
+    }
+
     #[test]
     fn failures_spread_wider_than_the_window_do_not_open_it() {
         let t0 = Instant::now();
@@ -218,7 +352,7 @@ mod tests {
             assert_eq!(b.record(false, t0 + Duration::from_secs(i)), None);
         }
         assert_eq!(b.state(), BreakerState::Closed);
-        assert!(b.recent_failures(t0 + Duration::from_secs(199)) <= 31);
+        assert!(b.recent_failures(t0 + Duration::from_secs(199)) <= 30);
     }
 
     #[test]

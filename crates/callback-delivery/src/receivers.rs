@@ -411,11 +411,21 @@ impl Receivers {
             ),
             BreakerState::HalfOpen { .. } => ("half_open", None),
         };
+        let (failures, attempts) = (
+            r.breaker.recent_failures(now),
+            r.breaker.recent_attempts(now),
+        );
         ReceiverStatus {
             receiver: key.to_string(),
             breaker,
             open_until,
-            recent_failures: u32::try_from(r.breaker.recent_failures(now)).unwrap_or(u32::MAX),
+            recent_failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            recent_attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            failure_ratio: if attempts == 0 {
+                0.0
+            } else {
+                failures as f64 / attempts as f64
+            },
             openings_24h: u32::try_from(r.breaker.openings_24h(now)).unwrap_or(u32::MAX),
             in_flight: r.in_flight(),
         }

@@ -427,6 +427,8 @@ mod tests {
             breaker: "open",
             open_until: None,
             recent_failures: 90,
+            recent_attempts: 100,
+            failure_ratio: 0.9,
             openings_24h: 1,
             in_flight: 2,
         };

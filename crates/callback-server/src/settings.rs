@@ -122,6 +122,8 @@ pub struct DeliverySettings {
 #[serde(deny_unknown_fields)]
 pub struct BreakerSettings {
     pub failure_threshold: u32,
+    /// Failures over attempts within the window, at least, to open.
+    pub failure_ratio: f64,
     pub window_s: u64,
     pub base_pause_s: u64,
     pub max_pause_s: u64,

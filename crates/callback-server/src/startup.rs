@@ -164,6 +164,7 @@ impl Application {
                 max_waiting: d.concurrency.max(1),
                 breaker: BreakerConfig {
                     failure_threshold: b.failure_threshold.max(1),
+                    failure_ratio: b.failure_ratio.clamp(0.0, 1.0),
                     window: Duration::from_secs(b.window_s),
                     base_pause: Duration::from_secs(b.base_pause_s),
                     max_pause: Duration::from_secs(b.max_pause_s),

@@ -25,6 +25,12 @@ pub struct ReceiverStatus {
     pub open_until: Option<DateTime<Utc>>,
     /// Failed attempts within the breaker's window.
     pub recent_failures: u32,
+    /// Attempts within the breaker's window.
+    pub recent_attempts: u32,
+    /// `recent_failures / recent_attempts` (0 without attempts): the
+    /// breaker opens when it reaches `breaker.failure_ratio` past the
+    /// threshold.
+    pub failure_ratio: f64,
     /// Times the breaker opened in the last 24 hours.
     pub openings_24h: u32,
     pub in_flight: u32,
@@ -38,6 +44,8 @@ impl ReceiverStatus {
             breaker: "closed",
             open_until: None,
             recent_failures: 0,
+            recent_attempts: 0,
+            failure_ratio: 0.0,
             openings_24h: 0,
             in_flight: 0,
         }

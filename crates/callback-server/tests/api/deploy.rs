@@ -108,6 +108,8 @@ fn every_metric_the_dashboard_and_alerts_use_is_exported() {
         breaker: "open",
         open_until: None,
         recent_failures: 90,
+        recent_attempts: 100,
+        failure_ratio: 0.9,
         openings_24h: 1,
         in_flight: 0,
     }]);

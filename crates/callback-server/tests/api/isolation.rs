@@ -211,6 +211,10 @@ async fn ninety_failures_open_the_breaker_which_defers_tasks_then_recovers() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let state = breaker_state(&app).await;
     assert_eq!(state["breaker"], "open", "{state:#}");
+    assert_eq!(
+        state["failure_ratio"], 1.0,
+        "every attempt failed: {state:#}"
+    );
     assert_eq!(state["openings_24h"], 1);
     let (_, open) = app.send_json("GET", "/api/v1/breakers", &json!(null)).await;
     assert_eq!(open["items"][0]["receiver"], "endpoint:fragile");
@@ -271,4 +275,97 @@ async fn an_endpoint_rate_limit_spaces_its_requests_out() {
         spread >= Duration::from_millis(1800),
         "15 requests in {spread:?}"
     );
+}
+
+/// The breaker tells failing from busy: 5,000 tasks to one receiver that
+/// fails one request in twenty make 250 failures, far past the threshold
+/// of 90, at a 5 % ratio. Nothing is paused, every task is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_receiver_failing_five_percent_is_never_paused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start().await;
+    receiver.script((0..5_000).map(|i| Reply::status(if i % 20 == 0 { 500 } else { 200 })));
+    receiver.set_default(Reply::status(200));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let tasks: Vec<Value> = (0..1_000)
+            .map(|_| json!({"url": receiver.url("/busy"), "retry_delays_s": [1]}))
+            .collect();
+        let (status, batch) = app
+            .send_json("POST", "/api/v1/tasks/batch", &json!({ "tasks": tasks }))
+            .await;
+        assert_eq!(status, 201);
+        ids.extend(crate::helpers::batch_ids(&batch));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, open) = app.send_json("GET", "/api/v1/breakers", &json!(null)).await;
+        assert_eq!(open["items"], json!([]), "no breaker opened");
+        let (_, succeeded) = app
+            .send_json(
+                "GET",
+                "/api/v1/tasks?status=succeeded&limit=1",
+                &json!(null),
+            )
+            .await;
+        let (_, pending) = app
+            .send_json("GET", "/api/v1/tasks?status=retrying&limit=1", &json!(null))
+            .await;
+        if succeeded["items"].as_array().is_some_and(|a| !a.is_empty())
+            && pending["items"] == json!([])
+            && receiver.requests().len() >= 5_250
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all delivered within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in ids.iter().step_by(97) {
+        assert_eq!(app.task(id).await["status"], "succeeded", "{id}");
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("deferred_breaker"),
+        "nothing was put off by the breaker"
+    );
+    app.stop().await;
+
+    // With failure_ratio = 0 (the threshold alone, the old rule) the same
+    // traffic pauses the receiver.
+    let strict = spawn_app_with(Backend::Sqlite, |s| s.breaker.failure_ratio = 0.0).await;
+    let receiver = Receiver::start().await;
+    receiver.script((0..3_000).map(|i| Reply::status(if i % 20 == 0 { 500 } else { 200 })));
+    receiver.set_default(Reply::status(200));
+    for _ in 0..3 {
+        let tasks: Vec<Value> = (0..1_000)
+            .map(|_| json!({"url": receiver.url("/busy"), "retry_delays_s": [1]}))
+            .collect();
+        let (status, _) = strict
+            .send_json("POST", "/api/v1/tasks/batch", &json!({ "tasks": tasks }))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, open) = strict
+            .send_json("GET", "/api/v1/breakers", &json!(null))
+            .await;
+        if open["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old rule did not open it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    strict.stop().await;
 }
