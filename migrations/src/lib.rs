@@ -16,6 +16,7 @@ mod m20261124_000007_partial_endpoint_index;
 mod m20261204_000008_access;
 mod m20261204_000009_traceparent;
 mod m20261204_000010_ops_alerts;
+mod m20261204_000011_endpoint_breaker;
 mod sqlite_indexes;
 
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_access::Migration),
             Box::new(m20261204_000009_traceparent::Migration),
             Box::new(m20261204_000010_ops_alerts::Migration),
+            Box::new(m20261204_000011_endpoint_breaker::Migration),
         ]
     }
 }

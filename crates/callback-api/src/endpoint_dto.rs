@@ -2,8 +2,8 @@
 //! conversion to domain types.
 
 use callback_core::{
-    Endpoint, EndpointName, EventType, HeaderList, MaxAttempts, ReceiverStatus, RetrySchedule,
-    SignatureScheme, SigningSecret, TargetUrl, ValidationErrors,
+    BreakerOverrides, Endpoint, EndpointName, EventType, HeaderList, MaxAttempts, ReceiverStatus,
+    RetrySchedule, SignatureScheme, SigningSecret, TargetUrl, ValidationErrors,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,45 @@ pub struct CreateEndpointRequest {
     pub headers: Option<BTreeMap<String, String>>,
     pub rate_limit_per_s: Option<u32>,
     pub max_in_flight: Option<u32>,
+    /// Its own circuit-breaker settings over the server's `[breaker]`.
+    pub breaker: Option<BreakerRequest>,
+}
+
+/// An endpoint's own circuit breaker: a field left out keeps the server's.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerRequest {
+    /// Failed attempts within the window, at least, to open (1 to a million).
+    pub failure_threshold: Option<u32>,
+    /// Failures over attempts within the window, at least, to open (0 to 1).
+    pub failure_ratio: Option<f64>,
+}
+
+impl BreakerRequest {
+    fn check(self, errors: &mut ValidationErrors) -> Option<BreakerOverrides> {
+        let mut ok = true;
+        if self
+            .failure_threshold
+            .is_some_and(|n| !(1..=MAX_RECEIVER_LIMIT).contains(&n))
+        {
+            errors.push(
+                "breaker.failure_threshold",
+                format!("must be between 1 and {MAX_RECEIVER_LIMIT}"),
+            );
+            ok = false;
+        }
+        if self
+            .failure_ratio
+            .is_some_and(|r| !(0.0..=1.0).contains(&r) || r.is_nan())
+        {
+            errors.push("breaker.failure_ratio", "must be between 0 and 1");
+            ok = false;
+        }
+        ok.then_some(BreakerOverrides {
+            failure_threshold: self.failure_threshold,
+            failure_ratio: self.failure_ratio,
+        })
+    }
 }
 
 /// Changes to an endpoint: a field left out stays as it is; `null` clears
@@ -72,6 +111,10 @@ pub struct UpdateEndpointRequest {
     #[serde(default, deserialize_with = "crate::json_body::present")]
     #[schema(value_type = Option<u32>)]
     pub max_in_flight: Option<Option<u32>>,
+    /// `null` goes back to the server's settings.
+    #[serde(default, deserialize_with = "crate::json_body::present")]
+    #[schema(value_type = Option<BreakerRequest>)]
+    pub breaker: Option<Option<BreakerRequest>>,
 }
 
 /// Fields shared by create and update, checked one by one.
@@ -180,6 +223,7 @@ impl CreateEndpointRequest {
         let headers = c.headers(self.headers.unwrap_or_default());
         let rate_limit_per_s = c.positive("rate_limit_per_s", self.rate_limit_per_s);
         let max_in_flight = c.positive("max_in_flight", self.max_in_flight);
+        let breaker = self.breaker.unwrap_or_default().check(c.0);
         let secret = match (self.secret, signature) {
             (Some(raw), Some(scheme)) => errors.take("secret", SigningSecret::parse(&raw, scheme)),
             (None, _) => Some(SigningSecret::generate()),
@@ -198,6 +242,7 @@ impl CreateEndpointRequest {
             Some(headers),
             Some(rate_limit_per_s),
             Some(max_in_flight),
+            Some(breaker),
         ) = (
             name,
             url,
@@ -211,6 +256,7 @@ impl CreateEndpointRequest {
             headers,
             rate_limit_per_s,
             max_in_flight,
+            breaker,
         )
         else {
             return Err(errors);
@@ -230,6 +276,7 @@ impl CreateEndpointRequest {
             headers,
             rate_limit_per_s,
             max_in_flight,
+            breaker,
             created_at: now,
             updated_at: now,
         })
@@ -294,6 +341,11 @@ impl UpdateEndpointRequest {
         {
             endpoint.max_in_flight = m;
         }
+        if let Some(breaker) = self.breaker {
+            if let Some(b) = breaker.unwrap_or_default().check(c.0) {
+                endpoint.breaker = b;
+            }
+        }
         endpoint.updated_at = now;
         errors.into_result()
     }
@@ -317,6 +369,8 @@ pub struct EndpointView {
     pub headers: BTreeMap<String, String>,
     pub rate_limit_per_s: Option<u32>,
     pub max_in_flight: Option<u32>,
+    /// Its own breaker settings; absent fields: the server's.
+    pub breaker: BreakerRequest,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// This instance's view of the receiver: breaker and attempts in flight.
@@ -349,6 +403,10 @@ impl EndpointView {
                 .collect(),
             rate_limit_per_s: e.rate_limit_per_s,
             max_in_flight: e.max_in_flight,
+            breaker: BreakerRequest {
+                failure_threshold: e.breaker.failure_threshold,
+                failure_ratio: e.breaker.failure_ratio,
+            },
             created_at: e.created_at,
             updated_at: e.updated_at,
             receiver: None,

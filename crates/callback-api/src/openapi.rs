@@ -62,6 +62,7 @@ use utoipa::{Modify, OpenApi};
         crate::endpoint_dto::UpdateEndpointRequest,
         crate::endpoint_dto::EndpointView,
         crate::endpoint_dto::EndpointList,
+        crate::endpoint_dto::BreakerRequest,
         crate::endpoint_dto::SecretView,
         crate::endpoint_dto::PublishEventRequest,
         crate::endpoint_dto::PublishedView,

@@ -108,8 +108,20 @@ pub struct Endpoint {
     pub headers: HeaderList,
     pub rate_limit_per_s: Option<u32>,
     pub max_in_flight: Option<u32>,
+    /// Its own breaker settings; `None` fields: the server's.
+    pub breaker: BreakerOverrides,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An endpoint's own circuit-breaker settings, over the server's
+/// `[breaker]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BreakerOverrides {
+    /// Failed attempts within the window, at least, to open.
+    pub failure_threshold: Option<u32>,
+    /// Failures over attempts within the window, at least, to open (0 to 1).
+    pub failure_ratio: Option<f64>,
 }
 
 impl Endpoint {
@@ -227,6 +239,7 @@ mod tests {
             headers: HeaderList::default(),
             rate_limit_per_s: None,
             max_in_flight: None,
+            breaker: BreakerOverrides::default(),
             created_at: now,
             updated_at: now,
         }

@@ -34,8 +34,8 @@ pub use alert::{
     OpsAlert, ALERT_EXAMPLES,
 };
 pub use endpoint::{
-    event_body, task_for_event, Endpoint, EndpointDefaults, EndpointName, EventType, NewEvent,
-    Published,
+    event_body, task_for_event, BreakerOverrides, Endpoint, EndpointDefaults, EndpointName,
+    EventType, NewEvent, Published,
 };
 pub use expect::{Expectation, JsonExpectation};
 pub use inbound::{

@@ -141,6 +141,16 @@ impl Breaker {
         self.state
     }
 
+    /// New limits (an endpoint's settings changed); what was counted stays.
+    pub fn set_limits(&mut self, failure_threshold: u32, failure_ratio: f64) {
+        self.config.failure_threshold = failure_threshold.max(1);
+        self.config.failure_ratio = failure_ratio.clamp(0.0, 1.0);
+    }
+
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
     /// Failures within the window, as of `now`.
     pub fn recent_failures(&self, now: Instant) -> usize {
         usize::try_from(self.recent.totals(now).1).unwrap_or(usize::MAX)

@@ -194,6 +194,7 @@ impl Receivers {
     /// Decides whether the claimed task may be sent now.
     pub async fn admit(&self, task: &Task, now: DateTime<Utc>) -> Admission {
         let mut capacity = self.limits.max_in_flight;
+        let mut breaker = self.limits.breaker;
         let mut rate = None;
         let mut signing = None;
         if let Some(name) = &task.spec.endpoint {
@@ -219,6 +220,14 @@ impl Receivers {
             }
             capacity = endpoint.max_in_flight.unwrap_or(capacity);
             rate = endpoint.rate_limit_per_s;
+            breaker.failure_threshold = endpoint
+                .breaker
+                .failure_threshold
+                .unwrap_or(breaker.failure_threshold);
+            breaker.failure_ratio = endpoint
+                .breaker
+                .failure_ratio
+                .unwrap_or(breaker.failure_ratio);
             if endpoint.signature == SignatureScheme::Standard {
                 signing = Some(Signing::Standard(endpoint.secret));
             }
@@ -252,7 +261,15 @@ impl Receivers {
         }
         let receiver = receivers
             .entry(key.clone())
-            .or_insert_with(|| Receiver::new(capacity, self.limits.breaker));
+            .or_insert_with(|| Receiver::new(capacity, breaker));
+        let limits = receiver.breaker.config();
+        if (limits.failure_threshold, limits.failure_ratio)
+            != (breaker.failure_threshold, breaker.failure_ratio)
+        {
+            receiver
+                .breaker
+                .set_limits(breaker.failure_threshold, breaker.failure_ratio);
+        }
         if receiver.capacity != capacity.max(1) {
             // Settings changed: new slots; attempts in flight keep the old ones.
             receiver.slots = Arc::new(Semaphore::new(capacity.max(1) as usize));

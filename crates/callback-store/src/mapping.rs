@@ -3,9 +3,9 @@
 
 use crate::entities::{attempt, endpoint, idempotency_key, task};
 use callback_core::{
-    Attempt, Body, Endpoint, EndpointName, EventType, Expectation, HeaderList, MaxAttempts, Method,
-    NewTask, QueryList, RetrySchedule, SignatureScheme, SigningSecret, StoreError, TargetUrl, Task,
-    TaskId, TaskSpec, TaskStatus, TraceParent,
+    Attempt, Body, BreakerOverrides, Endpoint, EndpointName, EventType, Expectation, HeaderList,
+    MaxAttempts, Method, NewTask, QueryList, RetrySchedule, SignatureScheme, SigningSecret,
+    StoreError, TargetUrl, Task, TaskId, TaskSpec, TaskStatus, TraceParent,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -208,6 +208,11 @@ pub fn endpoint_row(e: &Endpoint) -> endpoint::ActiveModel {
         headers: Set(json(&e.headers)),
         rate_limit_per_s: Set(e.rate_limit_per_s.map(saturated)),
         max_in_flight: Set(e.max_in_flight.map(saturated)),
+        breaker_failure_threshold: Set(e.breaker.failure_threshold.map(saturated)),
+        breaker_failure_permille: Set(e
+            .breaker
+            .failure_ratio
+            .map(|r| (r.clamp(0.0, 1.0) * 1000.0).round() as i32)),
         created_at: Set(ms(e.created_at)),
         updated_at: Set(ms(e.updated_at)),
     }
@@ -240,6 +245,15 @@ pub fn endpoint_from_row(row: endpoint::Model) -> Result<Endpoint, StoreError> {
         headers: headers(&row.headers)?,
         rate_limit_per_s: unsigned("rate_limit_per_s", row.rate_limit_per_s)?,
         max_in_flight: unsigned("max_in_flight", row.max_in_flight)?,
+        breaker: BreakerOverrides {
+            failure_threshold: unsigned(
+                "breaker_failure_threshold",
+                row.breaker_failure_threshold,
+            )?,
+            failure_ratio: row
+                .breaker_failure_permille
+                .map(|p| f64::from(p.clamp(0, 1000)) / 1000.0),
+        },
         created_at: time(row.created_at)?,
         updated_at: time(row.updated_at)?,
     })

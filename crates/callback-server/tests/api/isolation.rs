@@ -369,3 +369,65 @@ async fn a_busy_receiver_failing_five_percent_is_never_paused() {
     }
     strict.stop().await;
 }
+
+/// An endpoint's own breaker settings win over the server's: five failures
+/// open it, not ninety. Bad values name their field; `null` goes back to
+/// the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_can_have_a_breaker_of_its_own() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(500));
+    let (status, problem) = app
+        .send_json(
+            "POST",
+            "/api/v1/endpoints",
+            &json!({"name": "bad", "url": receiver.url("/f"), "breaker": {"failure_ratio": 1.5, "failure_threshold": 0}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let mut fields = crate::helpers::problem_fields(&problem);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["breaker.failure_ratio", "breaker.failure_threshold"]
+    );
+    let created = app
+        .create_endpoint(json!({
+            "name": "fragile", "url": receiver.url("/f"), "retry_delays_s": [60],
+            "max_in_flight": 1, "breaker": {"failure_threshold": 5}
+        }))
+        .await;
+    assert_eq!(
+        created["breaker"],
+        json!({"failure_threshold": 5, "failure_ratio": null})
+    );
+    for n in 0..20 {
+        app.publish(json!({"event_type": "e", "payload": {"n": n}}))
+            .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let state = loop {
+        let state = breaker_state(&app).await;
+        if state["breaker"] == "open" {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "{state:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state["recent_failures"], 5, "{state:#}");
+    assert!(receiver.requests().len() <= 6, "paused after five failures");
+    let (status, view) = app
+        .send_json(
+            "PATCH",
+            "/api/v1/endpoints/fragile",
+            &json!({"breaker": null}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        view["breaker"],
+        json!({"failure_threshold": null, "failure_ratio": null})
+    );
+    app.stop().await;
+}

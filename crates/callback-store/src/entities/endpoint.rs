@@ -21,6 +21,9 @@ pub struct Model {
     pub headers: String,
     pub rate_limit_per_s: Option<i32>,
     pub max_in_flight: Option<i32>,
+    pub breaker_failure_threshold: Option<i32>,
+    /// The failure ratio in thousandths.
+    pub breaker_failure_permille: Option<i32>,
     pub created_at: i64,
     pub updated_at: i64,
 }
