@@ -103,15 +103,7 @@ async fn a_task_that_fails_for_good_reaches_a_signed_dingtalk_message(backend: B
     );
     app.wait_for_status(&alert_id, "succeeded", Duration::from_secs(10))
         .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(r#"callback_alerts_total{channel="dingtalk",outcome="queued"} 1"#),
         "{metrics}"
@@ -189,6 +181,28 @@ async fn failed_buckets_list_and_resend_to_another_url(backend: Backend) {
     app.stop().await;
 }
 
+/// A DingTalk robot that takes every message, registered as a hook
+/// without application filter: it hears the operational alerts.
+async fn ops_robot(app: &TestApp) -> Receiver {
+    let robot = Receiver::start().await;
+    robot.set_default(Reply::status(200).body(ROBOT_OK));
+    let (status, _) = app
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "dingtalk", "url": robot.url("/robot/send?access_token=ops")}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    robot
+}
+
+/// The markdown text of a robot message.
+fn markdown_text(message: &Received) -> String {
+    let body: Value = serde_json::from_slice(&message.body).unwrap();
+    body["markdown"]["text"].as_str().unwrap().to_string()
+}
+
 /// Two instances, each with one worker, behind a receiver that takes 3 s
 /// an answer: the third task waits 3 s, past the 1 s threshold. The robot
 /// hears it once (not once per instance), and once more when delivery has
@@ -203,16 +217,7 @@ async fn the_lag_is_told_once_by_one_of_two_instances_and_so_is_its_recovery(bac
     };
     let first = spawn_app_with(backend, lagging).await;
     let second = crate::helpers::spawn_app_on(first.db.clone(), lagging).await;
-    let robot = Receiver::start().await;
-    robot.set_default(Reply::status(200).body(ROBOT_OK));
-    let (status, _) = first
-        .send_json(
-            "POST",
-            "/api/v1/alert-hooks",
-            &json!({"kind": "dingtalk", "url": robot.url("/robot/send?access_token=ops")}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let robot = ops_robot(&first).await;
     let slow = Receiver::start().await;
     slow.set_default(Reply::status(200).delay(Duration::from_secs(3)));
     let mut ids = Vec::new();
@@ -224,10 +229,7 @@ async fn the_lag_is_told_once_by_one_of_two_instances_and_so_is_its_recovery(bac
         );
     }
     let firing = robot.wait_for(1, Duration::from_secs(15)).await;
-    let text = |r: &Received| {
-        let body: Value = serde_json::from_slice(&r.body).unwrap();
-        body["markdown"]["text"].as_str().unwrap().to_string()
-    };
+    let text = markdown_text;
     assert!(
         text(&firing[0]).contains("lag alert"),
         "{}",
@@ -439,20 +441,8 @@ async fn a_redis_outage_is_told_once_and_so_is_its_end() {
     };
     let first = spawn_app_with(Backend::Mysql, watching.clone()).await;
     let second = crate::helpers::spawn_app_on(first.db.clone(), watching).await;
-    let robot = Receiver::start().await;
-    robot.set_default(Reply::status(200).body(ROBOT_OK));
-    let (status, _) = first
-        .send_json(
-            "POST",
-            "/api/v1/alert-hooks",
-            &json!({"kind": "dingtalk", "url": robot.url("/robot/send?access_token=ops")}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let text = |r: &Received| {
-        let body: Value = serde_json::from_slice(&r.body).unwrap();
-        body["markdown"]["text"].as_str().unwrap().to_string()
-    };
+    let robot = ops_robot(&first).await;
+    let text = markdown_text;
     redis.stop();
     let down = robot.wait_for(1, Duration::from_secs(20)).await;
     assert!(text(&down[0]).contains("redis alert"), "{}", text(&down[0]));

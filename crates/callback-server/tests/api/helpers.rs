@@ -142,6 +142,13 @@ impl TestApp {
         )
     }
 
+    /// `/metrics` as scraped now, as text.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// Creates an API key that must be accepted; returns its id and secret.
     pub async fn create_key(&self, body: Value) -> (String, String) {
         let (status, view) = self.send_json("POST", "/api/v1/keys", &body).await;

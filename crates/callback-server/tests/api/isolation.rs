@@ -326,15 +326,7 @@ async fn a_busy_receiver_failing_five_percent_is_never_paused() {
     for id in ids.iter().step_by(97) {
         assert_eq!(app.task(id).await["status"], "succeeded", "{id}");
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         !metrics.contains("deferred_breaker"),
         "nothing was put off by the breaker"
