@@ -202,6 +202,7 @@ impl Alerter {
                 firing,
                 detail,
             },
+            was_firing,
             now,
         )
         .await
@@ -237,6 +238,7 @@ impl Alerter {
             }
         };
         let firing = !answered && down_for >= outage_after;
+        let was_firing = self.store.ops_alert_firing("redis").await?;
         let detail = if firing {
             format!(
                 "Redis has not answered for **{} s**. Nothing is lost: intake goes on and delivery takes due tasks from the store, more slowly. Check Redis.",
@@ -251,6 +253,7 @@ impl Alerter {
                 firing,
                 detail,
             },
+            was_firing,
             now,
         )
         .await
@@ -261,8 +264,13 @@ impl Alerter {
     /// and was told longer than `ops_repeat` ago, or cleared. Of several
     /// instances, the one whose claim of the change succeeds tells it.
     /// Returns whether a message was queued.
-    async fn tell(&self, alert: OpsAlert, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        if !alert.firing && !self.store.ops_alert_firing(alert.condition).await? {
+    async fn tell(
+        &self,
+        alert: OpsAlert,
+        was_firing: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if !alert.firing && !was_firing {
             // Quiet, and it was: the usual case costs one read.
             return Ok(false);
         }

@@ -152,13 +152,13 @@ impl Breaker {
     }
 
     /// Failures within the window, as of `now`.
-    pub fn recent_failures(&self, now: Instant) -> usize {
-        usize::try_from(self.recent.totals(now).1).unwrap_or(usize::MAX)
+    pub fn recent_failures(&self, now: Instant) -> u64 {
+        self.recent(now).1
     }
 
-    /// Attempts within the window, as of `now`.
-    pub fn recent_attempts(&self, now: Instant) -> usize {
-        usize::try_from(self.recent.totals(now).0).unwrap_or(usize::MAX)
+    /// Attempts and failures within the window, as of `now`.
+    pub fn recent(&self, now: Instant) -> (u64, u64) {
+        self.recent.totals(now)
     }
 
     pub fn openings_24h(&self, now: Instant) -> usize {
@@ -310,8 +310,7 @@ mod tests {
         assert_eq!(run(&mut b, 900_000, 50, t0, 15_000), None);
         assert_eq!(b.state(), BreakerState::Closed);
         let later = t0 + Duration::from_secs(59);
-        assert_eq!(b.recent_attempts(later), 30 * 15_000);
-        assert_eq!(b.recent_failures(later), 30 * 300);
+        assert_eq!(b.recent(later), (30 * 15_000, 30 * 300));
     }
 
     #[test]
@@ -322,8 +321,7 @@ mod tests {
             run(&mut all, 200, 1, t0, 1_000),
             Some(Transition::Opened { .. })
         ));
-        assert_eq!(all.recent_failures(t0), 90, "opened at the threshold");
-        assert_eq!(all.recent_attempts(t0), 90);
+        assert_eq!(all.recent(t0), (90, 90), "opened at the threshold");
         let mut sixty = Breaker::new(BreakerConfig::default());
         // Three of five failing: 60 %.
         let mut opened = None;

@@ -428,10 +428,7 @@ impl Receivers {
             ),
             BreakerState::HalfOpen { .. } => ("half_open", None),
         };
-        let (failures, attempts) = (
-            r.breaker.recent_failures(now),
-            r.breaker.recent_attempts(now),
-        );
+        let (attempts, failures) = r.breaker.recent(now);
         ReceiverStatus {
             receiver: key.to_string(),
             breaker,
