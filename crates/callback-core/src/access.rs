@@ -151,14 +151,6 @@ impl KeyHash {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
-
-    pub fn from_hex(s: &str) -> Result<Self, String> {
-        let bytes = hex::decode(s).map_err(|e| e.to_string())?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "a key hash is 32 bytes".to_string())?;
-        Ok(Self(bytes))
-    }
 }
 
 /// Where requests with a key may come from: empty means anywhere.

@@ -96,9 +96,6 @@ pub trait Observe: Send + Sync + 'static {
 
     /// A vendor callback from `source` was recorded, routed or not.
     fn inbound(&self, _source: &str, _routed: bool) {}
-
-    /// The store answered (`true`) or could not be reached.
-    fn store_reachable(&self, _up: bool) {}
 }
 
 /// Observes nothing: for engines built without metrics (tests, tools).

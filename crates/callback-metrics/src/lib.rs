@@ -280,6 +280,14 @@ impl Metrics {
         }
     }
 
+    /// Whether the store answered this scrape's backlog query.
+    pub fn set_store_up(&self, up: bool) {
+        self.store_up.set(i64::from(up));
+        if !up {
+            self.store_errors.inc();
+        }
+    }
+
     pub fn set_redis_up(&self, up: bool) {
         self.redis_up.set(i64::from(up));
     }
@@ -362,13 +370,6 @@ impl Observe for Metrics {
                 routed: routed.to_string(),
             })
             .inc();
-    }
-
-    fn store_reachable(&self, up: bool) {
-        self.store_up.set(i64::from(up));
-        if !up {
-            self.store_errors.inc();
-        }
     }
 }
 

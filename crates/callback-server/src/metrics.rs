@@ -55,15 +55,15 @@ async fn serve(req: HttpRequest, scrape: web::Data<Scrape>) -> HttpResponse {
     match backlog {
         Ok(Ok(backlog)) => {
             scrape.metrics.set_backlog(&backlog, now);
-            callback_core::Observe::store_reachable(scrape.metrics.as_ref(), true);
+            scrape.metrics.set_store_up(true);
         }
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "metrics: the backlog could not be read");
-            callback_core::Observe::store_reachable(scrape.metrics.as_ref(), false);
+            scrape.metrics.set_store_up(false);
         }
         Err(_) => {
             tracing::warn!("metrics: the backlog was not read within {BACKLOG_TIMEOUT:?}");
-            callback_core::Observe::store_reachable(scrape.metrics.as_ref(), false);
+            scrape.metrics.set_store_up(false);
         }
     }
     scrape.metrics.set_redis_up(queue.is_ok());
