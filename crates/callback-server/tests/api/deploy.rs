@@ -12,15 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn checked_deploy_files() -> Value {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let output = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/check_deploy.py"
-        ))
-        .arg(format!("{root}/deploy"))
-        .output()
-        .expect("python3 runs (scripts/test installs kubernetes-validate)");
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
+    let output = crate::helpers::run_interop_script("check_deploy.py", &[deploy], b"");
     assert!(
         output.status.success(),
         "a deploy file is wrong: {}",

@@ -361,25 +361,11 @@ async fn standard_signatures_verify_with_the_reference_python_library() {
             },
             "body": String::from_utf8(request.body.clone()).unwrap(),
         });
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/verify_standard_webhook.py"
-        );
-        let mut child = std::process::Command::new("python3")
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs (scripts/test installs standardwebhooks)");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        crate::helpers::run_interop_script(
+            "verify_standard_webhook.py",
+            &[],
+            input.to_string().as_bytes(),
+        )
     };
     let good = verify(endpoint["secret"].as_str().unwrap());
     assert!(

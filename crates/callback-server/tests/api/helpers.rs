@@ -339,3 +339,28 @@ pub fn temp_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Runs `tests/interop/{script}` with python3, `input` on its stdin, and
+/// returns what it did. The scripts use reference libraries from PyPI,
+/// which `scripts/test` installs.
+pub fn run_interop_script(script: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("python3 runs {path} (scripts/test installs its libraries): {e}")
+        });
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input)
+        .expect("the script reads its input");
+    child.wait_with_output().expect("the script ends")
+}

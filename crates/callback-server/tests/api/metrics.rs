@@ -9,7 +9,6 @@ use crate::helpers::{spawn_app_with, start_binary_logging_to, temp_dir, TestApp,
 use callback_testkit::{Backend, Receiver, Reply, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::Write;
 use std::time::Duration;
 
 /// One sample: its name, labels and value.
@@ -37,24 +36,7 @@ async fn scrape(app: &TestApp) -> Vec<Sample> {
 }
 
 fn parse(text: &str) -> Vec<Sample> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/parse_openmetrics.py"
-    );
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs (scripts/test installs prometheus-client)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = crate::helpers::run_interop_script("parse_openmetrics.py", &[], text.as_bytes());
     assert!(
         output.status.success(),
         "the exposition does not parse: {}\n{text}",
