@@ -15,6 +15,15 @@ async fn app_key(app: &TestApp, name: &str, scopes: &[&str]) -> (String, String)
         .await
 }
 
+/// Submits a task with `key`; returns the status, body and headers.
+async fn submit_as(
+    app: &TestApp,
+    key: &str,
+    task: Value,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    app.send_as(key, "POST", "/api/v1/tasks", Some(&task)).await
+}
+
 async fn task_count(app: &TestApp) -> usize {
     let (status, list) = app
         .send_json("GET", "/api/v1/tasks?limit=200", &json!(null))
@@ -50,14 +59,7 @@ async fn a_key_is_shown_once_listed_without_secret_and_revoked_at_once(backend: 
     );
     assert_eq!(created["last_used_at"], Value::Null);
 
-    let (status, _, _) = app
-        .send_as(
-            secret,
-            "POST",
-            "/api/v1/tasks",
-            Some(&json!({"url": NOWHERE})),
-        )
-        .await;
+    let (status, _, _) = submit_as(&app, secret, json!({"url": NOWHERE})).await;
     assert_eq!(status, 201);
 
     // The use is recorded in the background; the list never shows a secret.
@@ -165,26 +167,12 @@ async fn wrong_or_missing_credentials_and_missing_scopes_store_nothing(backend: 
         .unwrap()
         .starts_with("Bearer"));
     for wrong in ["cbk_not-a-key", "test-admin-tokenX", "test-admin-toke"] {
-        let (status, problem, _) = app
-            .send_as(
-                wrong,
-                "POST",
-                "/api/v1/tasks",
-                Some(&json!({"url": NOWHERE})),
-            )
-            .await;
+        let (status, problem, _) = submit_as(&app, wrong, json!({"url": NOWHERE})).await;
         assert_eq!(status, 401, "{wrong}");
         assert_eq!(problem["code"], "unauthorized");
     }
     let (_, reader) = app_key(&app, "shop", &["tasks:read"]).await;
-    let (status, problem, _) = app
-        .send_as(
-            &reader,
-            "POST",
-            "/api/v1/tasks",
-            Some(&json!({"url": NOWHERE})),
-        )
-        .await;
+    let (status, problem, _) = submit_as(&app, &reader, json!({"url": NOWHERE})).await;
     assert_eq!(status, 403, "{problem}");
     assert_eq!(problem["code"], "insufficient_scope");
     assert!(problem["detail"].as_str().unwrap().contains("tasks:write"));
@@ -214,24 +202,11 @@ async fn an_application_key_sees_and_acts_on_its_own_tasks_only(backend: Backend
     let (_, shop) = app_key(&app, "shop", &scopes).await;
     let (_, pay) = app_key(&app, "pay", &scopes).await;
 
-    let (status, own, _) = app
-        .send_as(
-            &shop,
-            "POST",
-            "/api/v1/tasks",
-            Some(&json!({"url": NOWHERE})),
-        )
-        .await;
+    let (status, own, _) = submit_as(&app, &shop, json!({"url": NOWHERE})).await;
     assert_eq!(status, 201);
     assert_eq!(own["source_app"], "shop", "set from the key");
-    let (status, problem, _) = app
-        .send_as(
-            &shop,
-            "POST",
-            "/api/v1/tasks",
-            Some(&json!({"url": NOWHERE, "source_app": "pay"})),
-        )
-        .await;
+    let (status, problem, _) =
+        submit_as(&app, &shop, json!({"url": NOWHERE, "source_app": "pay"})).await;
     assert_eq!(status, 403, "{problem}");
     assert_eq!(problem["code"], "forbidden");
     let (status, _, _) = app
@@ -243,14 +218,7 @@ async fn an_application_key_sees_and_acts_on_its_own_tasks_only(backend: Backend
         )
         .await;
     assert_eq!(status, 403);
-    let (status, theirs, _) = app
-        .send_as(
-            &pay,
-            "POST",
-            "/api/v1/tasks",
-            Some(&json!({"url": NOWHERE})),
-        )
-        .await;
+    let (status, theirs, _) = submit_as(&app, &pay, json!({"url": NOWHERE})).await;
     assert_eq!(status, 201);
     let theirs = theirs["task_id"].as_str().unwrap();
 
@@ -304,14 +272,7 @@ async fn an_application_key_sees_and_acts_on_its_own_tasks_only(backend: Backend
         .await;
     let (_, listed, _) = app.send_as(&operator, "GET", "/api/v1/tasks", None).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
-    let (status, _, _) = app
-        .send_as(
-            &operator,
-            "POST",
-            "/api/v1/tasks",
-            Some(&json!({"url": NOWHERE})),
-        )
-        .await;
+    let (status, _, _) = submit_as(&app, &operator, json!({"url": NOWHERE})).await;
     assert_eq!(status, 403, "operator does not imply tasks:write");
 }
 
@@ -433,14 +394,7 @@ async fn a_key_over_its_rate_gets_429_and_nothing_is_stored(backend: Backend) {
     let mut accepted = 0;
     let mut limited_answers = 0;
     for _ in 0..6 {
-        let (status, problem, headers) = app
-            .send_as(
-                &limited,
-                "POST",
-                "/api/v1/tasks",
-                Some(&json!({"url": NOWHERE})),
-            )
-            .await;
+        let (status, problem, headers) = submit_as(&app, &limited, json!({"url": NOWHERE})).await;
         match status {
             201 => accepted += 1,
             429 => {
@@ -491,14 +445,7 @@ async fn a_revoked_key_stops_working_on_another_instance_within_two_seconds(back
 async fn the_audit_log_records_who_changed_what_newest_first(backend: Backend) {
     let app = spawn_app(backend).await;
     let (key_id, shop) = app_key(&app, "shop", &["tasks:write", "tasks:manage"]).await;
-    let (_, task, _) = app
-        .send_as(
-            &shop,
-            "POST",
-            "/api/v1/tasks",
-            Some(&json!({"url": NOWHERE})),
-        )
-        .await;
+    let (_, task, _) = submit_as(&app, &shop, json!({"url": NOWHERE})).await;
     let task_id = task["task_id"].as_str().unwrap();
     let (status, _, _) = app
         .send_as(
