@@ -45,6 +45,15 @@ impl From<Denied> for ApiError {
     }
 }
 
+/// The token of an `Authorization: Bearer` header, if there is one.
+pub fn bearer_token(headers: &header::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// Authenticates the request, or answers 401, 403 (address), 429 (rate)
 /// before any handler runs: a refused request stores nothing.
 pub async fn authenticate(
@@ -55,12 +64,7 @@ pub async fn authenticate(
         return Err(ApiError::Unauthorized("authentication is not configured".into()).into());
     };
     let client = ClientAddress::of(req.request(), &state);
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let bearer = bearer_token(req.headers());
     let principal = state
         .authenticator
         .authenticate(

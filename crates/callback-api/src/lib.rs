@@ -22,6 +22,7 @@ mod paging;
 mod tasks;
 mod vendors;
 
+pub use auth::bearer_token;
 pub use dto::TaskDefaults;
 pub use error::{ApiError, Problem};
 

@@ -32,12 +32,7 @@ pub fn configure(scrape: web::Data<Scrape>) -> impl FnOnce(&mut web::ServiceConf
 
 async fn serve(req: HttpRequest, scrape: web::Data<Scrape>) -> HttpResponse {
     if let Some(token) = &scrape.token {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let presented = callback_api::bearer_token(req.headers()).unwrap_or("");
         if !constant_time_eq::constant_time_eq(
             presented.as_bytes(),
             token.expose_secret().as_bytes(),
