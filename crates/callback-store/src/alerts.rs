@@ -248,25 +248,13 @@ impl AlertStore for SqlTaskStore {
         until: DateTime<Utc>,
         alert: &NewTask,
     ) -> Result<bool, StoreError> {
-        let txn = self.writer().begin().await.map_err(unavailable)?;
-        let moved = alert_hook::Entity::update_many()
+        let claim = alert_hook::Entity::update_many()
             .col_expr(alert_hook::Column::AlertedUntil, Expr::value(ms(until)))
             .col_expr(alert_hook::Column::LastAlertAt, Expr::value(ms(until)))
             .filter(alert_hook::Column::Id.eq(id.to_string()))
-            .filter(alert_hook::Column::AlertedUntil.eq(ms(since)))
-            .exec(&txn)
+            .filter(alert_hook::Column::AlertedUntil.eq(ms(since)));
+        self.store_if_claimed(claim, std::slice::from_ref(alert))
             .await
-            .map_err(unavailable)?;
-        if moved.rows_affected != 1 {
-            txn.rollback().await.map_err(unavailable)?;
-            return Ok(false);
-        }
-        task::Entity::insert(new_task_row(alert))
-            .exec(&txn)
-            .await
-            .map_err(unavailable)?;
-        txn.commit().await.map_err(unavailable)?;
-        Ok(true)
     }
 
     async fn ops_alert_firing(&self, condition: &str) -> Result<bool, StoreError> {
@@ -307,21 +295,33 @@ impl AlertStore for SqlTaskStore {
                     .add(ops_alert::Column::LastSentAt.lt(ms(now - repeat))),
             );
         }
-        let txn = self.writer().begin().await.map_err(unavailable)?;
-        let moved = ops_alert::Entity::update_many()
+        let claim = ops_alert::Entity::update_many()
             .col_expr(ops_alert::Column::Firing, Expr::value(firing))
             .col_expr(ops_alert::Column::LastSentAt, Expr::value(ms(now)))
             .filter(ops_alert::Column::Condition.eq(condition))
-            .filter(news)
-            .exec(&txn)
-            .await
-            .map_err(unavailable)?;
+            .filter(news);
+        self.store_if_claimed(claim, messages).await
+    }
+}
+
+impl SqlTaskStore {
+    /// The claim every alert is sent by: a conditional update of one row
+    /// and the alert's tasks, in one transaction. Of several instances the
+    /// one whose update took the row stores the tasks; the others store
+    /// nothing and get `false`.
+    async fn store_if_claimed<E: EntityTrait>(
+        &self,
+        claim: sea_orm::UpdateMany<E>,
+        tasks: &[NewTask],
+    ) -> Result<bool, StoreError> {
+        let txn = self.writer().begin().await.map_err(unavailable)?;
+        let moved = claim.exec(&txn).await.map_err(unavailable)?;
         if moved.rows_affected != 1 {
             txn.rollback().await.map_err(unavailable)?;
             return Ok(false);
         }
-        for message in messages {
-            task::Entity::insert(new_task_row(message))
+        for task in tasks {
+            task::Entity::insert(new_task_row(task))
                 .exec(&txn)
                 .await
                 .map_err(unavailable)?;
