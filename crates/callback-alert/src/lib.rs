@@ -23,6 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod store_outage;
+mod success_rate;
+pub use store_outage::DirectSend;
+pub use success_rate::{AttemptWindow, SuccessRateRule};
+
 /// Breaker openings kept for the next messages, at most.
 const MAX_NOTICES: usize = 100;
 /// Retries of an alert: quick, since a stale alert is of little use.
@@ -48,6 +53,9 @@ pub struct AlertConfig {
     /// Tell the hooks when Redis has not answered for this long; `None`:
     /// never.
     pub outage_after: Option<Duration>,
+    /// Tell the hooks when too few delivery attempts succeed; `None`:
+    /// never.
+    pub success_rate: Option<SuccessRateRule>,
     /// While an operational condition lasts, it is told again this often.
     pub ops_repeat: Duration,
 }
@@ -65,6 +73,13 @@ pub struct Alerter {
     observer: Arc<dyn Observe>,
     config: AlertConfig,
     notices: Mutex<VecDeque<String>>,
+    /// Names this instance's count of attempts in the store.
+    instance: String,
+    /// This instance's recent attempts, for the success rate alert.
+    attempts: Arc<AttemptWindow>,
+    /// How the store outage alert reaches the hooks; `None`: it is not told.
+    direct: Option<DirectSend>,
+    store_watch: Mutex<store_outage::StoreWatch>,
 }
 
 impl Alerter {
@@ -83,9 +98,30 @@ impl Alerter {
             queue,
             redis_down_since: Mutex::new(None),
             dispatch,
+            attempts: Arc::new(AttemptWindow::new(
+                config
+                    .success_rate
+                    .map_or(Duration::from_secs(300), |rule| rule.window),
+            )),
             config,
             notices: Mutex::new(VecDeque::new()),
+            instance: uuid::Uuid::new_v4().to_string(),
+            direct: None,
+            store_watch: Mutex::default(),
         }
+    }
+
+    /// Lets the alerter tell the hooks that the store is down, which it
+    /// cannot do with a stored task.
+    pub fn with_direct_send(mut self, direct: DirectSend) -> Self {
+        self.direct = Some(direct);
+        self
+    }
+
+    /// What the delivery engine tells of each attempt, besides the
+    /// metrics: the count the success rate alert judges.
+    pub fn attempts(&self) -> Arc<AttemptWindow> {
+        self.attempts.clone()
     }
 
     /// Checks every `check_interval` until `shutdown`.
@@ -103,6 +139,10 @@ impl Alerter {
             }
             if let Err(err) = self.check_redis(Utc::now()).await {
                 tracing::warn!(error = %err, "could not tell of Redis; trying again shortly");
+            }
+            self.check_store(Utc::now()).await;
+            if let Err(err) = self.check_success_rate(Utc::now()).await {
+                tracing::warn!(error = %err, "could not check the success rate; trying again shortly");
             }
         }
     }
@@ -264,7 +304,7 @@ impl Alerter {
     /// and was told longer than `ops_repeat` ago, or cleared. Of several
     /// instances, the one whose claim of the change succeeds tells it.
     /// Returns whether a message was queued.
-    async fn tell(
+    pub(crate) async fn tell(
         &self,
         alert: OpsAlert,
         was_firing: bool,
@@ -279,7 +319,7 @@ impl Alerter {
             .hooks()
             .await?
             .into_iter()
-            .filter(|h| h.enabled && h.source_app.is_none() && h.target_app.is_none())
+            .filter(AlertHook::hears_ops)
             .collect();
         let messages: Vec<NewTask> = hooks
             .iter()

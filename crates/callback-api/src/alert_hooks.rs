@@ -10,11 +10,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use callback_core::Scope;
 use callback_core::{
     alert_test_body, robot_accepted, AlertHook, AlertHookId, AlertKind, InvokeOutcome,
-    InvokeRequest, SignatureScheme, Signing, SigningSecret, TargetUrl, ValidationErrors,
+    SignatureScheme, SigningSecret, TargetUrl, ValidationErrors,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use utoipa::ToSchema;
 
 const MAX_LABEL: usize = 128;
@@ -297,20 +296,12 @@ pub async fn test_hook(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Operator)?;
     let hook = load(&state, parse_id(&path)?).await?;
-    let signing = match (hook.kind, &hook.secret) {
-        (AlertKind::Dingtalk, Some(s)) => Some(Signing::Dingtalk(s.expose().to_string())),
-        (AlertKind::Webhook, Some(s)) => Some(Signing::Standard(s.clone())),
-        _ => None,
-    };
     let outcome = state
         .invoker
-        .invoke(InvokeRequest {
-            url: hook.url.clone(),
-            headers: Default::default(),
-            body: alert_test_body(hook.kind, &state.alert_links),
-            signing: signing.map(|s| (format!("test_{}", uuid::Uuid::now_v7().simple()), s)),
-            timeout: Duration::from_secs(10),
-        })
+        .invoke(hook.direct_request(
+            alert_test_body(hook.kind, &state.alert_links),
+            format!("test_{}", uuid::Uuid::now_v7().simple()),
+        ))
         .await;
     let view = match outcome {
         InvokeOutcome::Answered { status, body, .. } => {

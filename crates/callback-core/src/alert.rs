@@ -97,6 +97,33 @@ pub struct AlertHook {
     pub updated_at: DateTime<Utc>,
 }
 
+impl AlertHook {
+    /// Whether operational alerts (lag, success rate, outages) go to it:
+    /// enabled and without an application filter.
+    pub fn hears_ops(&self) -> bool {
+        self.enabled && self.source_app.is_none() && self.target_app.is_none()
+    }
+
+    /// A message to the hook sent at once rather than as a task (a test
+    /// message, or news that the store is down), signed as its kind asks.
+    pub fn direct_request(&self, body: Body, message_id: String) -> crate::InvokeRequest {
+        let signing = match (self.kind, &self.secret) {
+            (AlertKind::Dingtalk, Some(s)) => {
+                Some(crate::Signing::Dingtalk(s.expose().to_string()))
+            }
+            (AlertKind::Webhook, Some(s)) => Some(crate::Signing::Standard(s.clone())),
+            _ => None,
+        };
+        crate::InvokeRequest {
+            url: self.url.clone(),
+            headers: Default::default(),
+            body,
+            signing: signing.map(|s| (message_id, s)),
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
 /// One task that failed for good, as an alert tells it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailedTask {

@@ -42,7 +42,9 @@ pub use inbound::{
     hmac_sha256_hex_ok, key_at_pointer, parse_wechat_push, wechat_signature, wechat_signature_ok,
     InboundRecord, InboundStatus, Namespace, Route, RouteKey, WechatPush,
 };
-pub use observe::{AttemptResult, Finish, Intake, NoObserver, Observe};
+pub use observe::{
+    AttemptResult, AttemptTally, BothObservers, Finish, Intake, NoObserver, Observe,
+};
 pub use operations::{Backlog, BucketClock, BulkFilter, FailedBucket, BUCKET};
 pub use outbound::{OutboundPolicy, Refused};
 pub use ports::{

@@ -102,3 +102,100 @@ pub trait Observe: Send + Sync + 'static {
 pub struct NoObserver;
 
 impl Observe for NoObserver {}
+
+/// Tells two observers everything: the metrics, and the alerter's count of
+/// attempts for the success rate alert.
+pub struct BothObservers<A, B>(pub A, pub B);
+
+impl<A: Observe, B: Observe> Observe for BothObservers<A, B> {
+    fn accepted(&self, app: Option<&str>, intake: Intake, count: u64) {
+        self.0.accepted(app, intake, count);
+        self.1.accepted(app, intake, count);
+    }
+
+    fn attempt(&self, receiver: &str, result: AttemptResult, duration: Duration) {
+        self.0.attempt(receiver, result, duration);
+        self.1.attempt(receiver, result, duration);
+    }
+
+    fn finished(&self, app: Option<&str>, finish: Finish, since_accepted: Duration) {
+        self.0.finished(app, finish, since_accepted);
+        self.1.finished(app, finish, since_accepted);
+    }
+
+    fn alert(&self, channel: &str, sent: bool) {
+        self.0.alert(channel, sent);
+        self.1.alert(channel, sent);
+    }
+
+    fn inbound(&self, source: &str, routed: bool) {
+        self.0.inbound(source, routed);
+        self.1.inbound(source, routed);
+    }
+}
+
+impl<T: Observe + ?Sized> Observe for std::sync::Arc<T> {
+    fn accepted(&self, app: Option<&str>, intake: Intake, count: u64) {
+        (**self).accepted(app, intake, count);
+    }
+
+    fn attempt(&self, receiver: &str, result: AttemptResult, duration: Duration) {
+        (**self).attempt(receiver, result, duration);
+    }
+
+    fn finished(&self, app: Option<&str>, finish: Finish, since_accepted: Duration) {
+        (**self).finished(app, finish, since_accepted);
+    }
+
+    fn alert(&self, channel: &str, sent: bool) {
+        (**self).alert(channel, sent);
+    }
+
+    fn inbound(&self, source: &str, routed: bool) {
+        (**self).inbound(source, routed);
+    }
+}
+
+/// Attempts that got an answer or failed to, counted for a success rate;
+/// attempts put off by a breaker, cap or rate limit are neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptTally {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+impl AttemptTally {
+    pub fn attempts(self) -> u64 {
+        self.succeeded + self.failed
+    }
+
+    /// Successes over attempts; `None` without attempts.
+    pub fn success_rate(self) -> Option<f64> {
+        let attempts = self.attempts();
+        (attempts > 0).then(|| self.succeeded as f64 / attempts as f64)
+    }
+
+    /// Counts one attempt; a deferral counts nothing.
+    pub fn count(&mut self, result: AttemptResult) {
+        match result {
+            AttemptResult::Success => self.succeeded += 1,
+            AttemptResult::UnexpectedAnswer
+            | AttemptResult::Timeout
+            | AttemptResult::ConnectionError => self.failed += 1,
+            AttemptResult::DeferredBreaker
+            | AttemptResult::DeferredCap
+            | AttemptResult::DeferredRate => {}
+        }
+    }
+}
+
+impl std::ops::Add for AttemptTally {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            succeeded: self.succeeded + other.succeeded,
+            failed: self.failed + other.failed,
+        }
+    }
+}

@@ -43,6 +43,23 @@ impl KeyValue for RedisKeyValue {
         Ok(())
     }
 
+    async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, QueueError> {
+        let set: Option<String> = self
+            .pool
+            .with_conn(self.timeout, |mut conn| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
     async fn del(&self, key: &str) -> Result<(), QueueError> {
         let _: i64 = self
             .pool

@@ -219,3 +219,22 @@ async fn the_queue_works_unchanged_on_a_redis_cluster() {
         assert_eq!(taken, ids, "prefix {prefix}");
     }
 }
+
+#[tokio::test]
+async fn a_flag_is_claimed_by_one_caller_until_it_expires_or_is_dropped() {
+    use callback_core::KeyValue;
+    let redis = TestRedis::create().await;
+    let first = RedisDelayQueue::new(options(&redis.url, &redis.prefix)).unwrap();
+    let second = RedisDelayQueue::new(options(&redis.url, &redis.prefix)).unwrap();
+    let (first, second) = (first.key_value(), second.key_value());
+    let flag = format!("{}:flag", redis.prefix);
+    let ttl = Duration::from_millis(300);
+    assert!(first.set_nx(&flag, "a", ttl).await.unwrap());
+    assert!(!second.set_nx(&flag, "b", ttl).await.unwrap());
+    assert_eq!(second.get(&flag).await.unwrap().as_deref(), Some("a"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(second.set_nx(&flag, "b", ttl).await.unwrap());
+    second.del(&flag).await.unwrap();
+    assert!(first.set_nx(&flag, "c", ttl).await.unwrap());
+    first.del(&flag).await.unwrap();
+}

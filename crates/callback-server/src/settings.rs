@@ -139,7 +139,14 @@ pub struct AlertSettings {
     pub public_url: String,
     /// Tell the hooks when the oldest due task waited longer; 0: never.
     pub lag_threshold_s: u64,
-    /// Tell the hooks when Redis has not answered this long; 0: never.
+    /// Tell the hooks when fewer attempts than this share succeeded over
+    /// the window; 0: never.
+    pub success_rate_below: f64,
+    pub success_rate_window_s: u64,
+    /// Fewer attempts in the window are too few to judge.
+    pub success_rate_min_attempts: u64,
+    /// Tell the hooks when Redis or the store has not answered this long;
+    /// 0: never.
     pub outage_after_s: u64,
     /// An operational alert is repeated this often while it lasts.
     pub ops_repeat_s: u64,

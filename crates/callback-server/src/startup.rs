@@ -4,13 +4,13 @@
 use crate::settings::Settings;
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context;
-use callback_alert::{AlertConfig, Alerter};
+use callback_alert::{AlertConfig, Alerter, DirectSend, SuccessRateRule};
 use callback_api::{ApiState, BucketSettings, TaskDefaults};
 use callback_auth::{AuthConfig, Authenticator};
 use callback_core::{
-    AlertLinks, AlertStore, AuditStore, BucketClock, DelayQueue, Dispatch, EncodingAesKey,
-    EndpointStore, InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace, NoObserver, Observe,
-    OperatorStore, RetrySchedule, TargetUrl, TaskStore,
+    AlertLinks, AlertStore, AuditStore, BothObservers, BucketClock, DelayQueue, Dispatch,
+    EncodingAesKey, EndpointStore, InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace,
+    NoObserver, Observe, OperatorStore, RetrySchedule, TargetUrl, TaskStore,
 };
 use callback_delivery::{
     run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
@@ -134,24 +134,42 @@ impl Application {
         let alert_links = AlertLinks {
             public_url: settings.alerts.public_url.clone(),
         };
-        let alerter = Arc::new(Alerter::new(
-            alerts.clone(),
-            operators.clone(),
-            queue.clone(),
-            relay.clone(),
-            observer.clone(),
-            AlertConfig {
-                check_interval: Duration::from_millis(settings.alerts.check_interval_ms.max(100)),
-                min_gap: Duration::from_secs(settings.alerts.min_gap_s),
-                settle: Duration::from_millis(settings.alerts.settle_ms),
-                links: alert_links.clone(),
-                lag_threshold: (settings.alerts.lag_threshold_s > 0)
-                    .then(|| Duration::from_secs(settings.alerts.lag_threshold_s)),
-                outage_after: (settings.alerts.outage_after_s > 0)
-                    .then(|| Duration::from_secs(settings.alerts.outage_after_s)),
-                ops_repeat: Duration::from_secs(settings.alerts.ops_repeat_s.max(1)),
-            },
-        ));
+        let alerter = Arc::new(
+            Alerter::new(
+                alerts.clone(),
+                operators.clone(),
+                queue.clone(),
+                relay.clone(),
+                observer.clone(),
+                AlertConfig {
+                    check_interval: Duration::from_millis(
+                        settings.alerts.check_interval_ms.max(100),
+                    ),
+                    min_gap: Duration::from_secs(settings.alerts.min_gap_s),
+                    settle: Duration::from_millis(settings.alerts.settle_ms),
+                    links: alert_links.clone(),
+                    lag_threshold: (settings.alerts.lag_threshold_s > 0)
+                        .then(|| Duration::from_secs(settings.alerts.lag_threshold_s)),
+                    outage_after: (settings.alerts.outage_after_s > 0)
+                        .then(|| Duration::from_secs(settings.alerts.outage_after_s)),
+                    success_rate: (settings.alerts.success_rate_below > 0.0).then(|| {
+                        SuccessRateRule {
+                            below: settings.alerts.success_rate_below.min(1.0),
+                            window: Duration::from_secs(
+                                settings.alerts.success_rate_window_s.max(1),
+                            ),
+                            min_attempts: settings.alerts.success_rate_min_attempts.max(1),
+                        }
+                    }),
+                    ops_repeat: Duration::from_secs(settings.alerts.ops_repeat_s.max(1)),
+                },
+            )
+            .with_direct_send(DirectSend {
+                invoker: Arc::new(sender.clone()),
+                flags: key_value.clone(),
+                flag_prefix: settings.redis.key_prefix.clone(),
+            }),
+        );
         let b = &settings.breaker;
         let receivers = Arc::new(Receivers::new(
             endpoints.clone(),
@@ -171,12 +189,18 @@ impl Application {
                 },
             },
         ));
+        // The success rate alert counts attempts too, when it is on.
+        let delivery_observer: Arc<dyn Observe> = if settings.alerts.success_rate_below > 0.0 {
+            Arc::new(BothObservers(observer.clone(), alerter.attempts()))
+        } else {
+            observer.clone()
+        };
         let delivery = Delivery::new(
             store.clone(),
             queue.clone(),
             sender.clone(),
             receivers.clone(),
-            observer.clone(),
+            delivery_observer,
             DeliveryConfig {
                 concurrency: d.concurrency,
                 channel_capacity: d.channel_capacity,

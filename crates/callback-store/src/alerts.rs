@@ -2,16 +2,16 @@
 //! been told, moved in the same transaction that stores its alert task.
 
 use crate::db_error::{deleted_one, is_unique_violation, unavailable};
-use crate::entities::{alert_hook, attempt, ops_alert, task, task_failure};
+use crate::entities::{alert_hook, attempt, delivery_tally, ops_alert, task, task_failure};
 use crate::mapping::{corrupt, id_bytes, ms, new_task_row, task_from_row, time};
 use crate::SqlTaskStore;
 use async_trait::async_trait;
 use callback_core::{
-    AlertDigest, AlertHook, AlertHookId, AlertKind, AlertStore, FailedTask, NewTask, SigningSecret,
-    StoreError, TargetUrl, TaskStatus, ALERT_EXAMPLES,
+    AlertDigest, AlertHook, AlertHookId, AlertKind, AlertStore, AttemptTally, FailedTask, NewTask,
+    SigningSecret, StoreError, TargetUrl, TaskStatus, ALERT_EXAMPLES,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
@@ -255,6 +255,54 @@ impl AlertStore for SqlTaskStore {
             .filter(alert_hook::Column::AlertedUntil.eq(ms(since)));
         self.store_if_claimed(claim, std::slice::from_ref(alert))
             .await
+    }
+
+    async fn share_tally(
+        &self,
+        instance: &str,
+        tally: AttemptTally,
+        now: DateTime<Utc>,
+        fresh_since: DateTime<Utc>,
+    ) -> Result<AttemptTally, StoreError> {
+        use sea_orm::ActiveValue::Set;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let row = delivery_tally::ActiveModel {
+            instance: Set(instance.to_string()),
+            succeeded: Set(count(tally.succeeded)),
+            failed: Set(count(tally.failed)),
+            updated_at: Set(ms(now)),
+        };
+        delivery_tally::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(delivery_tally::Column::Instance)
+                    .update_columns([
+                        delivery_tally::Column::Succeeded,
+                        delivery_tally::Column::Failed,
+                        delivery_tally::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(self.writer())
+            .await
+            .map_err(unavailable)?;
+        // Instances that stopped long ago leave; the table stays as small
+        // as the cluster.
+        delivery_tally::Entity::delete_many()
+            .filter(delivery_tally::Column::UpdatedAt.lt(ms(now - chrono::TimeDelta::days(1))))
+            .exec(self.writer())
+            .await
+            .map_err(unavailable)?;
+        let rows = delivery_tally::Entity::find()
+            .filter(delivery_tally::Column::UpdatedAt.gte(ms(fresh_since)))
+            .all(self.writer())
+            .await
+            .map_err(unavailable)?;
+        Ok(rows.into_iter().fold(AttemptTally::default(), |sum, row| {
+            sum + AttemptTally {
+                succeeded: u64::try_from(row.succeeded).unwrap_or(0),
+                failed: u64::try_from(row.failed).unwrap_or(0),
+            }
+        }))
     }
 
     async fn ops_alert_firing(&self, condition: &str) -> Result<bool, StoreError> {

@@ -25,7 +25,7 @@ pub struct TestDatabase {
 
 enum Cleanup {
     Dir(PathBuf),
-    MysqlDatabase(String),
+    MysqlDatabase { server: String, name: String },
 }
 
 impl TestDatabase {
@@ -40,22 +40,29 @@ impl TestDatabase {
                     cleanup: Cleanup::Dir(dir),
                 }
             }
-            Backend::Mysql => {
-                let name = format!("cbc_test_{}", &tag[..16]);
-                let server = mysql_server_url();
-                let admin = Database::connect(&server).await.unwrap_or_else(|e| {
-                    panic!("MariaDB at {server} is unreachable ({e}); start it with scripts/test")
-                });
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
-                    .await
-                    .expect("create test database");
-                admin.close().await.ok();
-                Self {
-                    url: format!("{server}/{name}"),
-                    cleanup: Cleanup::MysqlDatabase(name),
-                }
-            }
+            Backend::Mysql => Self::create_on_mysql(&mysql_server_url()).await,
+        }
+    }
+
+    /// A database of the test's own on the MariaDB server at `server`
+    /// (a URL without a database name), dropped on drop.
+    pub async fn create_on_mysql(server: &str) -> Self {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("cbc_test_{}", &tag[..16]);
+        let admin = Database::connect(server).await.unwrap_or_else(|e| {
+            panic!("MariaDB at {server} is unreachable ({e}); start it with scripts/test")
+        });
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        Self {
+            url: format!("{server}/{name}"),
+            cleanup: Cleanup::MysqlDatabase {
+                server: server.to_string(),
+                name,
+            },
         }
     }
 }
@@ -124,10 +131,10 @@ impl Drop for TestDatabase {
             Cleanup::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            Cleanup::MysqlDatabase(name) => {
+            Cleanup::MysqlDatabase { server, name } => {
                 // Drop runs inside the test's runtime, which cannot block on
                 // itself: use a short-lived runtime on another thread.
-                let name = name.clone();
+                let (server, name) = (server.clone(), name.clone());
                 let _ = std::thread::spawn(move || {
                     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
@@ -136,7 +143,7 @@ impl Drop for TestDatabase {
                         return;
                     };
                     rt.block_on(async {
-                        if let Ok(admin) = Database::connect(mysql_server_url()).await {
+                        if let Ok(admin) = Database::connect(server).await {
                             let _ = admin
                                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
                                 .await;

@@ -6,13 +6,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// Plain keys in Redis: the route cache, and routes other services write as
-/// plain keys.
+/// Plain keys in Redis: the route cache, routes other services write as
+/// plain keys, and the flags by which one instance of several claims a job
+/// while the store cannot be asked.
 #[async_trait]
 pub trait KeyValue: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<String>, QueueError>;
     async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<(), QueueError>;
     async fn del(&self, key: &str) -> Result<(), QueueError>;
+    /// Sets `key` for `ttl` unless it is set; `true` when this call set it.
+    async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, QueueError>;
 }
 
 /// An index of task ids by due time. It only accelerates delivery: the store

@@ -239,6 +239,17 @@ pub trait AlertStore: Send + Sync + 'static {
         task: &NewTask,
     ) -> Result<bool, StoreError>;
 
+    /// Records `instance`'s attempts within the success rate window, as of
+    /// `now`, and returns the sum over every instance whose count is newer
+    /// than `fresh_since` (this one's included).
+    async fn share_tally(
+        &self,
+        instance: &str,
+        tally: crate::AttemptTally,
+        now: DateTime<Utc>,
+        fresh_since: DateTime<Utc>,
+    ) -> Result<crate::AttemptTally, StoreError>;
+
     /// Whether operational condition `condition` fires, as last told.
     async fn ops_alert_firing(&self, condition: &str) -> Result<bool, StoreError>;
 

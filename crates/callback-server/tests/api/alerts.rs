@@ -263,7 +263,94 @@ async fn the_lag_is_told_once_by_one_of_two_instances_and_so_is_its_recovery(bac
     first.stop().await;
 }
 
+/// The operational messages about `condition` the robot has heard.
+fn ops_messages(robot: &Receiver, condition: &str) -> Vec<String> {
+    robot
+        .requests()
+        .iter()
+        .map(markdown_text)
+        .filter(|text| text.contains(&format!("callback-center: {condition} ")))
+        .collect()
+}
+
+/// Polls until the robot has heard `n` operational messages about
+/// `condition` (it hears failure digests too).
+async fn wait_for_ops(robot: &Receiver, condition: &str, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let told = ops_messages(robot, condition);
+        if told.len() >= n || tokio::time::Instant::now() > deadline {
+            return told;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two instances share one receiver that fails 12 attempts, then passes
+/// 50: the cluster's rate (not each instance's half) falls below 50% and
+/// is told once, then climbs past 75% and its recovery is told once.
+async fn a_low_success_rate_across_two_instances_is_told_once_and_so_is_its_recovery(
+    backend: Backend,
+) {
+    let watching = |s: &mut callback_server::Settings| {
+        s.alerts.check_interval_ms = 200;
+        s.alerts.success_rate_below = 0.5;
+        s.alerts.success_rate_min_attempts = 10;
+        s.alerts.ops_repeat_s = 600;
+        s.breaker.failure_threshold = 1_000_000;
+    };
+    let first = spawn_app_with(backend, watching).await;
+    let second = crate::helpers::spawn_app_on(first.db.clone(), watching).await;
+    let robot = ops_robot(&first).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(500));
+    let mut failing = Vec::new();
+    for i in 0..12 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        failing.push(
+            app.submit(json!({"url": receiver.url("/fails"), "max_attempts": 1}))
+                .await,
+        );
+    }
+    for id in &failing {
+        first
+            .wait_for_status(id, "failed", Duration::from_secs(20))
+            .await;
+    }
+    let firing = wait_for_ops(&robot, "success_rate", 1).await;
+    assert_eq!(firing.len(), 1, "{firing:#?}");
+    assert!(firing[0].contains("success_rate alert"), "{}", firing[0]);
+    assert!(firing[0].contains("**0.0%**"), "{}", firing[0]);
+
+    receiver.set_default(Reply::status(200));
+    let mut passing = Vec::new();
+    for i in 0..50 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        passing.push(app.submit(json!({"url": receiver.url("/passes")})).await);
+    }
+    for id in &passing {
+        first
+            .wait_for_status(id, "succeeded", Duration::from_secs(20))
+            .await;
+    }
+    let both = wait_for_ops(&robot, "success_rate", 2).await;
+    assert_eq!(both.len(), 2, "{both:#?}");
+    assert!(both[1].contains("success_rate recovered"), "{}", both[1]);
+    // Told as soon as the rate passed 75%, wherever the count then was.
+    assert!(
+        both[1].contains("succeeded over the last 5 min"),
+        "{}",
+        both[1]
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let told = ops_messages(&robot, "success_rate");
+    assert_eq!(told.len(), 2, "one instance told each change: {told:#?}");
+    second.stop().await;
+    first.stop().await;
+}
+
 on_every_backend!(
+    a_low_success_rate_across_two_instances_is_told_once_and_so_is_its_recovery,
     a_task_that_fails_for_good_reaches_a_signed_dingtalk_message,
     failed_buckets_list_and_resend_to_another_url,
     the_lag_is_told_once_by_one_of_two_instances_and_so_is_its_recovery,
@@ -455,6 +542,50 @@ async fn a_redis_outage_is_told_once_and_so_is_its_end() {
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let told: Vec<String> = robot.requests().iter().map(text).collect();
+    assert_eq!(told.len(), 2, "one instance told each change: {told:#?}");
+    second.stop().await;
+    first.stop().await;
+}
+
+/// Two instances on a MariaDB of the test's own, sharing Redis, while that
+/// MariaDB is killed: no alert task can be stored, yet the robot hears
+/// once, straight from one instance, that the store is down; and once,
+/// from the store, that it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_is_told_directly_once_and_its_end_once() {
+    let mut mariadb = callback_testkit::PrivateMariaDb::start().await;
+    let db =
+        std::sync::Arc::new(callback_testkit::TestDatabase::create_on_mysql(&mariadb.url()).await);
+    let redis = callback_testkit::TestRedis::create().await;
+    let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
+    let watching = move |s: &mut callback_server::Settings| {
+        s.redis.url = Some(secrecy::SecretString::from(url));
+        s.redis.key_prefix = prefix;
+        s.alerts.check_interval_ms = 200;
+        s.alerts.outage_after_s = 1;
+    };
+    let first = crate::helpers::spawn_app_on(db.clone(), watching.clone()).await;
+    let second = crate::helpers::spawn_app_on(db.clone(), watching).await;
+    let robot = ops_robot(&first).await;
+    // Both instances have read the hooks since the robot was added.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    mariadb.stop();
+    let down = wait_for_ops(&robot, "store", 1).await;
+    assert_eq!(down.len(), 1, "{down:#?}");
+    assert!(down[0].contains("store alert"), "{}", down[0]);
+    assert!(down[0].contains("has not answered"), "{}", down[0]);
+    let (status, _) = first
+        .send_json("POST", "/api/v1/tasks", &json!({"url": robot.url("/x")}))
+        .await;
+    assert_eq!(status, 503, "intake refuses while the store is down");
+
+    mariadb.restart().await;
+    let both = wait_for_ops(&robot, "store", 2).await;
+    assert_eq!(both.len(), 2, "{both:#?}");
+    assert!(both[1].contains("store recovered"), "{}", both[1]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let told = ops_messages(&robot, "store");
     assert_eq!(told.len(), 2, "one instance told each change: {told:#?}");
     second.stop().await;
     first.stop().await;

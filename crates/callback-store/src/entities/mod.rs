@@ -5,6 +5,7 @@ pub mod alert_hook;
 pub mod api_key;
 pub mod attempt;
 pub mod audit_entry;
+pub mod delivery_tally;
 pub mod endpoint;
 pub mod event;
 pub mod failed_bucket;
