@@ -61,6 +61,6 @@ pub use task::{
     Attempt, ClaimedTask, Inserted, Lease, LeaseToken, MaxAttempts, NewTask, Task, TaskDetail,
     TaskId, TaskSpec, TaskStatus,
 };
-pub use trace::TraceParent;
+pub use trace::{AttemptSpan, TraceParent};
 pub use validation::{FieldError, ValidationErrors};
 pub use wechat_safe_mode::EncodingAesKey;

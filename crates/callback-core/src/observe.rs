@@ -5,6 +5,7 @@
 //! listens (the server's metrics, or nothing). Every method has a default
 //! that does nothing, so an observer implements only what it counts.
 
+use crate::trace::AttemptSpan;
 use std::time::Duration;
 
 /// Where an accepted task came from.
@@ -96,6 +97,10 @@ pub trait Observe: Send + Sync + 'static {
 
     /// A vendor callback from `source` was recorded, routed or not.
     fn inbound(&self, _source: &str, _routed: bool) {}
+
+    /// An attempt of a task submitted with a sampled `traceparent` ended:
+    /// its span, for an exporter.
+    fn span(&self, _span: &AttemptSpan<'_>) {}
 }
 
 /// Observes nothing: for engines built without metrics (tests, tools).
@@ -103,8 +108,8 @@ pub struct NoObserver;
 
 impl Observe for NoObserver {}
 
-/// Tells two observers everything: the metrics, and the alerter's count of
-/// attempts for the success rate alert.
+/// Tells two observers everything: e.g. the metrics, and the alerter's
+/// count of attempts for the success rate alert or the span exporter.
 pub struct BothObservers<A, B>(pub A, pub B);
 
 impl<A: Observe, B: Observe> Observe for BothObservers<A, B> {
@@ -132,6 +137,11 @@ impl<A: Observe, B: Observe> Observe for BothObservers<A, B> {
         self.0.inbound(source, routed);
         self.1.inbound(source, routed);
     }
+
+    fn span(&self, span: &AttemptSpan<'_>) {
+        self.0.span(span);
+        self.1.span(span);
+    }
 }
 
 impl<T: Observe + ?Sized> Observe for std::sync::Arc<T> {
@@ -153,6 +163,10 @@ impl<T: Observe + ?Sized> Observe for std::sync::Arc<T> {
 
     fn inbound(&self, source: &str, routed: bool) {
         (**self).inbound(source, routed);
+    }
+
+    fn span(&self, span: &AttemptSpan<'_>) {
+        (**self).span(span);
     }
 }
 

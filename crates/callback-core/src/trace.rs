@@ -51,6 +51,44 @@ impl TraceParent {
     pub fn trace_id(&self) -> String {
         hex::encode(self.trace_id)
     }
+
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The span this traceparent names: the parent of whoever receives it.
+    pub fn span_id_bytes(&self) -> [u8; 8] {
+        self.parent_id
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+
+    /// Whether the submitter records this trace (flag 01): only then are
+    /// the attempts' spans exported.
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+}
+
+/// One attempt as a span of the submitter's trace, for an exporter.
+#[derive(Debug, Clone)]
+pub struct AttemptSpan<'a> {
+    pub task_id: crate::TaskId,
+    pub attempt: u32,
+    pub receiver: &'a str,
+    pub method: crate::Method,
+    pub url: &'a crate::TargetUrl,
+    /// The traceparent the task was submitted with: the span's parent.
+    pub parent: TraceParent,
+    /// The traceparent the attempt was sent with: names the span itself.
+    pub span: TraceParent,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration: std::time::Duration,
+    pub status_code: Option<u16>,
+    pub result: crate::AttemptResult,
+    pub error: Option<&'a str>,
 }
 
 fn decode_lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {

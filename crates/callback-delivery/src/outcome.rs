@@ -9,6 +9,9 @@ use std::time::Duration;
 pub struct DeliveryOutcome {
     pub started_at: DateTime<Utc>,
     pub duration: Duration,
+    /// The traceparent the attempt was sent with, as a span of the task's
+    /// trace; `None` for a task without one.
+    pub span: Option<callback_core::TraceParent>,
     /// `None` when no response arrived.
     pub status_code: Option<u16>,
     /// The first bytes of the response body (at most the recorded limit).

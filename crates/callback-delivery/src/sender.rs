@@ -4,7 +4,7 @@ use crate::resolver::PolicyResolver;
 use crate::{DeliveryError, DeliveryOutcome};
 use callback_core::{
     dingtalk_signed_url, standard_signature, ClaimedTask, Invoke, InvokeOutcome, InvokeRequest,
-    OutboundPolicy, Signing, TargetUrl, TaskSpec,
+    OutboundPolicy, Signing, TargetUrl, TaskSpec, TraceParent,
 };
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
@@ -130,7 +130,13 @@ impl HttpSender {
         let started_at = Utc::now();
         let clock = Instant::now();
         let spec = &claim.task.spec;
-        let result = match self.attempt_request(claim, spec, signing) {
+        // Each attempt is a span of the submitter's trace, unless the task
+        // sets its own traceparent header.
+        let span = spec
+            .traceparent
+            .filter(|_| spec.headers.get("traceparent").is_none())
+            .map(|parent| parent.child(fastrand::u64(1..)));
+        let result = match self.attempt_request(claim, spec, signing, span) {
             Ok(outgoing) => self.call(outgoing).await,
             Err(failure) => Err(failure),
         };
@@ -146,6 +152,7 @@ impl HttpSender {
                 DeliveryOutcome {
                     started_at,
                     duration,
+                    span,
                     status_code: Some(status),
                     body_head: Some(head),
                     success: verdict.is_ok(),
@@ -156,6 +163,7 @@ impl HttpSender {
             Err(Failure { status, error }) => DeliveryOutcome {
                 started_at,
                 duration,
+                span,
                 status_code: status,
                 body_head: None,
                 success: false,
@@ -170,6 +178,7 @@ impl HttpSender {
         claim: &ClaimedTask,
         spec: &TaskSpec,
         signing: Option<&Signing>,
+        span: Option<TraceParent>,
     ) -> Result<Outgoing, Failure> {
         let mut url = signed_url(&spec.url, signing);
         if !spec.query.is_empty() {
@@ -198,13 +207,8 @@ impl HttpSender {
             _ => None,
         };
         let body = add_content(&mut headers, &spec.headers, spec.body.as_ref(), standard)?;
-        // Each attempt is a span of the submitter's trace, unless the task
-        // sets its own traceparent header.
-        if let Some(parent) = &spec.traceparent {
-            if !headers.contains_key("traceparent") {
-                let span = parent.child(fastrand::u64(1..));
-                add_header(&mut headers, "traceparent", &span.to_string())?;
-            }
+        if let Some(span) = span {
+            add_header(&mut headers, "traceparent", &span.to_string())?;
         }
         Ok(Outgoing {
             method,

@@ -3,6 +3,7 @@
 
 mod metrics;
 pub mod settings;
+mod spans;
 pub mod startup;
 pub mod telemetry;
 

@@ -27,6 +27,24 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub otlp: OtlpSettings,
+}
+
+/// Export of attempt spans to an OpenTelemetry collector (binaries built
+/// with the `otlp` feature).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSettings {
+    /// The collector's OTLP/HTTP address, e.g. `http://collector:4318`;
+    /// empty: no export.
+    pub endpoint: String,
+    pub service_name: String,
+    /// Sent with each export, e.g. `authorization`.
+    #[serde(default)]
+    pub headers: std::collections::HashMap<String, String>,
+    pub timeout_ms: u64,
+    /// How often the spans queued are sent.
+    pub interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -51,6 +51,8 @@ pub struct Application {
     admin_token: SecretString,
     token_source: TokenSource,
     token_file: PathBuf,
+    /// Attempt spans for a collector, flushed on the way out.
+    spans: Option<Arc<crate::spans::Export>>,
 }
 
 impl Application {
@@ -112,6 +114,11 @@ impl Application {
         let observer: Arc<dyn Observe> = match &metrics {
             Some(metrics) => metrics.clone(),
             None => Arc::new(NoObserver),
+        };
+        let spans = crate::spans::start(&settings.otlp)?;
+        let observer: Arc<dyn Observe> = match &spans {
+            Some(spans) => Arc::new(BothObservers(observer, spans.clone())),
+            None => observer,
         };
 
         let outbound = Arc::new(settings.outbound.policy().map_err(|e| anyhow::anyhow!(e))?);
@@ -313,6 +320,7 @@ impl Application {
             admin_token,
             token_source,
             token_file,
+            spans,
         })
     }
 
@@ -386,12 +394,14 @@ impl Application {
             result = &mut server => {
                 stop_delivery.cancel();
                 let _ = delivery.await;
+                crate::spans::flush(self.spans).await;
                 return result.context("HTTP server task failed")?.context("HTTP server failed");
             }
         }
         server.await.context("HTTP server task failed")??;
         stop_delivery.cancel();
         delivery.await.context("delivery task failed")?;
+        crate::spans::flush(self.spans).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -422,3 +422,144 @@ async fn a_traceparent_reaches_the_receiver_as_a_new_span_of_the_same_trace(back
     assert_eq!(task["traceparent"], Value::Null);
     app.stop().await;
 }
+
+/// The spans a fake collector got over OTLP/HTTP JSON, from every export.
+#[cfg(feature = "otlp")]
+fn exported_spans(collector: &Receiver) -> Vec<Value> {
+    collector
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/traces")
+        .flat_map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).expect("OTLP JSON");
+            let mut spans = Vec::new();
+            for resource in body["resourceSpans"].as_array().into_iter().flatten() {
+                let service = resource["resource"]["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|a| a["key"] == "service.name")
+                    .map(|a| a["value"]["stringValue"].clone());
+                assert_eq!(service, Some(json!("callback-center")));
+                for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                    spans.extend(scope["spans"].as_array().into_iter().flatten().cloned());
+                }
+            }
+            spans
+        })
+        .collect()
+}
+
+#[cfg(feature = "otlp")]
+fn span_attribute(span: &Value, key: &str) -> Value {
+    let attribute = span["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["key"] == key)
+        .unwrap_or_else(|| panic!("no {key} in {span:#}"));
+    let value = &attribute["value"];
+    value
+        .get("stringValue")
+        .or_else(|| value.get("intValue"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// With export on, a collector gets one span per attempt of a traced
+/// task: the trace the submitter gave, the submitter's span as parent, the
+/// very span id the receiver saw in its traceparent, and how the attempt
+/// went. A task without a traceparent exports nothing.
+#[cfg(feature = "otlp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_attempt_of_a_traced_task_reaches_the_collector_as_the_span_the_receiver_saw() {
+    let collector = Receiver::start().await;
+    collector.set_default(Reply::status(200).body("{}"));
+    let endpoint = collector.url("");
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(500)]);
+    receiver.set_default(Reply::status(200));
+    let app = spawn_app_with(Backend::Mysql, move |s| {
+        s.otlp.endpoint = endpoint;
+        s.otlp.interval_ms = 100;
+    })
+    .await;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .bearer_auth(TOKEN)
+        .header("traceparent", parent)
+        .json(&json!({"url": receiver.url("/traced?access_token=robot-secret"), "retry_delays_s": [1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.wait_for_status(&id, "succeeded", Duration::from_secs(15))
+        .await;
+    let untraced = app.submit(json!({"url": receiver.url("/untraced")})).await;
+    app.wait_for_status(&untraced, "succeeded", Duration::from_secs(15))
+        .await;
+    let seen: Vec<String> = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/traced")
+        .map(|r| {
+            r.header("traceparent")
+                .unwrap()
+                .split('-')
+                .nth(2)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(seen.len(), 2);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut spans = exported_spans(&collector);
+    while spans.len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        spans = exported_spans(&collector);
+    }
+    assert_eq!(
+        spans.len(),
+        2,
+        "one span per traced attempt, none for the untraced task: {spans:#?}"
+    );
+    spans.sort_by_key(|s| {
+        span_attribute(s, "callback.attempt")
+            .as_str()
+            .map(str::to_string)
+    });
+    for (span, sent) in spans.iter().zip(&seen) {
+        assert_eq!(
+            span["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{span:#}"
+        );
+        assert_eq!(span["parentSpanId"], "00f067aa0ba902b7", "{span:#}");
+        assert_eq!(span["spanId"].as_str(), Some(sent.as_str()), "{span:#}");
+        assert_eq!(span["name"], "POST");
+        assert_eq!(span["kind"], 3, "a client span");
+        assert_eq!(span_attribute(span, "callback.task_id"), json!(id));
+        let url = span_attribute(span, "url.full");
+        assert!(!url.to_string().contains("robot-secret"), "{url}");
+    }
+    assert_eq!(
+        span_attribute(&spans[0], "http.response.status_code"),
+        json!("500")
+    );
+    assert_eq!(spans[0]["status"]["code"], 2, "an error: {:#}", spans[0]);
+    assert_eq!(
+        span_attribute(&spans[1], "http.response.status_code"),
+        json!("200")
+    );
+    assert_eq!(
+        span_attribute(&spans[1], "callback.outcome"),
+        json!("success")
+    );
+    app.stop().await;
+}
