@@ -28,6 +28,7 @@ macro_rules! on_every_backend {
 mod access;
 mod alerts;
 mod bulk;
+mod clients;
 mod crash;
 mod delivery;
 mod deploy;
