@@ -63,6 +63,24 @@ ensure_redis() {
 }
 
 # The interop tests verify our signatures with reference libraries.
+# The Java SDK (sdk/java) builds offline from Debian's Maven repository:
+# Jackson, JUnit 5 and the Maven plugins its pom pins, as Debian packages.
+ensure_java_sdk() {
+  local repo=/usr/share/maven-repo
+  if command -v mvn >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 \
+    && [ -d "$repo/com/fasterxml/jackson/core/jackson-databind/2.14.0" ] \
+    && [ -d "$repo/org/junit/jupiter/junit-jupiter/5.9.2" ] \
+    && [ -d "$repo/org/apache/maven/plugins/maven-surefire-plugin/2.22.3" ] \
+    && [ -d "$repo/org/apache/maven/plugins/maven-compiler-plugin/3.10.1" ] \
+    && [ -d "$repo/org/apache/maven/plugins/maven-jar-plugin/3.3.0" ] \
+    && [ -d "$repo/org/apache/maven/plugins/maven-resources-plugin/3.3.0" ]; then
+    return
+  fi
+  apt_install openjdk-17-jdk-headless maven libjackson2-databind-java junit5 \
+    libmaven-compiler-plugin-java libsurefire-java libmaven-jar-plugin-java \
+    libmaven-resources-plugin-java
+}
+
 ensure_python_interop() {
   if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
     log "installing the standardwebhooks package from PyPI (interop tests)"

@@ -39,6 +39,7 @@ mod helpers;
 mod inbound;
 mod intake;
 mod isolation;
+mod java_sdk;
 mod limits;
 mod metrics;
 mod operators;
