@@ -16,6 +16,7 @@ mod health;
 mod inbound;
 mod json_body;
 mod keys;
+pub mod live;
 pub mod openapi;
 mod operations;
 mod paging;
@@ -69,6 +70,8 @@ pub struct ApiState {
     pub audit: Arc<dyn AuditStore>,
     /// Told of tasks accepted and cancelled, callbacks received.
     pub observer: Arc<dyn callback_core::Observe>,
+    /// Attempts as they happen, for the streams open on this instance.
+    pub attempts: Arc<live::AttemptFeed>,
 }
 
 /// The W3C `traceparent` a request carries, if it reads (one that does not
@@ -160,6 +163,7 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .route("/tasks", web::post().to(tasks::create_task))
                     .route("/tasks", web::get().to(tasks::list_tasks))
                     .route("/tasks/{task_id}", web::get().to(tasks::get_task))
+                    .route("/attempts/stream", web::get().to(live::stream_attempts))
                     .route("/tasks/{task_id}/retry", web::post().to(tasks::retry_task))
                     .route(
                         "/tasks/{task_id}/cancel",

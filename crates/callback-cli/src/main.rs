@@ -24,6 +24,7 @@ Examples:
   cbctl replay --status failed --since 2h --app shop --dry-run
   cbctl replay --status failed --since 2h --app shop --to https://shop-v2.example/paid --yes
   cbctl events publish order.paid --data '{\"order\":42}'
+  cbctl tail --app shop --failed
   cbctl verify --secret whsec_... < saved-request.http";
 
 /// callback-center from the shell: tasks, replays, endpoints, events,
@@ -58,6 +59,9 @@ pub enum Command {
     /// Re-send the finished tasks a filter matches: shows the count and
     /// asks before acting (or --yes).
     Replay(commands::ReplayArgs),
+    /// Attempts as they happen (of the instance reached), until Ctrl-C;
+    /// with --json, one JSON object a line.
+    Tail(commands::TailArgs),
     /// Ten-minute buckets of tasks that failed for good.
     #[command(subcommand)]
     Buckets(commands::BucketCommand),

@@ -365,3 +365,54 @@ async fn verify_checks_a_saved_request_from_a_signed_endpoint() {
     let invalid = cbctl(&server, &["verify", "--secret", &secret], &tampered).await;
     assert_eq!(invalid.status.code(), Some(1), "{invalid:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_a_new_attempt_as_a_json_line() {
+    use tokio::io::AsyncBufReadExt;
+    let server = start_server().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200));
+    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_cbctl"))
+        .args(["--json", "tail", "--app", "tailed-cli"])
+        .env("CBC_URL", &server.address)
+        .env("CBC_TOKEN", TOKEN)
+        .env("XDG_CONFIG_HOME", "/nonexistent-cbctl-config")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cbctl tail runs");
+    let mut lines = tokio::io::BufReader::new(tail.stdout.take().unwrap()).lines();
+    // The stream is open once the server has a subscriber; until then a
+    // task's attempt could pass unseen, so submit until one is shown.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let line = loop {
+        let out = cbctl(
+            &server,
+            &[
+                "--json",
+                "task",
+                "submit",
+                &receiver.url("/tailed"),
+                "--source-app",
+                "tailed-cli",
+            ],
+            b"",
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0));
+        if let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
+        {
+            break line;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no attempt shown within 20 s"
+        );
+    };
+    let attempt: Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(attempt["app"], "tailed-cli");
+    assert_eq!(attempt["outcome"], "success");
+    assert_eq!(attempt["status_code"], 200);
+    tail.kill().await.expect("stop the tail");
+}

@@ -63,6 +63,8 @@ impl RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// For streams, which last as long as they are read: no overall timeout.
+    streams: reqwest::Client,
     base: String,
     token: Option<String>,
     retry: RetryPolicy,
@@ -110,14 +112,20 @@ impl ClientBuilder {
                 "the server URL must be http:// or https://, not {base:?}"
             )));
         }
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .user_agent(concat!("callback-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = |timeout: Option<Duration>| {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout)
+                .user_agent(concat!("callback-client/", env!("CARGO_PKG_VERSION")));
+            if let Some(timeout) = timeout {
+                builder = builder.timeout(timeout);
+            }
+            builder
+                .build()
+                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+        };
         Ok(Client {
-            http,
+            http: http(Some(self.timeout))?,
+            streams: http(None)?,
             base,
             token: self.token,
             retry: self.retry,
@@ -153,6 +161,27 @@ impl Client {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// Opens a stream (`GET` of `op`), failing like any call when the
+    /// server refuses it.
+    pub(crate) async fn open_stream(
+        &self,
+        op: Op,
+        query: &(dyn ErasedQuery + Sync),
+    ) -> Result<reqwest::Response, Error> {
+        let mut request = query.add_to(self.streams.get(format!("{}{}", self.base, op.path)));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(Error::Transport)?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(Error::Api {
+                problem: Box::new(read_problem(response).await),
+            })
+        }
     }
 
     /// Calls `op` and reads its JSON answer; `()` for answers without a

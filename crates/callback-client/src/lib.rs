@@ -27,6 +27,7 @@ mod client;
 mod error;
 pub mod ops;
 mod resources;
+mod tail;
 mod tasks;
 pub mod types;
 pub mod verify;

@@ -46,6 +46,7 @@ pub const LIST_TASKS: Op = op("GET", "/api/v1/tasks");
 pub const GET_TASK: Op = op("GET", "/api/v1/tasks/{task_id}");
 pub const RETRY_TASK: Op = op("POST", "/api/v1/tasks/{task_id}/retry");
 pub const CANCEL_TASK: Op = op("POST", "/api/v1/tasks/{task_id}/cancel");
+pub const STREAM_ATTEMPTS: Op = op("GET", "/api/v1/attempts/stream");
 pub const RETRY_TASKS: Op = op("POST", "/api/v1/tasks/retry");
 pub const CANCEL_TASKS: Op = op("POST", "/api/v1/tasks/cancel");
 pub const LIST_BUCKETS: Op = op("GET", "/api/v1/failed-buckets");
@@ -88,6 +89,7 @@ pub const ALL: &[Op] = &[
     GET_TASK,
     RETRY_TASK,
     CANCEL_TASK,
+    STREAM_ATTEMPTS,
     RETRY_TASKS,
     CANCEL_TASKS,
     LIST_BUCKETS,

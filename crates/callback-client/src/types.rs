@@ -660,3 +660,45 @@ pub struct ProblemField {
     pub field: String,
     pub message: String,
 }
+
+/// One attempt as it happened, from [`crate::Client::tail`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LiveAttempt {
+    pub task_id: String,
+    pub attempt: u32,
+    #[serde(default)]
+    pub app: Option<String>,
+    pub receiver: String,
+    pub method: String,
+    pub url: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    /// success, unexpected_answer, timeout or connection_error.
+    pub outcome: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What a tail shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TailEvent {
+    Attempt(LiveAttempt),
+    /// The stream fell behind and skipped this many attempts.
+    Missed(u64),
+}
+
+/// Which attempts a tail shows.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TailFilter {
+    /// Only tasks of this source application.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Only receivers containing this text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
+    /// Only failed attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<bool>,
+}

@@ -43,7 +43,8 @@ pub use inbound::{
     InboundRecord, InboundStatus, Namespace, Route, RouteKey, WechatPush,
 };
 pub use observe::{
-    AttemptResult, AttemptTally, BothObservers, Finish, Intake, NoObserver, Observe,
+    AttemptReport, AttemptResult, AttemptTally, AttemptTrace, BothObservers, Finish, Intake,
+    NoObserver, Observe,
 };
 pub use operations::{Backlog, BucketClock, BulkFilter, FailedBucket, BUCKET};
 pub use outbound::{OutboundPolicy, Refused};
@@ -61,6 +62,6 @@ pub use task::{
     Attempt, ClaimedTask, Inserted, Lease, LeaseToken, MaxAttempts, NewTask, Task, TaskDetail,
     TaskId, TaskSpec, TaskStatus,
 };
-pub use trace::{AttemptSpan, TraceParent};
+pub use trace::TraceParent;
 pub use validation::{FieldError, ValidationErrors};
 pub use wechat_safe_mode::EncodingAesKey;

@@ -5,7 +5,7 @@
 //! listens (the server's metrics, or nothing). Every method has a default
 //! that does nothing, so an observer implements only what it counts.
 
-use crate::trace::AttemptSpan;
+use crate::trace::TraceParent;
 use std::time::Duration;
 
 /// Where an accepted task came from.
@@ -98,9 +98,36 @@ pub trait Observe: Send + Sync + 'static {
     /// A vendor callback from `source` was recorded, routed or not.
     fn inbound(&self, _source: &str, _routed: bool) {}
 
-    /// An attempt of a task submitted with a sampled `traceparent` ended:
-    /// its span, for an exporter.
-    fn span(&self, _span: &AttemptSpan<'_>) {}
+    /// An attempt ended: what a live view or a span exporter shows of it.
+    fn attempt_report(&self, _report: &AttemptReport<'_>) {}
+}
+
+/// One attempt, as it ended.
+#[derive(Debug, Clone)]
+pub struct AttemptReport<'a> {
+    pub task_id: crate::TaskId,
+    pub attempt: u32,
+    /// The task's source application.
+    pub app: Option<&'a str>,
+    pub receiver: &'a str,
+    pub method: crate::Method,
+    pub url: &'a crate::TargetUrl,
+    /// For a task submitted with a `traceparent`: the attempt's span.
+    pub trace: Option<AttemptTrace>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration: Duration,
+    pub status_code: Option<u16>,
+    pub result: AttemptResult,
+    pub error: Option<&'a str>,
+}
+
+/// An attempt as a span of the submitter's trace.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptTrace {
+    /// The traceparent the task was submitted with: the span's parent.
+    pub parent: TraceParent,
+    /// The traceparent the attempt was sent with: names the span itself.
+    pub span: TraceParent,
 }
 
 /// Observes nothing: for engines built without metrics (tests, tools).
@@ -138,9 +165,9 @@ impl<A: Observe, B: Observe> Observe for BothObservers<A, B> {
         self.1.inbound(source, routed);
     }
 
-    fn span(&self, span: &AttemptSpan<'_>) {
-        self.0.span(span);
-        self.1.span(span);
+    fn attempt_report(&self, report: &AttemptReport<'_>) {
+        self.0.attempt_report(report);
+        self.1.attempt_report(report);
     }
 }
 
@@ -165,8 +192,8 @@ impl<T: Observe + ?Sized> Observe for std::sync::Arc<T> {
         (**self).inbound(source, routed);
     }
 
-    fn span(&self, span: &AttemptSpan<'_>) {
-        (**self).span(span);
+    fn attempt_report(&self, report: &AttemptReport<'_>) {
+        (**self).attempt_report(report);
     }
 }
 

@@ -72,25 +72,6 @@ impl TraceParent {
     }
 }
 
-/// One attempt as a span of the submitter's trace, for an exporter.
-#[derive(Debug, Clone)]
-pub struct AttemptSpan<'a> {
-    pub task_id: crate::TaskId,
-    pub attempt: u32,
-    pub receiver: &'a str,
-    pub method: crate::Method,
-    pub url: &'a crate::TargetUrl,
-    /// The traceparent the task was submitted with: the span's parent.
-    pub parent: TraceParent,
-    /// The traceparent the attempt was sent with: names the span itself.
-    pub span: TraceParent,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub duration: std::time::Duration,
-    pub status_code: Option<u16>,
-    pub result: crate::AttemptResult,
-    pub error: Option<&'a str>,
-}
-
 fn decode_lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != N * 2 || s.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;

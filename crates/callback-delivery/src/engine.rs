@@ -7,9 +7,9 @@ use crate::HttpSender;
 use async_trait::async_trait;
 use callback_core::lock;
 use callback_core::{
-    decide, Attempt, AttemptFacts, AttemptResult, AttemptSpan, ClaimedTask, DelayQueue, Dispatch,
-    Disposition, Finish, Handoff, Lease, LeaseToken, Observe, RetrySchedule, Task, TaskId,
-    TaskStore,
+    decide, Attempt, AttemptFacts, AttemptReport, AttemptResult, AttemptTrace, ClaimedTask,
+    DelayQueue, Dispatch, Disposition, Finish, Handoff, Lease, LeaseToken, Observe, RetrySchedule,
+    Task, TaskId, TaskStore,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -447,24 +447,24 @@ impl Engine {
             .attempt(&receiver, outcome.result(), outcome.duration);
         drop(pass);
         let task = &claim.task;
-        if let (Some(span), Some(parent)) = (outcome.span, task.spec.traceparent) {
-            if parent.sampled() {
-                self.observer.span(&AttemptSpan {
-                    task_id: id,
-                    attempt: claim.attempt_number,
-                    receiver: &receiver,
-                    method: task.spec.method,
-                    url: &task.spec.url,
-                    parent,
-                    span,
-                    started_at: outcome.started_at,
-                    duration: outcome.duration,
-                    status_code: outcome.status_code,
-                    result: outcome.result(),
-                    error: outcome.error.as_deref(),
-                });
-            }
-        }
+        self.observer.attempt_report(&AttemptReport {
+            task_id: id,
+            attempt: claim.attempt_number,
+            app: task.spec.source_app.as_deref(),
+            receiver: &receiver,
+            method: task.spec.method,
+            url: &task.spec.url,
+            trace: task
+                .spec
+                .traceparent
+                .zip(outcome.span)
+                .map(|(parent, span)| AttemptTrace { parent, span }),
+            started_at: outcome.started_at,
+            duration: outcome.duration,
+            status_code: outcome.status_code,
+            result: outcome.result(),
+            error: outcome.error.as_deref(),
+        });
         let (schedule, jitter) = match &task.spec.retry_schedule {
             Some(own) => (own, 0.0),
             None => (

@@ -14,7 +14,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use callback_core::{AttemptResult, AttemptSpan, Observe};
+use callback_core::{AttemptReport, AttemptResult, AttemptTrace, Observe};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -105,8 +105,11 @@ impl SpanExport {
 }
 
 impl Observe for SpanExport {
-    fn span(&self, span: &AttemptSpan<'_>) {
-        self.processor.on_end(span_data(span, &self.scope));
+    fn attempt_report(&self, report: &AttemptReport<'_>) {
+        // Only attempts of a trace the submitter records.
+        if let Some(trace) = report.trace.filter(|t| t.parent.sampled()) {
+            self.processor.on_end(span_data(report, trace, &self.scope));
+        }
     }
 }
 
@@ -124,7 +127,11 @@ fn traces_url(endpoint: &str) -> Result<String, OtlpError> {
 
 /// One attempt as OpenTelemetry's HTTP client span: named by its method,
 /// with the semantic conventions' attributes and the task's own.
-pub fn span_data(span: &AttemptSpan<'_>, scope: &InstrumentationScope) -> SpanData {
+pub fn span_data(
+    span: &AttemptReport<'_>,
+    trace: AttemptTrace,
+    scope: &InstrumentationScope,
+) -> SpanData {
     let start_time: SystemTime = span.started_at.into();
     let url = span.url.as_url();
     let mut attributes = vec![
@@ -157,13 +164,13 @@ pub fn span_data(span: &AttemptSpan<'_>, scope: &InstrumentationScope) -> SpanDa
     };
     SpanData {
         span_context: SpanContext::new(
-            TraceId::from_bytes(span.span.trace_id_bytes()),
-            SpanId::from_bytes(span.span.span_id_bytes()),
-            TraceFlags::new(span.span.flags()),
+            TraceId::from_bytes(trace.span.trace_id_bytes()),
+            SpanId::from_bytes(trace.span.span_id_bytes()),
+            TraceFlags::new(trace.span.flags()),
             false,
             TraceState::default(),
         ),
-        parent_span_id: SpanId::from_bytes(span.parent.span_id_bytes()),
+        parent_span_id: SpanId::from_bytes(trace.parent.span_id_bytes()),
         parent_span_is_remote: true,
         span_kind: SpanKind::Client,
         name: span.method.as_str().into(),

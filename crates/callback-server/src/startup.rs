@@ -5,6 +5,7 @@ use crate::settings::Settings;
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context;
 use callback_alert::{AlertConfig, Alerter, DirectSend, SuccessRateRule};
+use callback_api::live::AttemptFeed;
 use callback_api::{ApiState, BucketSettings, TaskDefaults};
 use callback_auth::{AuthConfig, Authenticator};
 use callback_core::{
@@ -120,6 +121,9 @@ impl Application {
             Some(spans) => Arc::new(BothObservers(observer, spans.clone())),
             None => observer,
         };
+        // Attempts as they happen, for the streams open on this instance.
+        let attempts = Arc::new(AttemptFeed::default());
+        let observer: Arc<dyn Observe> = Arc::new(BothObservers(observer, attempts.clone()));
 
         let outbound = Arc::new(settings.outbound.policy().map_err(|e| anyhow::anyhow!(e))?);
         let d = &settings.delivery;
@@ -271,6 +275,7 @@ impl Application {
             keys,
             audit: audit.clone(),
             observer,
+            attempts,
         });
         let scrape = metrics.map(|metrics| {
             web::Data::new(crate::metrics::Scrape {

@@ -276,3 +276,59 @@ async fn receivers_verify_what_the_server_signs_with_the_clients_helpers() {
     assert!(verify_md5_legacy("another-secret-1", &at("/legacy").body).is_err());
     app.stop().await;
 }
+
+/// A tail opened before a task shows its attempt, and only the attempts
+/// its filter asks for; an application's key sees only its application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_shows_each_new_attempt_as_it_happens() {
+    use callback_client::{TailEvent, TailFilter};
+    use futures_util::StreamExt;
+    let app = spawn_app(Backend::Mysql).await;
+    let client = client(&app);
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200));
+    let filter = TailFilter {
+        app: Some("tailed".into()),
+        ..TailFilter::default()
+    };
+    let mut tail = std::pin::pin!(client.tail(&filter).await.unwrap());
+    client
+        .submit(&NewTask::post(receiver.url("/other")).source_app("not-tailed"))
+        .await
+        .unwrap();
+    let shown = client
+        .submit(&NewTask::post(receiver.url("/tailed")).source_app("tailed"))
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(15), tail.next())
+        .await
+        .expect("an attempt within 15 s")
+        .expect("the stream stays open")
+        .unwrap();
+    let TailEvent::Attempt(attempt) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        attempt.task_id, shown.task.task_id,
+        "the other app's attempt is filtered out"
+    );
+    assert_eq!(attempt.outcome, "success");
+    assert_eq!(attempt.status_code, Some(200));
+    assert_eq!(attempt.app.as_deref(), Some("tailed"));
+
+    let (_, key) = app
+        .create_key(json!({"name": "shop-tail", "scopes": ["tasks:read"], "app": "shop"}))
+        .await;
+    let shop = Client::new(&app.address, key).unwrap();
+    let other = TailFilter {
+        app: Some("tailed".into()),
+        ..TailFilter::default()
+    };
+    let refused = shop
+        .tail(&other)
+        .await
+        .err()
+        .expect("another application's attempts");
+    assert_eq!(refused.status(), Some(403));
+    app.stop().await;
+}
