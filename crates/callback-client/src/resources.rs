@@ -4,27 +4,14 @@
 use crate::client::{Client, Repeat};
 use crate::error::Error;
 use crate::ops;
-use crate::tasks::pages;
+use crate::tasks::{pages, Cursor, Items};
 use crate::types::{
     AlertHook, AlertHookChanges, AlertTest, AuditEntry, AuditFilter, CreatedKey, Endpoint,
     EndpointChanges, Inbound, InboundFilter, Invoke, Invoked, Key, NewAlertHook, NewEndpoint,
     NewEvent, NewKey, NewRoute, Page, Published, Route, Secret,
 };
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
-
-#[derive(Deserialize)]
-struct Items<T> {
-    items: Vec<T>,
-}
-
-#[derive(Serialize)]
-struct Cursor<'a, F: Serialize> {
-    #[serde(flatten)]
-    filter: &'a F,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cursor: Option<&'a str>,
-}
+use serde::Serialize;
 
 #[derive(Serialize, Default)]
 struct NoFilter {

@@ -25,12 +25,13 @@ pub(crate) fn fresh_idempotency_key() -> String {
     format!("cbc-client-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A listing's query: its filter, and where the previous page ended.
 #[derive(Serialize)]
-struct Cursor<'a, F: Serialize> {
+pub(crate) struct Cursor<'a, F: Serialize> {
     #[serde(flatten)]
-    filter: &'a F,
+    pub(crate) filter: &'a F,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cursor: Option<&'a str>,
+    pub(crate) cursor: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -38,9 +39,10 @@ struct Tasks<'a> {
     tasks: &'a [NewTask],
 }
 
+/// A listing that is one page: its items.
 #[derive(Deserialize)]
-struct Items<T> {
-    items: Vec<T>,
+pub(crate) struct Items<T> {
+    pub(crate) items: Vec<T>,
 }
 
 impl Client {
