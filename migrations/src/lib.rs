@@ -18,6 +18,7 @@ mod m20261204_000009_traceparent;
 mod m20261204_000010_ops_alerts;
 mod m20261204_000011_endpoint_breaker;
 mod m20261204_000012_delivery_tallies;
+mod m20261204_000013_endpoint_disable;
 mod sqlite_indexes;
 
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_ops_alerts::Migration),
             Box::new(m20261204_000011_endpoint_breaker::Migration),
             Box::new(m20261204_000012_delivery_tallies::Migration),
+            Box::new(m20261204_000013_endpoint_disable::Migration),
         ]
     }
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod failing_endpoints;
 mod store_outage;
 mod success_rate;
 pub use store_outage::DirectSend;
@@ -79,6 +80,9 @@ pub struct Alerter {
     attempts: Arc<AttemptWindow>,
     /// How the store outage alert reaches the hooks; `None`: it is not told.
     direct: Option<DirectSend>,
+    /// Endpoints failing every attempt this long are disabled; `None`:
+    /// never.
+    endpoint_watch: Option<(Arc<dyn callback_core::EndpointStore>, Duration)>,
     store_watch: Mutex<store_outage::StoreWatch>,
 }
 
@@ -107,8 +111,20 @@ impl Alerter {
             notices: Mutex::new(VecDeque::new()),
             instance: uuid::Uuid::new_v4().to_string(),
             direct: None,
+            endpoint_watch: None,
             store_watch: Mutex::default(),
         }
+    }
+
+    /// Lets the alerter disable endpoints that have failed every attempt for
+    /// `disable_after` (`None`: never), and tell the hooks.
+    pub fn with_endpoint_watch(
+        mut self,
+        endpoints: Arc<dyn callback_core::EndpointStore>,
+        disable_after: Option<Duration>,
+    ) -> Self {
+        self.endpoint_watch = disable_after.map(|after| (endpoints, after));
+        self
     }
 
     /// Lets the alerter tell the hooks that the store is down, which it
@@ -141,6 +157,9 @@ impl Alerter {
                 tracing::warn!(error = %err, "could not tell of Redis; trying again shortly");
             }
             self.check_store(Utc::now()).await;
+            if let Err(err) = self.check_failing_endpoints(Utc::now()).await {
+                tracing::warn!(error = %err, "could not check for failing endpoints; trying again shortly");
+            }
             if let Err(err) = self.check_success_rate(Utc::now()).await {
                 tracing::warn!(error = %err, "could not check the success rate; trying again shortly");
             }
@@ -402,5 +421,6 @@ pub fn alert_task(hook: &AlertHook, body: Body, now: DateTime<Utc>) -> NewTask {
         first_attempt_at: now,
         created_at: now,
         lease: None,
+        held: false,
     }
 }

@@ -210,6 +210,7 @@ impl CreateTaskRequest {
             first_attempt_at: now + TimeDelta::seconds(i64::from(delay_s)),
             created_at: now,
             lease: None,
+            held: false,
         })
     }
 }
@@ -219,7 +220,7 @@ impl CreateTaskRequest {
 pub struct TaskView {
     #[schema(value_type = String, format = Uuid)]
     pub task_id: TaskId,
-    /// pending, delivering, retrying, succeeded, failed or cancelled.
+    /// pending, delivering, retrying, succeeded, failed, cancelled or held.
     pub status: String,
     pub url: String,
     pub method: String,
@@ -311,7 +312,7 @@ pub struct TaskList {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListTasksQuery {
-    /// pending, delivering, retrying, succeeded, failed or cancelled.
+    /// pending, delivering, retrying, succeeded, failed, cancelled or held.
     pub status: Option<String>,
     pub source_app: Option<String>,
     pub target_app: Option<String>,

@@ -277,6 +277,8 @@ impl CreateEndpointRequest {
             rate_limit_per_s,
             max_in_flight,
             breaker,
+            failing_since: None,
+            disabled_at: None,
             created_at: now,
             updated_at: now,
         })
@@ -297,6 +299,12 @@ impl UpdateEndpointRequest {
         }
         if let Some(enabled) = self.enabled {
             endpoint.enabled = enabled;
+            // Enabled (again), or disabled by an operator: no longer the
+            // server's doing, and its failures count afresh.
+            endpoint.disabled_at = None;
+            if enabled {
+                endpoint.failing_since = None;
+            }
         }
         if let Some(app) = self.app.and_then(|a| c.app(a)) {
             endpoint.app = app;
@@ -371,6 +379,12 @@ pub struct EndpointView {
     pub max_in_flight: Option<u32>,
     /// Its own breaker settings; absent fields: the server's.
     pub breaker: BreakerRequest,
+    /// Every attempt has failed since then; null: the last one succeeded.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When the server disabled it for failing longer than
+    /// `endpoints.disable_after_s`; its new events are held until it is
+    /// enabled again.
+    pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// This instance's view of the receiver: breaker and attempts in flight.
@@ -407,6 +421,8 @@ impl EndpointView {
                 failure_threshold: e.breaker.failure_threshold,
                 failure_ratio: e.breaker.failure_ratio,
             },
+            failing_since: e.failing_since,
+            disabled_at: e.disabled_at,
             created_at: e.created_at,
             updated_at: e.updated_at,
             receiver: None,

@@ -180,7 +180,45 @@ pub async fn update_endpoint(
             ));
         }
     }
-    let mut endpoint = load(&state, &caller, &name).await?;
+    let endpoint = change(&state, &caller, &name, request).await?;
+    Ok(HttpResponse::Ok().json(EndpointView::new(&endpoint)))
+}
+
+/// Enable an endpoint, whether an operator or the server disabled it: its
+/// waiting tasks are due at once, and the events held while it was
+/// disabled for failing are delivered, in the order they were accepted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/endpoints/{name}/enable",
+    tag = "endpoints",
+    params(("name" = String, Path)),
+    responses((status = 200, body = EndpointView), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn enable_endpoint(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::EndpointsManage)?;
+    let name = parse_name(&path)?;
+    let enable = UpdateEndpointRequest {
+        enabled: Some(true),
+        ..UpdateEndpointRequest::default()
+    };
+    let endpoint = change(&state, &caller, &name, enable).await?;
+    Ok(HttpResponse::Ok().json(EndpointView::new(&endpoint)))
+}
+
+/// Applies `request` to the endpoint and stores it; when that enabled it,
+/// wakes its waiting and held tasks.
+async fn change(
+    state: &ApiState,
+    caller: &Caller,
+    name: &EndpointName,
+    request: UpdateEndpointRequest,
+) -> Result<callback_core::Endpoint, ApiError> {
+    let mut endpoint = load(state, caller, name).await?;
     let was_enabled = endpoint.enabled;
     let now = Utc::now();
     request
@@ -192,18 +230,17 @@ pub async fn update_endpoint(
         .update_endpoint(&endpoint)
         .await
         .map_err(ApiError::from_endpoint_store)?;
-    state.receivers.forget_endpoint(&name);
+    state.receivers.forget_endpoint(name);
     if endpoint.enabled && !was_enabled {
         let woken = state
             .endpoints
-            .wake_endpoint(&name, now)
+            .wake_endpoint(name, now)
             .await
             .map_err(ApiError::from_endpoint_store)?;
-        for id in woken {
-            state.dispatch.accepted(id, now).await;
-        }
+        let due: Vec<_> = woken.into_iter().map(|id| (id, now)).collect();
+        state.dispatch.accepted_many(&due).await;
     }
-    Ok(HttpResponse::Ok().json(EndpointView::new(&endpoint)))
+    Ok(endpoint)
 }
 
 /// Delete an endpoint; its unfinished tasks are cancelled.

@@ -89,7 +89,8 @@ pub async fn publish_event(
             state
                 .observer
                 .accepted(app, callback_core::Intake::Event, tasks.len() as u64);
-            for task in &tasks {
+            // A held task waits for its endpoint to be enabled.
+            for task in tasks.iter().filter(|t| !t.held) {
                 state
                     .dispatch
                     .accepted(task.id, task.first_attempt_at)

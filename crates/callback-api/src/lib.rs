@@ -185,6 +185,10 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                         web::post().to(endpoints::rotate_secret),
                     )
                     .route(
+                        "/endpoints/{name}/enable",
+                        web::post().to(endpoints::enable_endpoint),
+                    )
+                    .route(
                         "/endpoints/{name}/invoke",
                         web::post().to(endpoints::invoke_endpoint),
                     )

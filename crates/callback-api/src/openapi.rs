@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         crate::endpoints::delete_endpoint,
         crate::endpoints::rotate_secret,
         crate::endpoints::invoke_endpoint,
+        crate::endpoints::enable_endpoint,
         crate::endpoints::list_breakers,
         crate::events::publish_event,
         crate::alert_hooks::create_hook,

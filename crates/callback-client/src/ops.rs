@@ -59,6 +59,7 @@ pub const GET_ENDPOINT: Op = op("GET", "/api/v1/endpoints/{name}");
 pub const UPDATE_ENDPOINT: Op = op("PATCH", "/api/v1/endpoints/{name}");
 pub const DELETE_ENDPOINT: Op = op("DELETE", "/api/v1/endpoints/{name}");
 pub const ROTATE_SECRET: Op = op("POST", "/api/v1/endpoints/{name}/rotate-secret");
+pub const ENABLE_ENDPOINT: Op = op("POST", "/api/v1/endpoints/{name}/enable");
 pub const INVOKE_ENDPOINT: Op = op("POST", "/api/v1/endpoints/{name}/invoke");
 pub const LIST_ROUTES: Op = op("GET", "/api/v1/routes");
 pub const UPSERT_ROUTE: Op = op("POST", "/api/v1/routes");
@@ -102,6 +103,7 @@ pub const ALL: &[Op] = &[
     UPDATE_ENDPOINT,
     DELETE_ENDPOINT,
     ROTATE_SECRET,
+    ENABLE_ENDPOINT,
     INVOKE_ENDPOINT,
     LIST_ROUTES,
     UPSERT_ROUTE,

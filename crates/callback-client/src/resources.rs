@@ -112,6 +112,15 @@ impl Client {
             .1)
     }
 
+    /// Enables the endpoint: its waiting tasks are due at once, and events
+    /// held while it was disabled for failing are delivered in order.
+    pub async fn enable_endpoint(&self, name: &str) -> Result<Endpoint, Error> {
+        Ok(self
+            .call(ops::ENABLE_ENDPOINT, &[name], None, None, Repeat::Safe)
+            .await?
+            .1)
+    }
+
     /// Calls the endpoint now and returns its answer.
     pub async fn invoke(&self, name: &str, call: &Invoke) -> Result<Invoked, Error> {
         Ok(self

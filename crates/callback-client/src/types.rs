@@ -132,7 +132,7 @@ pub struct JsonExpect {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Task {
     pub task_id: String,
-    /// pending, delivering, retrying, succeeded, failed or cancelled.
+    /// pending, delivering, retrying, succeeded, failed, cancelled or held.
     pub status: String,
     pub url: String,
     pub method: String,
@@ -393,6 +393,13 @@ pub struct Endpoint {
     pub rate_limit_per_s: Option<u32>,
     #[serde(default)]
     pub breaker: BreakerSettings,
+    /// Every attempt has failed since then.
+    #[serde(default)]
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When the server disabled it for failing too long; its new events
+    /// are held until it is enabled.
+    #[serde(default)]
+    pub disabled_at: Option<DateTime<Utc>>,
     /// The receiver's health on the instance that answered.
     #[serde(default)]
     pub receiver: Option<Value>,

@@ -110,6 +110,12 @@ pub struct Endpoint {
     pub max_in_flight: Option<u32>,
     /// Its own breaker settings; `None` fields: the server's.
     pub breaker: BreakerOverrides,
+    /// Every attempt has failed since then; `None`: the last one succeeded,
+    /// or there was none.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When it was disabled for failing too long (`endpoints.disable_after`);
+    /// while it stays disabled, its new events are kept as `held` tasks.
+    pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -125,6 +131,12 @@ pub struct BreakerOverrides {
 }
 
 impl Endpoint {
+    /// Disabled by the server for failing, not by an operator: its new
+    /// events are held rather than given to no one.
+    pub fn holds_events(&self) -> bool {
+        !self.enabled && self.disabled_at.is_some()
+    }
+
     /// Whether an event of this type and app is for this endpoint (enabled
     /// or not).
     pub fn wants(&self, event_type: &EventType, app: Option<&str>) -> bool {
@@ -215,6 +227,7 @@ pub fn task_for_event(
         first_attempt_at: event.created_at,
         created_at: event.created_at,
         lease: None,
+        held: endpoint.holds_events(),
     }
 }
 
@@ -240,6 +253,8 @@ mod tests {
             rate_limit_per_s: None,
             max_in_flight: None,
             breaker: BreakerOverrides::default(),
+            failing_since: None,
+            disabled_at: None,
             created_at: now,
             updated_at: now,
         }

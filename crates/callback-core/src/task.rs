@@ -72,19 +72,24 @@ pub enum TaskStatus {
     /// Every attempt failed.
     Failed,
     Cancelled,
+    /// Kept without attempts while its endpoint is disabled for failing;
+    /// pending again, in acceptance order, once it is enabled.
+    Held,
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 6] = [
+    pub const ALL: [TaskStatus; 7] = [
         Self::Pending,
         Self::Delivering,
         Self::Retrying,
         Self::Succeeded,
         Self::Failed,
         Self::Cancelled,
+        Self::Held,
     ];
     /// States from which an operator may cancel a task.
-    pub const CANCELLABLE: [TaskStatus; 3] = [Self::Pending, Self::Retrying, Self::Delivering];
+    pub const CANCELLABLE: [TaskStatus; 4] =
+        [Self::Pending, Self::Retrying, Self::Delivering, Self::Held];
     /// States from which an operator may re-send a task.
     pub const RESENDABLE: [TaskStatus; 3] = [Self::Failed, Self::Cancelled, Self::Succeeded];
 
@@ -96,6 +101,7 @@ impl TaskStatus {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Held => "held",
         }
     }
 
@@ -105,7 +111,7 @@ impl TaskStatus {
             .find(|s| s.as_str() == raw)
             .ok_or_else(|| {
                 format!(
-                    "must be one of pending, delivering, retrying, succeeded, failed, cancelled, not {raw:?}"
+                    "must be one of pending, delivering, retrying, succeeded, failed, cancelled, held, not {raw:?}"
                 )
             })
     }
@@ -184,12 +190,16 @@ pub struct NewTask {
     /// Stored already held by the worker that will make its first attempt,
     /// so that no separate claim is written. `None`: stored pending.
     pub lease: Option<Lease>,
+    /// Stored `held`: its endpoint is disabled for failing.
+    pub held: bool,
 }
 
 impl NewTask {
     /// `delivering` when stored leased, else `pending`.
     pub fn initial_status(&self) -> TaskStatus {
-        if self.lease.is_some() {
+        if self.held {
+            TaskStatus::Held
+        } else if self.lease.is_some() {
             TaskStatus::Delivering
         } else {
             TaskStatus::Pending

@@ -97,6 +97,9 @@ struct Receiver {
     waiting: VecDeque<(Instant, Work)>,
     /// When tasks that find no room should come back.
     pace: Pace,
+    /// Whether its last attempt failed, as last written to the store (for
+    /// an endpoint); `None`: not known yet. Only a change is written.
+    failing: Option<bool>,
 }
 
 impl Receiver {
@@ -108,6 +111,7 @@ impl Receiver {
             breaker: Breaker::new(breaker),
             waiting: VecDeque::new(),
             pace: Pace::default(),
+            failing: None,
         }
     }
 
@@ -391,10 +395,18 @@ impl Receivers {
     /// it took to its pace; logs openings and closings.
     pub fn record(&self, pass: &Pass, success: bool, took: Duration) {
         let now = Instant::now();
-        let transition = lock(&self.receivers).get_mut(&pass.key).and_then(|r| {
-            r.pace.ended(took);
-            r.breaker.record(success, now)
-        });
+        let (transition, flipped) =
+            lock(&self.receivers)
+                .get_mut(&pass.key)
+                .map_or((None, false), |r| {
+                    r.pace.ended(took);
+                    let flipped = r.failing != Some(!success);
+                    r.failing = Some(!success);
+                    (r.breaker.record(success, now), flipped)
+                });
+        if flipped {
+            self.note_failing(&pass.key, !success);
+        }
         match transition {
             Some(Transition::Opened {
                 pause,
@@ -413,6 +425,29 @@ impl Receivers {
             }
             None => {}
         }
+    }
+
+    /// Writes, in the background, that an endpoint started failing or
+    /// answered again: what disabling endpoints that fail for days reads.
+    /// Only changes are written, so a steady receiver costs nothing.
+    fn note_failing(&self, key: &str, failing: bool) {
+        let Some(name) = key
+            .strip_prefix("endpoint:")
+            .and_then(|n| EndpointName::parse(n).ok())
+        else {
+            return;
+        };
+        let endpoints = self.endpoints.clone();
+        tokio::spawn(async move {
+            let written = if failing {
+                endpoints.mark_failing(&name, Utc::now()).await
+            } else {
+                endpoints.clear_failing(&name).await
+            };
+            if let Err(err) = written {
+                tracing::debug!(endpoint = %name, error = %err, "could not note the endpoint's health; the next change writes it");
+            }
+        });
     }
 
     fn status(key: &str, r: &Receiver, now: Instant) -> ReceiverStatus {

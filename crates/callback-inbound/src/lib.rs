@@ -339,6 +339,7 @@ impl Inbound {
             first_attempt_at: now,
             created_at: now,
             lease: None,
+            held: false,
         }
     }
 }

@@ -28,6 +28,16 @@ pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub otlp: OtlpSettings,
+    pub endpoints: EndpointSettings,
+}
+
+/// Endpoints that switch themselves off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSettings {
+    /// An endpoint failing every attempt this long is disabled (its new
+    /// events held); 0: never.
+    pub disable_after_s: u64,
 }
 
 /// Export of attempt spans to an OpenTelemetry collector (binaries built

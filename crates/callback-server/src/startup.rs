@@ -175,6 +175,11 @@ impl Application {
                     ops_repeat: Duration::from_secs(settings.alerts.ops_repeat_s.max(1)),
                 },
             )
+            .with_endpoint_watch(
+                endpoints.clone(),
+                (settings.endpoints.disable_after_s > 0)
+                    .then(|| Duration::from_secs(settings.endpoints.disable_after_s)),
+            )
             .with_direct_send(DirectSend {
                 invoker: Arc::new(sender.clone()),
                 flags: key_value.clone(),

@@ -357,7 +357,7 @@ impl SqlTaskStore {
     /// and the alert's tasks, in one transaction. Of several instances the
     /// one whose update took the row stores the tasks; the others store
     /// nothing and get `false`.
-    async fn store_if_claimed<E: EntityTrait>(
+    pub(crate) async fn store_if_claimed<E: EntityTrait>(
         &self,
         claim: sea_orm::UpdateMany<E>,
         tasks: &[NewTask],

@@ -13,7 +13,7 @@ use callback_core::{
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 
@@ -121,7 +121,11 @@ impl EndpointStore for SqlTaskStore {
         // Few endpoints, many events: filter the enabled ones here rather
         // than teach SQL to search a JSON list portably.
         let rows = endpoint::Entity::find()
-            .filter(endpoint::Column::Enabled.eq(true))
+            .filter(
+                Condition::any()
+                    .add(endpoint::Column::Enabled.eq(true))
+                    .add(endpoint::Column::DisabledAt.is_not_null()),
+            )
             .order_by_asc(endpoint::Column::Name)
             .all(self.connection())
             .await
@@ -181,10 +185,18 @@ impl EndpointStore for SqlTaskStore {
             .column(task::Column::Id)
             .filter(task::Column::Endpoint.eq(name.as_str()))
             .filter(
-                task::Column::Status
-                    .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(task::Column::Status.is_in(
+                                [TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str()),
+                            ))
+                            .add(task::Column::NextAttemptAt.gt(ms(now))),
+                    )
+                    .add(task::Column::Status.eq(TaskStatus::Held.as_str())),
             )
-            .filter(task::Column::NextAttemptAt.gt(ms(now)))
+            // Ids are time-ordered: this is acceptance order.
+            .order_by_asc(task::Column::Id)
             .into_tuple()
             .all(self.connection())
             .await
@@ -192,17 +204,92 @@ impl EndpointStore for SqlTaskStore {
         if waiting.is_empty() {
             return Ok(Vec::new());
         }
-        task::Entity::update_many()
-            .col_expr(task::Column::NextAttemptAt, Expr::value(ms(now)))
-            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
-            .filter(task::Column::Id.is_in(waiting.clone()))
-            .filter(
-                task::Column::Status
-                    .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
-            )
+        let txn = self.writer().begin().await.map_err(unavailable)?;
+        for chunk in waiting.chunks(500) {
+            task::Entity::update_many()
+                .col_expr(task::Column::NextAttemptAt, Expr::value(ms(now)))
+                .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+                .filter(task::Column::Id.is_in(chunk.to_vec()))
+                .filter(
+                    task::Column::Status
+                        .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
+                )
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+            // Held tasks become pending, due now: delivered like any new task.
+            task::Entity::update_many()
+                .col_expr(
+                    task::Column::Status,
+                    Expr::value(TaskStatus::Pending.as_str()),
+                )
+                .col_expr(task::Column::NextAttemptAt, Expr::value(ms(now)))
+                .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
+                .filter(task::Column::Id.is_in(chunk.to_vec()))
+                .filter(task::Column::Status.eq(TaskStatus::Held.as_str()))
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+        }
+        txn.commit().await.map_err(unavailable)?;
+        waiting.iter().map(|b| task_id(b)).collect()
+    }
+
+    async fn mark_failing(&self, name: &EndpointName, at: DateTime<Utc>) -> Result<(), StoreError> {
+        endpoint::Entity::update_many()
+            .col_expr(endpoint::Column::FailingSince, Expr::value(ms(at)))
+            .filter(endpoint::Column::Name.eq(name.as_str()))
+            .filter(endpoint::Column::FailingSince.is_null())
             .exec(self.writer())
             .await
             .map_err(unavailable)?;
-        waiting.iter().map(|b| task_id(b)).collect()
+        Ok(())
+    }
+
+    async fn clear_failing(&self, name: &EndpointName) -> Result<(), StoreError> {
+        endpoint::Entity::update_many()
+            .col_expr(
+                endpoint::Column::FailingSince,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(endpoint::Column::Name.eq(name.as_str()))
+            .filter(endpoint::Column::FailingSince.is_not_null())
+            .exec(self.writer())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn failing_since_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        endpoint::Entity::find()
+            .filter(endpoint::Column::Enabled.eq(true))
+            .filter(endpoint::Column::FailingSince.lt(ms(cutoff)))
+            .order_by_asc(endpoint::Column::Name)
+            .all(self.connection())
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(endpoint_from_row)
+            .collect()
+    }
+
+    async fn disable_failing(
+        &self,
+        name: &EndpointName,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        messages: &[NewTask],
+    ) -> Result<bool, StoreError> {
+        let claim = endpoint::Entity::update_many()
+            .col_expr(endpoint::Column::Enabled, Expr::value(false))
+            .col_expr(endpoint::Column::DisabledAt, Expr::value(ms(now)))
+            .col_expr(endpoint::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(endpoint::Column::Name.eq(name.as_str()))
+            .filter(endpoint::Column::Enabled.eq(true))
+            .filter(endpoint::Column::FailingSince.lt(ms(cutoff)));
+        self.store_if_claimed(claim, messages).await
     }
 }

@@ -213,6 +213,8 @@ pub fn endpoint_row(e: &Endpoint) -> endpoint::ActiveModel {
             .breaker
             .failure_ratio
             .map(|r| (r.clamp(0.0, 1.0) * 1000.0).round() as i32)),
+        failing_since: Set(e.failing_since.map(ms)),
+        disabled_at: Set(e.disabled_at.map(ms)),
         created_at: Set(ms(e.created_at)),
         updated_at: Set(ms(e.updated_at)),
     }
@@ -254,6 +256,8 @@ pub fn endpoint_from_row(row: endpoint::Model) -> Result<Endpoint, StoreError> {
                 .breaker_failure_permille
                 .map(|p| f64::from(p.clamp(0, 1000)) / 1000.0),
         },
+        failing_since: row.failing_since.map(time).transpose()?,
+        disabled_at: row.disabled_at.map(time).transpose()?,
         created_at: time(row.created_at)?,
         updated_at: time(row.updated_at)?,
     })

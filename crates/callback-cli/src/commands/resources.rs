@@ -86,9 +86,12 @@ pub enum EndpointCommand {
     RotateSecret {
         name: String,
     },
+    /// Enable it: waiting tasks are due at once, held events delivered in
+    /// order.
     Enable {
         name: String,
     },
+    /// Disable it: its tasks wait, new events go to no task.
     Disable {
         name: String,
     },
@@ -173,10 +176,10 @@ pub(super) async fn endpoints(ctx: &Context, command: &EndpointCommand) -> Resul
                 println!("secret: {}  (shown once: keep it now)", secret.secret);
             }
         }
-        EndpointCommand::Enable { name } | EndpointCommand::Disable { name } => {
-            let enabled = matches!(command, EndpointCommand::Enable { .. });
+        EndpointCommand::Enable { name } => show(&client.enable_endpoint(name).await?),
+        EndpointCommand::Disable { name } => {
             let changes = callback_client::EndpointChanges {
-                enabled: Some(enabled),
+                enabled: Some(false),
                 ..Default::default()
             };
             show(&client.update_endpoint(name, &changes).await?);

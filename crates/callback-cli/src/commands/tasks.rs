@@ -64,7 +64,7 @@ pub struct SubmitArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// pending, delivering, retrying, succeeded, failed or cancelled.
+    /// pending, delivering, retrying, succeeded, failed, cancelled or held.
     #[arg(long)]
     status: Option<String>,
     /// The source application.

@@ -122,7 +122,8 @@ pub trait EndpointStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Enabled endpoints that want this event.
+    /// Endpoints that want this event: the enabled ones, and those
+    /// disabled for failing (their tasks are stored held).
     async fn subscribers(
         &self,
         event_type: &EventType,
@@ -133,13 +134,39 @@ pub trait EndpointStore: Send + Sync + 'static {
     /// already taken, creates nothing and returns the first event's tasks.
     async fn publish(&self, event: &NewEvent, tasks: &[NewTask]) -> Result<Published, StoreError>;
 
-    /// Makes the endpoint's waiting tasks due now (after it was enabled
-    /// again); returns their ids.
+    /// Makes the endpoint's waiting tasks due now, and its held ones
+    /// pending again in acceptance order (after it was enabled again);
+    /// returns their ids.
     async fn wake_endpoint(
         &self,
         name: &EndpointName,
         now: DateTime<Utc>,
     ) -> Result<Vec<TaskId>, StoreError>;
+
+    /// Notes that the endpoint failed an attempt at `at`, unless it was
+    /// already failing (then its earlier start stays).
+    async fn mark_failing(&self, name: &EndpointName, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Notes that an attempt to the endpoint succeeded.
+    async fn clear_failing(&self, name: &EndpointName) -> Result<(), StoreError>;
+
+    /// Enabled endpoints failing every attempt since before `cutoff`.
+    async fn failing_since_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<Endpoint>, StoreError>;
+
+    /// Disables the endpoint for failing, if it is still enabled and
+    /// failing since before `cutoff`, and stores `messages` (the alert) in
+    /// the same transaction. `false` when it no longer qualifies or another
+    /// instance disabled it first (then nothing is stored).
+    async fn disable_failing(
+        &self,
+        name: &EndpointName,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        messages: &[NewTask],
+    ) -> Result<bool, StoreError>;
 }
 
 /// What operators do to many tasks at once, in batches: never the whole set

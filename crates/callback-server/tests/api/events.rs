@@ -329,7 +329,135 @@ async fn endpoints_are_validated_listed_changed_and_deleted(backend: Backend) {
     app.stop().await;
 }
 
+/// An endpoint that fails every attempt for longer than
+/// `endpoints.disable_after_s` (1 s here) is disabled once, with one
+/// message to the chat groups; its new events are held (no attempt); once
+/// enabled, everything is delivered. (They are made due in acceptance
+/// order; attempts in parallel may still overtake one another until
+/// ordered delivery exists.)
+async fn an_endpoint_failing_too_long_is_disabled_and_its_held_events_follow_when_enabled(
+    backend: Backend,
+) {
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.endpoints.disable_after_s = 1;
+        s.alerts.check_interval_ms = 200;
+        s.breaker.failure_threshold = 1_000_000;
+    })
+    .await;
+    let robot = Receiver::start().await;
+    robot.set_default(callback_testkit::Reply::status(200).body(r#"{"errcode":0}"#));
+    let (status, _) = app
+        .send_json(
+            "POST",
+            "/api/v1/alert-hooks",
+            &json!({"kind": "dingtalk", "url": robot.url("/robot/send?access_token=ops")}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let receiver = Receiver::start().await;
+    receiver.set_default(callback_testkit::Reply::status(500));
+    app.create_endpoint(json!({
+        "name": "flaky",
+        "url": receiver.url("/flaky"),
+        "event_types": ["order.paid"],
+        "retry_delays_s": [1],
+        "max_attempts": 100,
+        "max_in_flight": 1,
+    }))
+    .await;
+    let (_, first) = app
+        .publish(json!({"event_type": "order.paid", "payload": {"seq": 1}}))
+        .await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let endpoint = loop {
+        let (_, endpoint) = app
+            .send_json("GET", "/api/v1/endpoints/flaky", &json!(null))
+            .await;
+        if endpoint["enabled"] == false {
+            break endpoint;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still enabled: {endpoint:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(endpoint["disabled_at"].is_string(), "{endpoint:#}");
+    assert!(endpoint["failing_since"].is_string(), "{endpoint:#}");
+    let told = robot.wait_for(1, Duration::from_secs(15)).await;
+    let text = String::from_utf8_lossy(&told[0].body).into_owned();
+    assert!(
+        text.contains("endpoint alert") && text.contains("flaky"),
+        "{text}"
+    );
+
+    let mut held = Vec::new();
+    for seq in 2..=4 {
+        let (status, published) = app
+            .publish(json!({"event_type": "order.paid", "payload": {"seq": seq}}))
+            .await;
+        assert_eq!(status, 201);
+        let id = published["task_ids"][0].as_str().unwrap().to_string();
+        let (_, task) = app
+            .send_json("GET", &format!("/api/v1/tasks/{id}"), &json!(null))
+            .await;
+        assert_eq!(task["status"], "held", "{task:#}");
+        held.push(id);
+    }
+    let (_, listed) = app
+        .send_json("GET", "/api/v1/tasks?status=held", &json!(null))
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    let attempted_before = receiver.requests().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after_wait = receiver.requests();
+    assert!(
+        after_wait[attempted_before..]
+            .iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains(r#""seq":2"#)),
+        "a held task is not attempted"
+    );
+
+    receiver.set_default(callback_testkit::Reply::status(200));
+    let (status, enabled) = app
+        .send_json("POST", "/api/v1/endpoints/flaky/enable", &json!(null))
+        .await;
+    assert_eq!(status, 200, "{enabled:#}");
+    assert_eq!(enabled["enabled"], true);
+    assert_eq!(enabled["disabled_at"], Value::Null);
+    let mut all = vec![first["task_ids"][0].as_str().unwrap().to_string()];
+    all.extend(held);
+    wait_for_task_count(&app, &all, "succeeded").await;
+    let mut delivered: Vec<i64> = receiver
+        .requests()
+        .iter()
+        .rev()
+        .take(4)
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    delivered.sort_unstable();
+    assert_eq!(
+        delivered,
+        vec![1, 2, 3, 4],
+        "the held events, and the one that waited"
+    );
+    // Told once, not once per check.
+    let messages = robot
+        .requests()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("endpoint alert"))
+        .count();
+    assert_eq!(messages, 1);
+    app.stop().await;
+}
+
 on_every_backend!(
+    an_endpoint_failing_too_long_is_disabled_and_its_held_events_follow_when_enabled,
     an_event_fans_out_to_the_endpoints_that_want_its_type,
     a_disabled_endpoint_takes_no_new_tasks_and_its_waiting_ones_go_when_enabled,
     both_signature_schemes_verify_independently,

@@ -24,6 +24,11 @@ pub struct Model {
     pub breaker_failure_threshold: Option<i32>,
     /// The failure ratio in thousandths.
     pub breaker_failure_permille: Option<i32>,
+    /// Failing every attempt since (epoch ms); null: its last attempt
+    /// succeeded, or it has had none.
+    pub failing_since: Option<i64>,
+    /// Disabled for failing (epoch ms): its new events are held.
+    pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
