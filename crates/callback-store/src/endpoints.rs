@@ -103,10 +103,9 @@ impl EndpointStore for SqlTaskStore {
             )
             .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
             .filter(task::Column::Endpoint.eq(name.as_str()))
-            .filter(
-                task::Column::Status
-                    .is_in([TaskStatus::Pending, TaskStatus::Retrying].map(|s| s.as_str())),
-            )
+            .filter(task::Column::Status.is_in(
+                [TaskStatus::Pending, TaskStatus::Retrying, TaskStatus::Held].map(|s| s.as_str()),
+            ))
             .exec(&txn)
             .await
             .map_err(unavailable)?;
