@@ -142,6 +142,10 @@ impl Alerter {
 
     /// Checks every `check_interval` until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        // The outage watch keeps its own pace: the other checks ask the
+        // store, and while it hangs they wait for its timeouts, which is
+        // exactly when the store outage must be told.
+        tokio::spawn(self.clone().watch_outages(shutdown.clone()));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -153,15 +157,25 @@ impl Alerter {
             if let Err(err) = self.check_lag(Utc::now()).await {
                 tracing::warn!(error = %err, "could not check the lag; trying again shortly");
             }
-            if let Err(err) = self.check_redis(Utc::now()).await {
-                tracing::warn!(error = %err, "could not tell of Redis; trying again shortly");
-            }
-            self.check_store(Utc::now()).await;
             if let Err(err) = self.check_failing_endpoints(Utc::now()).await {
                 tracing::warn!(error = %err, "could not check for failing endpoints; trying again shortly");
             }
             if let Err(err) = self.check_success_rate(Utc::now()).await {
                 tracing::warn!(error = %err, "could not check the success rate; trying again shortly");
+            }
+        }
+    }
+
+    /// Redis and the store, every `check_interval` until `shutdown`.
+    async fn watch_outages(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.config.check_interval) => {}
+            }
+            self.check_store(Utc::now()).await;
+            if let Err(err) = self.check_redis(Utc::now()).await {
+                tracing::warn!(error = %err, "could not tell of Redis; trying again shortly");
             }
         }
     }
