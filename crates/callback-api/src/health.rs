@@ -31,11 +31,18 @@ pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     if let Err(err) = &queue {
         tracing::warn!(error = %err, "readiness check: delay queue unreachable");
     }
+    // Shared by the cluster through Redis, or each instance's own.
+    let breakers = match state.receivers.breakers_shared() {
+        None => "local",
+        Some(true) => "shared",
+        Some(false) => "local: Redis unreachable",
+    };
     match store {
         Ok(()) => HttpResponse::Ok().json(json!({
             "status": if queue.is_ok() { "ready" } else { "degraded" },
             "store": "ok",
             "queue": queue_report,
+            "breakers": breakers,
         })),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check: store unreachable");

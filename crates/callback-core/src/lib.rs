@@ -51,8 +51,8 @@ pub use outbound::{OutboundPolicy, Refused};
 pub use ports::{
     AlertStore, AuditStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter,
     InboundStore, Invoke, InvokeOutcome, InvokeRequest, KeyStore, KeyValue, Notices, OperatorStore,
-    Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, Signing, StoreError, TaskFilter,
-    TaskStore,
+    Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, SharedBreakers, Signing,
+    StoreError, TaskFilter, TaskStore,
 };
 pub use request::{Body, HeaderList, Method, QueryList, TargetUrl};
 pub use retry::{decide, AttemptFacts, Disposition, RetrySchedule};

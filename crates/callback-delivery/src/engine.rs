@@ -163,6 +163,12 @@ impl Delivery {
         background.spawn(reconcile(engine.clone(), shutdown.clone()));
         background.spawn(pump(engine.clone(), shutdown.clone()));
         background.spawn(send_queue_writes(engine.clone(), shutdown.clone()));
+        background.spawn(
+            engine
+                .receivers
+                .clone()
+                .sync_shared_breakers(shutdown.clone()),
+        );
 
         let attempts = engine.attempts.clone();
         loop {

@@ -16,7 +16,7 @@ use crate::work::Work;
 use callback_core::{lock, TtlCache};
 use callback_core::{
     AlertHook, AlertHookId, AlertKind, AlertStore, Endpoint, EndpointName, EndpointStore, Notices,
-    ReceiverStatus, ReceiverWatch, SignatureScheme, Signing, TargetUrl, Task,
+    ReceiverStatus, ReceiverWatch, SharedBreakers, SignatureScheme, Signing, TargetUrl, Task,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -34,6 +34,9 @@ const DISABLED_DEFERRAL: TimeDelta = TimeDelta::hours(1);
 const ENDPOINT_TTL: Duration = Duration::from_secs(2);
 /// Receivers remembered before idle ones are forgotten.
 const MAX_REMEMBERED: usize = 10_000;
+/// How often the cluster's paused receivers are read: a pause one
+/// instance decides holds on all of them within this.
+const SHARED_SYNC: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiverLimits {
@@ -132,6 +135,12 @@ pub struct Receivers {
     waiting: AtomicUsize,
     endpoint_cache: TtlCache<EndpointName, Endpoint>,
     hook_cache: TtlCache<AlertHookId, AlertHook>,
+    /// The cluster's breakers (Redis); `None`: each instance alone.
+    shared: Option<Arc<dyn SharedBreakers>>,
+    /// Receivers the cluster paused, as last read, with the end of each
+    /// pause; and whether that read succeeded (else: local breakers only).
+    shared_open: Mutex<HashMap<String, DateTime<Utc>>>,
+    shared_ok: std::sync::atomic::AtomicBool,
 }
 
 /// The receiver key of a task: its endpoint, or its URL's origin.
@@ -166,7 +175,64 @@ impl Receivers {
             waiting: AtomicUsize::new(0),
             endpoint_cache: TtlCache::new(ENDPOINT_TTL, MAX_REMEMBERED),
             hook_cache: TtlCache::new(ENDPOINT_TTL, MAX_REMEMBERED),
+            shared: None,
+            shared_open: Mutex::new(HashMap::new()),
+            shared_ok: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Shares breakers with the other instances: a receiver one of them
+    /// paused is paused here too, within `SHARED_SYNC`.
+    pub fn with_shared_breakers(mut self, shared: Arc<dyn SharedBreakers>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Reads the cluster's paused receivers every `SHARED_SYNC` until
+    /// `shutdown`. While Redis does not answer, the local breakers go on
+    /// alone (never no breaker), and `/readyz` says so.
+    pub async fn sync_shared_breakers(
+        self: Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        loop {
+            match shared.open_now(Utc::now()).await {
+                Ok(open) => {
+                    *lock(&self.shared_open) = open.into_iter().collect();
+                    self.shared_ok.store(true, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    if self.shared_ok.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(error = %err, "shared circuit breakers unreachable; each instance uses its own until Redis answers");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(SHARED_SYNC) => {}
+            }
+        }
+    }
+
+    /// Tells the cluster, in the background, that this instance paused a
+    /// receiver or saw it answer again.
+    fn share_transition(&self, key: &str, until: Option<DateTime<Utc>>) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let key = key.to_string();
+        tokio::spawn(async move {
+            let told = match until {
+                Some(until) => shared.open(&key, until).await,
+                None => shared.close(&key).await,
+            };
+            if let Err(err) = told {
+                tracing::debug!(receiver = %key, error = %err, "could not share a breaker's change; this instance keeps it");
+            }
+        });
     }
 
     async fn endpoint(&self, name: &EndpointName) -> Result<Option<Endpoint>, String> {
@@ -314,6 +380,17 @@ impl Receivers {
                 limit: Some(callback_core::AttemptResult::DeferredBreaker),
             };
         }
+        drop(receivers);
+        if let Some(until) = lock(&self.shared_open)
+            .get(&key)
+            .filter(|until| **until > now)
+        {
+            return Admission::Defer {
+                until: *until,
+                why: format!("another instance opened the circuit breaker of {key}"),
+                limit: Some(callback_core::AttemptResult::DeferredBreaker),
+            };
+        }
         Admission::Send(Pass {
             key,
             _slot: slot,
@@ -418,10 +495,15 @@ impl Receivers {
                     openings_24h,
                     "circuit breaker opened: the receiver keeps failing; its tasks wait"
                 );
+                self.share_transition(
+                    &pass.key,
+                    Some(Utc::now() + TimeDelta::from_std(pause).unwrap_or(TimeDelta::minutes(5))),
+                );
                 self.notices.breaker_opened(&pass.key, pause, openings_24h);
             }
             Some(Transition::Closed) => {
-                tracing::info!(receiver = %pass.key, "circuit breaker closed: the receiver answers again")
+                tracing::info!(receiver = %pass.key, "circuit breaker closed: the receiver answers again");
+                self.share_transition(&pass.key, None);
             }
             None => {}
         }
@@ -482,6 +564,12 @@ impl Receivers {
 }
 
 impl ReceiverWatch for Receivers {
+    fn breakers_shared(&self) -> Option<bool> {
+        self.shared
+            .as_ref()
+            .map(|_| self.shared_ok.load(Ordering::Relaxed))
+    }
+
     fn endpoint_status(&self, name: &EndpointName) -> ReceiverStatus {
         let key = format!("endpoint:{name}");
         let now = Instant::now();

@@ -156,6 +156,15 @@ impl RedisDelayQueue {
     }
 
     /// Plain keys on the same Redis and pool.
+    /// The circuit breakers the instances sharing this queue share.
+    pub fn breakers(&self) -> crate::breakers::RedisBreakers {
+        crate::breakers::RedisBreakers {
+            pool: self.pool.clone(),
+            timeout: self.options.command_timeout,
+            key: format!("{{{}}}:breakers", self.options.key_prefix),
+        }
+    }
+
     pub fn key_value(&self) -> RedisKeyValue {
         RedisKeyValue {
             pool: self.pool.clone(),

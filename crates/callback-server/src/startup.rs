@@ -11,7 +11,7 @@ use callback_auth::{AuthConfig, Authenticator};
 use callback_core::{
     AlertLinks, AlertStore, AuditStore, BothObservers, BucketClock, DelayQueue, Dispatch,
     EncodingAesKey, EndpointStore, InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace,
-    NoObserver, Observe, OperatorStore, RetrySchedule, TargetUrl, TaskStore,
+    NoObserver, Observe, OperatorStore, RetrySchedule, SharedBreakers, TargetUrl, TaskStore,
 };
 use callback_delivery::{
     run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
@@ -107,7 +107,7 @@ impl Application {
                 touch_interval: Duration::from_secs(30),
             },
         ));
-        let (queue, key_value) = build_queue(&settings).await?;
+        let (queue, key_value, shared_breakers) = build_queue(&settings).await?;
         let metrics = settings
             .metrics
             .enabled
@@ -187,7 +187,7 @@ impl Application {
             }),
         );
         let b = &settings.breaker;
-        let receivers = Arc::new(Receivers::new(
+        let receivers = Receivers::new(
             endpoints.clone(),
             alerts.clone(),
             alerter.clone(),
@@ -204,7 +204,12 @@ impl Application {
                     max_pause: Duration::from_secs(b.max_pause_s),
                 },
             },
-        ));
+        );
+        // With Redis, a receiver one instance paused is paused on all.
+        let receivers = Arc::new(match &shared_breakers {
+            Some(shared) => receivers.with_shared_breakers(shared.clone()),
+            None => receivers,
+        });
         // The success rate alert counts attempts too, when it is on.
         let delivery_observer: Arc<dyn Observe> = if settings.alerts.success_rate_below > 0.0 {
             Arc::new(BothObservers(observer.clone(), alerter.attempts()))
@@ -440,10 +445,14 @@ fn metrics_server(
 /// start: delivery polls the store until it answers.
 async fn build_queue(
     settings: &Settings,
-) -> anyhow::Result<(Arc<dyn DelayQueue>, Option<Arc<dyn KeyValue>>)> {
+) -> anyhow::Result<(
+    Arc<dyn DelayQueue>,
+    Option<Arc<dyn KeyValue>>,
+    Option<Arc<dyn SharedBreakers>>,
+)> {
     let Some(url) = &settings.redis.url else {
         let queue = InProcessDelayQueue::new(settings.delivery.delay_queue_capacity);
-        return Ok((Arc::new(queue), None));
+        return Ok((Arc::new(queue), None, None));
     };
     let r = &settings.redis;
     let url = url.expose_secret();
@@ -470,7 +479,8 @@ async fn build_queue(
         tracing::warn!(error = %err, "Redis is unreachable; delivering by polling the store until it answers");
     }
     let key_value: Arc<dyn KeyValue> = Arc::new(queue.key_value());
-    Ok((Arc::new(queue), Some(key_value)))
+    let breakers: Arc<dyn SharedBreakers> = Arc::new(queue.breakers());
+    Ok((Arc::new(queue), Some(key_value), Some(breakers)))
 }
 
 /// The inbound settings, parsed once: a bad source fails the start.

@@ -69,6 +69,7 @@ impl Drop for TestRedis {
                 let keys = [
                     format!("{{{prefix}}}:due"),
                     format!("{{{prefix}}}:inflight"),
+                    format!("{{{prefix}}}:breakers"),
                 ];
                 let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query(&mut conn);
             }

@@ -64,6 +64,13 @@ pub trait ReceiverWatch: Send + Sync + 'static {
     fn forget_endpoint(&self, name: &EndpointName);
     /// The alert hook changed: drop what is cached of it.
     fn forget_alert_hook(&self, id: AlertHookId);
+
+    /// Whether circuit breakers are shared by the cluster: `None` without
+    /// Redis, `Some(false)` while Redis does not answer (each instance then
+    /// pauses receivers on what it sees alone).
+    fn breakers_shared(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A synchronous call to an endpoint, made now and answered within its

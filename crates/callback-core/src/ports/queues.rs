@@ -69,3 +69,21 @@ pub trait DelayQueue: Send + Sync + 'static {
     /// Returns when an id may have become due, or after `max_wait`.
     async fn wait(&self, max_wait: Duration);
 }
+
+/// Circuit breakers shared by the instances of a cluster (Redis): a
+/// receiver one instance paused is paused on all of them. Without it each
+/// instance pauses on what it sees alone.
+#[async_trait]
+pub trait SharedBreakers: Send + Sync + 'static {
+    /// The receiver is paused until `until`.
+    async fn open(&self, receiver: &str, until: DateTime<Utc>) -> Result<(), QueueError>;
+
+    /// The receiver answers again.
+    async fn close(&self, receiver: &str) -> Result<(), QueueError>;
+
+    /// The receivers paused beyond `now`, each with the end of its pause.
+    async fn open_now(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, QueueError>;
+}

@@ -158,3 +158,92 @@ async fn a_backlog_over_a_receivers_cap_is_put_off_in_groups_and_delivered_once(
     assert!(redis.members("due").await.is_empty());
     app.stop().await;
 }
+
+/// Two instances on one Redis. Only the first would ever open its own
+/// breaker (threshold 3); the second's never opens (threshold 10⁶). Once
+/// the first has paused a failing receiver, the second pauses it too: the
+/// tasks it takes are put off, not sent. `/readyz` says breakers are shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_one_instance_opens_pauses_the_receiver_on_the_other() {
+    let redis = TestRedis::create().await;
+    let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
+    let with_redis = move |s: &mut callback_server::Settings, threshold: u32| {
+        s.redis.url = Some(secrecy::SecretString::from(url.clone()));
+        s.redis.key_prefix = prefix.clone();
+        s.breaker.failure_threshold = threshold;
+        s.breaker.failure_ratio = 0.5;
+    };
+    let tight = with_redis.clone();
+    let first = crate::helpers::spawn_app_with(Backend::Mysql, move |s| tight(s, 3)).await;
+    let second =
+        crate::helpers::spawn_app_on(first.db.clone(), move |s| with_redis(s, 1_000_000)).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(500));
+
+    // Submitted to the first, due now: each is handed to its own workers.
+    for _ in 0..6 {
+        first
+            .submit(json!({"url": receiver.url("/down"), "max_attempts": 1}))
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, open) = first
+            .send_json("GET", "/api/v1/breakers", &json!(null))
+            .await;
+        if !open["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first instance's breaker never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Within a second the second instance knows.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = receiver.requests().len();
+    for _ in 0..3 {
+        second
+            .submit(json!({"url": receiver.url("/down"), "max_attempts": 1}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        seen,
+        "the second instance sent nothing to the paused receiver"
+    );
+    let metrics = second.metrics_text().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("callback_delivery_attempts_total")
+                && l.contains("deferred_breaker")
+                && !l.ends_with(" 0")),
+        "the second instance put tasks off for the breaker:\n{metrics}"
+    );
+    let ready: serde_json::Value = second.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["breakers"], "shared", "{ready:#}");
+    second.stop().await;
+    first.stop().await;
+}
+
+/// Without an answer from Redis, breakers fall back to each instance's
+/// own, and `/readyz` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_breakers_are_local_and_readyz_says_so() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.redis.url = Some(SecretString::from(url));
+        s.redis.command_timeout_ms = 200;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready:#}");
+    assert_eq!(ready["breakers"], "local: Redis unreachable", "{ready:#}");
+    app.stop().await;
+}

@@ -1,0 +1,85 @@
+//! Circuit breakers shared by the cluster: one hash, `{prefix}:breakers`,
+//! receiver to the end of its pause (epoch ms). Instances read it whole
+//! every second; ended pauses are pruned as they are read.
+
+use crate::connection::RedisPool;
+use async_trait::async_trait;
+use callback_core::{QueueError, SharedBreakers};
+use chrono::{DateTime, Utc};
+use deadpool_redis::redis;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct RedisBreakers {
+    pub(crate) pool: RedisPool,
+    pub(crate) timeout: Duration,
+    pub(crate) key: String,
+}
+
+#[async_trait]
+impl SharedBreakers for RedisBreakers {
+    async fn open(&self, receiver: &str, until: DateTime<Utc>) -> Result<(), QueueError> {
+        let key = self.key.clone();
+        let _: i64 = self
+            .pool
+            .with_conn(self.timeout, |mut conn| async move {
+                redis::cmd("HSET")
+                    .arg(&key)
+                    .arg(receiver)
+                    .arg(until.timestamp_millis())
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn close(&self, receiver: &str) -> Result<(), QueueError> {
+        let key = self.key.clone();
+        let _: i64 = self
+            .pool
+            .with_conn(self.timeout, |mut conn| async move {
+                redis::cmd("HDEL")
+                    .arg(&key)
+                    .arg(receiver)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn open_now(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, QueueError> {
+        let key = self.key.clone();
+        let all: Vec<(String, i64)> = self
+            .pool
+            .with_conn(self.timeout, |mut conn| {
+                let key = key.clone();
+                async move { redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await }
+            })
+            .await?;
+        let (open, ended): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|(_, until)| *until > now.timestamp_millis());
+        if !ended.is_empty() {
+            let names: Vec<String> = ended.into_iter().map(|(name, _)| name).collect();
+            let _: i64 = self
+                .pool
+                .with_conn(self.timeout, |mut conn| async move {
+                    redis::cmd("HDEL")
+                        .arg(&key)
+                        .arg(&names)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+        }
+        Ok(open
+            .into_iter()
+            .filter_map(|(name, until)| Some((name, DateTime::from_timestamp_millis(until)?)))
+            .collect())
+    }
+}
