@@ -3,8 +3,8 @@
 //! the chat groups are told in the same transaction. Its new events are
 //! then kept as `held` tasks until an operator enables it.
 
-use crate::{alert_task, Alerter};
-use callback_core::{ops_alert_body, AlertHook, OpsAlert, StoreError};
+use crate::Alerter;
+use callback_core::{OpsAlert, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 
 impl Alerter {
@@ -20,13 +20,6 @@ impl Alerter {
         if failing.is_empty() {
             return Ok(0);
         }
-        let hooks: Vec<AlertHook> = self
-            .store
-            .hooks()
-            .await?
-            .into_iter()
-            .filter(AlertHook::hears_ops)
-            .collect();
         let mut disabled = 0;
         for endpoint in failing {
             let since = endpoint.failing_since.unwrap_or(cutoff);
@@ -41,10 +34,7 @@ impl Alerter {
                     endpoint.name
                 ),
             };
-            let messages: Vec<_> = hooks
-                .iter()
-                .map(|hook| alert_task(hook, ops_alert_body(hook.kind, &alert), now))
-                .collect();
+            let (hooks, messages) = self.ops_messages(&alert, now).await?;
             if !endpoints
                 .disable_failing(&endpoint.name, cutoff, now, &messages)
                 .await?
@@ -53,10 +43,7 @@ impl Alerter {
             }
             disabled += 1;
             tracing::warn!(endpoint = %endpoint.name, failing_since = %since, "endpoint disabled: it failed every attempt for too long; its new events are held");
-            for (hook, message) in hooks.iter().zip(&messages) {
-                self.observer.alert(hook.kind.as_str(), true);
-                self.dispatch.accepted(message.id, now).await;
-            }
+            self.hand_over(&hooks, &messages, now).await;
         }
         Ok(disabled)
     }

@@ -347,17 +347,7 @@ impl Alerter {
             // Quiet, and it was: the usual case costs one read.
             return Ok(false);
         }
-        let hooks: Vec<AlertHook> = self
-            .store
-            .hooks()
-            .await?
-            .into_iter()
-            .filter(AlertHook::hears_ops)
-            .collect();
-        let messages: Vec<NewTask> = hooks
-            .iter()
-            .map(|hook| alert_task(hook, ops_alert_body(hook.kind, &alert), now))
-            .collect();
+        let (hooks, messages) = self.ops_messages(&alert, now).await?;
         let repeat = TimeDelta::from_std(self.config.ops_repeat).unwrap_or(TimeDelta::minutes(10));
         if !self
             .store
@@ -372,11 +362,42 @@ impl Alerter {
             detail = %alert.detail,
             "operational alert told"
         );
-        for (hook, message) in hooks.iter().zip(&messages) {
+        self.hand_over(&hooks, &messages, now).await;
+        Ok(true)
+    }
+
+    /// The hooks that hear operational alerts (enabled, without an
+    /// application filter), and the message telling `alert` to each.
+    pub(crate) async fn ops_messages(
+        &self,
+        alert: &OpsAlert,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<AlertHook>, Vec<NewTask>), StoreError> {
+        let hooks: Vec<AlertHook> = self
+            .store
+            .hooks()
+            .await?
+            .into_iter()
+            .filter(AlertHook::hears_ops)
+            .collect();
+        let messages = hooks
+            .iter()
+            .map(|hook| alert_task(hook, ops_alert_body(hook.kind, alert), now))
+            .collect();
+        Ok((hooks, messages))
+    }
+
+    /// Counts the messages a claim stored and hands them to delivery.
+    pub(crate) async fn hand_over(
+        &self,
+        hooks: &[AlertHook],
+        messages: &[NewTask],
+        now: DateTime<Utc>,
+    ) {
+        for (hook, message) in hooks.iter().zip(messages) {
             self.observer.alert(hook.kind.as_str(), true);
             self.dispatch.accepted(message.id, now).await;
         }
-        Ok(true)
     }
 }
 
