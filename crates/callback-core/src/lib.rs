@@ -51,7 +51,7 @@ pub use outbound::{OutboundPolicy, Refused};
 pub use ports::{
     AlertStore, AuditStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter,
     InboundStore, Invoke, InvokeOutcome, InvokeRequest, KeyStore, KeyValue, Notices, OperatorStore,
-    Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, SharedBreakers, Signing,
+    Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, SharedLimits, Signing,
     StoreError, TaskFilter, TaskStore,
 };
 pub use request::{Body, HeaderList, Method, QueryList, TargetUrl};

@@ -167,7 +167,7 @@ impl Delivery {
             engine
                 .receivers
                 .clone()
-                .sync_shared_breakers(shutdown.clone()),
+                .sync_shared_limits(shutdown.clone()),
         );
 
         let attempts = engine.attempts.clone();

@@ -16,7 +16,7 @@ use crate::work::Work;
 use callback_core::{lock, TtlCache};
 use callback_core::{
     AlertHook, AlertHookId, AlertKind, AlertStore, Endpoint, EndpointName, EndpointStore, Notices,
-    ReceiverStatus, ReceiverWatch, SharedBreakers, SignatureScheme, Signing, TargetUrl, Task,
+    ReceiverStatus, ReceiverWatch, SharedLimits, SignatureScheme, Signing, TargetUrl, Task,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -136,7 +136,7 @@ pub struct Receivers {
     endpoint_cache: TtlCache<EndpointName, Endpoint>,
     hook_cache: TtlCache<AlertHookId, AlertHook>,
     /// The cluster's breakers (Redis); `None`: each instance alone.
-    shared: Option<Arc<dyn SharedBreakers>>,
+    shared: Option<Arc<dyn SharedLimits>>,
     /// Receivers the cluster paused, as last read, with the end of each
     /// pause; and whether that read succeeded (else: local breakers only).
     shared_open: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -183,7 +183,7 @@ impl Receivers {
 
     /// Shares breakers with the other instances: a receiver one of them
     /// paused is paused here too, within `SHARED_SYNC`.
-    pub fn with_shared_breakers(mut self, shared: Arc<dyn SharedBreakers>) -> Self {
+    pub fn with_shared_limits(mut self, shared: Arc<dyn SharedLimits>) -> Self {
         self.shared = Some(shared);
         self
     }
@@ -191,7 +191,7 @@ impl Receivers {
     /// Reads the cluster's paused receivers every `SHARED_SYNC` until
     /// `shutdown`. While Redis does not answer, the local breakers go on
     /// alone (never no breaker), and `/readyz` says so.
-    pub async fn sync_shared_breakers(
+    pub async fn sync_shared_limits(
         self: Arc<Self>,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
@@ -324,6 +324,29 @@ impl Receivers {
             };
         }
         let key = receiver_key(task);
+        // With Redis, a rate limit holds for the cluster; while Redis does
+        // not answer, each instance's own limiter (below) holds instead.
+        let mut rate_shared = false;
+        if let (Some(per_s), Some(shared)) = (rate.filter(|r| *r > 0), &self.shared) {
+            match shared.take_rate_token(&key, per_s, now).await {
+                Ok(true) => rate_shared = true,
+                Ok(false) => {
+                    let next_second = now.timestamp() + 1;
+                    let until = DateTime::from_timestamp(next_second, 0).unwrap_or(now)
+                        + TimeDelta::milliseconds(fastrand::i64(0..250));
+                    return Admission::Defer {
+                        until,
+                        why: format!(
+                            "{key} is limited to {per_s} requests a second across the cluster"
+                        ),
+                        limit: Some(callback_core::AttemptResult::DeferredRate),
+                    };
+                }
+                Err(err) => {
+                    tracing::debug!(receiver = %key, error = %err, "shared rate limit unreachable; this instance's own holds");
+                }
+            }
+        }
         let clock = Instant::now();
         let mut receivers = lock(&self.receivers);
         if receivers.len() >= MAX_REMEMBERED && !receivers.contains_key(&key) {
@@ -354,7 +377,7 @@ impl Receivers {
                 key,
             };
         };
-        if let Some(per_s) = rate.and_then(NonZeroU32::new) {
+        if let Some(per_s) = rate.and_then(NonZeroU32::new).filter(|_| !rate_shared) {
             let limiter = match &receiver.limiter {
                 Some((r, limiter)) if *r == per_s.get() => limiter,
                 _ => {

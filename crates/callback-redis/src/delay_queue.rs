@@ -156,12 +156,13 @@ impl RedisDelayQueue {
     }
 
     /// Plain keys on the same Redis and pool.
-    /// The circuit breakers the instances sharing this queue share.
-    pub fn breakers(&self) -> crate::breakers::RedisBreakers {
-        crate::breakers::RedisBreakers {
+    /// The receiver limits the instances sharing this queue share.
+    pub fn limits(&self) -> crate::limits::RedisLimits {
+        crate::limits::RedisLimits {
             pool: self.pool.clone(),
             timeout: self.options.command_timeout,
             key: format!("{{{}}}:breakers", self.options.key_prefix),
+            prefix: self.options.key_prefix.clone(),
         }
     }
 

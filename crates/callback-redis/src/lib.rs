@@ -4,12 +4,12 @@
 //! cluster. Each implements a port of `callback-core`; the store stays the
 //! truth behind them, so anything here can be lost and rebuilt.
 
-mod breakers;
 mod connection;
 mod delay_queue;
 mod key_value;
+mod limits;
 
-pub use breakers::RedisBreakers;
 pub use connection::{RedisQueueError, RedisTopology};
 pub use delay_queue::{RedisDelayQueue, RedisQueueOptions};
 pub use key_value::RedisKeyValue;
+pub use limits::RedisLimits;

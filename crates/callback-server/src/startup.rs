@@ -11,7 +11,7 @@ use callback_auth::{AuthConfig, Authenticator};
 use callback_core::{
     AlertLinks, AlertStore, AuditStore, BothObservers, BucketClock, DelayQueue, Dispatch,
     EncodingAesKey, EndpointStore, InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace,
-    NoObserver, Observe, OperatorStore, RetrySchedule, SharedBreakers, TargetUrl, TaskStore,
+    NoObserver, Observe, OperatorStore, RetrySchedule, SharedLimits, TargetUrl, TaskStore,
 };
 use callback_delivery::{
     run_retention, BreakerConfig, Delivery, DeliveryConfig, HttpSender, ReceiverLimits, Receivers,
@@ -107,7 +107,7 @@ impl Application {
                 touch_interval: Duration::from_secs(30),
             },
         ));
-        let (queue, key_value, shared_breakers) = build_queue(&settings).await?;
+        let (queue, key_value, shared_limits) = build_queue(&settings).await?;
         let metrics = settings
             .metrics
             .enabled
@@ -206,8 +206,8 @@ impl Application {
             },
         );
         // With Redis, a receiver one instance paused is paused on all.
-        let receivers = Arc::new(match &shared_breakers {
-            Some(shared) => receivers.with_shared_breakers(shared.clone()),
+        let receivers = Arc::new(match &shared_limits {
+            Some(shared) => receivers.with_shared_limits(shared.clone()),
             None => receivers,
         });
         // The success rate alert counts attempts too, when it is on.
@@ -448,7 +448,7 @@ async fn build_queue(
 ) -> anyhow::Result<(
     Arc<dyn DelayQueue>,
     Option<Arc<dyn KeyValue>>,
-    Option<Arc<dyn SharedBreakers>>,
+    Option<Arc<dyn SharedLimits>>,
 )> {
     let Some(url) = &settings.redis.url else {
         let queue = InProcessDelayQueue::new(settings.delivery.delay_queue_capacity);
@@ -479,7 +479,7 @@ async fn build_queue(
         tracing::warn!(error = %err, "Redis is unreachable; delivering by polling the store until it answers");
     }
     let key_value: Arc<dyn KeyValue> = Arc::new(queue.key_value());
-    let breakers: Arc<dyn SharedBreakers> = Arc::new(queue.breakers());
+    let breakers: Arc<dyn SharedLimits> = Arc::new(queue.limits());
     Ok((Arc::new(queue), Some(key_value), Some(breakers)))
 }
 

@@ -16,7 +16,7 @@ pub use delivery::{
     Dispatch, Handoff, Invoke, InvokeOutcome, InvokeRequest, Notices, ReceiverStatus,
     ReceiverWatch, Signing,
 };
-pub use queues::{DelayQueue, KeyValue, SharedBreakers};
+pub use queues::{DelayQueue, KeyValue, SharedLimits};
 pub use stores::{
     AlertStore, AuditStore, EndpointStore, InboundFilter, InboundStore, KeyStore, OperatorStore,
     TaskStore,

@@ -70,11 +70,21 @@ pub trait DelayQueue: Send + Sync + 'static {
     async fn wait(&self, max_wait: Duration);
 }
 
-/// Circuit breakers shared by the instances of a cluster (Redis): a
-/// receiver one instance paused is paused on all of them. Without it each
-/// instance pauses on what it sees alone.
+/// Receiver limits shared by the instances of a cluster (Redis): a
+/// receiver one instance paused is paused on all of them, and a rate limit
+/// holds for the cluster, not for each instance. Without it each instance
+/// keeps its own.
 #[async_trait]
-pub trait SharedBreakers: Send + Sync + 'static {
+pub trait SharedLimits: Send + Sync + 'static {
+    /// Takes one of the `per_s` requests the receiver may get in the
+    /// second of `now`, across the cluster; `false` when all are taken.
+    async fn take_rate_token(
+        &self,
+        receiver: &str,
+        per_s: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, QueueError>;
+
     /// The receiver is paused until `until`.
     async fn open(&self, receiver: &str, until: DateTime<Utc>) -> Result<(), QueueError>;
 

@@ -247,3 +247,44 @@ async fn without_redis_breakers_are_local_and_readyz_says_so() {
     assert_eq!(ready["breakers"], "local: Redis unreachable", "{ready:#}");
     app.stop().await;
 }
+
+/// An endpoint limited to 4 requests a second, fed by two instances on
+/// one Redis: the limit holds for the cluster, so 24 deliveries take at
+/// least five seconds (each instance alone would allow 8 a second
+/// together, about three seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_for_the_cluster_not_for_each_instance() {
+    let redis = TestRedis::create().await;
+    let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
+    let with_redis = move |s: &mut callback_server::Settings| {
+        s.redis.url = Some(SecretString::from(url.clone()));
+        s.redis.key_prefix = prefix.clone();
+    };
+    let first = spawn_app_with(Backend::Mysql, with_redis.clone()).await;
+    let second = crate::helpers::spawn_app_on(first.db.clone(), with_redis).await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200));
+    first
+        .create_endpoint(json!({
+            "name": "limited",
+            "url": receiver.url("/limited"),
+            "event_types": ["rate.test"],
+            "rate_limit_per_s": 4,
+        }))
+        .await;
+    for i in 0..24 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let (status, _) = app
+            .publish(json!({"event_type": "rate.test", "payload": {"i": i}}))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let got = receiver.wait_for(24, Duration::from_secs(60)).await;
+    let span = got[23].at.duration_since(got[0].at);
+    assert!(
+        span >= Duration::from_millis(4_500),
+        "24 requests at 4 a second take over 4.5 s, not {span:?}"
+    );
+    second.stop().await;
+    first.stop().await;
+}

@@ -1,23 +1,56 @@
-//! Circuit breakers shared by the cluster: one hash, `{prefix}:breakers`,
-//! receiver to the end of its pause (epoch ms). Instances read it whole
-//! every second; ended pauses are pruned as they are read.
+//! Receiver limits shared by the cluster.
+//!
+//! - Breakers: one hash, `{prefix}:breakers`, receiver to the end of its
+//!   pause (epoch ms). Instances read it whole every second; ended pauses
+//!   are pruned as they are read.
+//! - Rate limits: a counter per receiver and second,
+//!   `{prefix}:rate:{receiver}:{epoch second}`, expiring after two
+//!   seconds. A request may go while the counter is within the limit.
 
 use crate::connection::RedisPool;
 use async_trait::async_trait;
-use callback_core::{QueueError, SharedBreakers};
+use callback_core::{QueueError, SharedLimits};
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
 use std::time::Duration;
 
 #[derive(Clone)]
-pub struct RedisBreakers {
+pub struct RedisLimits {
     pub(crate) pool: RedisPool,
     pub(crate) timeout: Duration,
+    /// The breakers' hash.
     pub(crate) key: String,
+    /// The queue's key prefix, the hash tag of every key here.
+    pub(crate) prefix: String,
 }
 
 #[async_trait]
-impl SharedBreakers for RedisBreakers {
+impl SharedLimits for RedisLimits {
+    async fn take_rate_token(
+        &self,
+        receiver: &str,
+        per_s: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, QueueError> {
+        let key = format!("{{{}}}:rate:{receiver}:{}", self.prefix, now.timestamp());
+        let (taken,): (i64,) = self
+            .pool
+            .with_conn(self.timeout, |mut conn| async move {
+                redis::pipe()
+                    .atomic()
+                    .cmd("INCR")
+                    .arg(&key)
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(2_000)
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(taken <= i64::from(per_s))
+    }
+
     async fn open(&self, receiver: &str, until: DateTime<Utc>) -> Result<(), QueueError> {
         let key = self.key.clone();
         let _: i64 = self
