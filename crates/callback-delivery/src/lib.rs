@@ -14,6 +14,7 @@
 
 mod breaker;
 mod engine;
+mod health;
 mod outcome;
 mod pace;
 mod receivers;

@@ -11,6 +11,7 @@
 //! State is per instance and bounded: idle receivers are forgotten.
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerState, Transition, Verdict};
+use crate::health::{EndpointHealth, HealthWrite};
 use crate::pace::Pace;
 use crate::work::Work;
 use callback_core::{lock, TtlCache};
@@ -100,9 +101,9 @@ struct Receiver {
     waiting: VecDeque<(Instant, Work)>,
     /// When tasks that find no room should come back.
     pace: Pace,
-    /// Whether its last attempt failed, as last written to the store (for
-    /// an endpoint); `None`: not known yet. Only a change is written.
-    failing: Option<bool>,
+    /// Its streak of failures, and what the store was told of it (for an
+    /// endpoint).
+    health: EndpointHealth,
 }
 
 impl Receiver {
@@ -114,7 +115,7 @@ impl Receiver {
             breaker: Breaker::new(breaker),
             waiting: VecDeque::new(),
             pace: Pace::default(),
-            failing: None,
+            health: EndpointHealth::default(),
         }
     }
 
@@ -495,17 +496,21 @@ impl Receivers {
     /// it took to its pace; logs openings and closings.
     pub fn record(&self, pass: &Pass, success: bool, took: Duration) {
         let now = Instant::now();
-        let (transition, flipped) =
+        let is_endpoint = pass.key.starts_with("endpoint:");
+        let (transition, health) =
             lock(&self.receivers)
                 .get_mut(&pass.key)
-                .map_or((None, false), |r| {
+                .map_or((None, None), |r| {
                     r.pace.ended(took);
-                    let flipped = r.failing != Some(!success);
-                    r.failing = Some(!success);
-                    (r.breaker.record(success, now), flipped)
+                    let health = if is_endpoint {
+                        r.health.record(success, Utc::now(), now)
+                    } else {
+                        None
+                    };
+                    (r.breaker.record(success, now), health)
                 });
-        if flipped {
-            self.note_failing(&pass.key, !success);
+        if let Some(health) = health {
+            self.write_health(&pass.key, health);
         }
         match transition {
             Some(Transition::Opened {
@@ -532,10 +537,10 @@ impl Receivers {
         }
     }
 
-    /// Writes, in the background, that an endpoint started failing or
-    /// answered again: what disabling endpoints that fail for days reads.
-    /// Only changes are written, so a steady receiver costs nothing.
-    fn note_failing(&self, key: &str, failing: bool) {
+    /// Writes, in the background, since when an endpoint has failed every
+    /// attempt, or that it answers: what disabling endpoints that fail for
+    /// days reads (`health.rs` says how seldom).
+    fn write_health(&self, key: &str, health: HealthWrite) {
         let Some(name) = key
             .strip_prefix("endpoint:")
             .and_then(|n| EndpointName::parse(n).ok())
@@ -544,13 +549,12 @@ impl Receivers {
         };
         let endpoints = self.endpoints.clone();
         tokio::spawn(async move {
-            let written = if failing {
-                endpoints.mark_failing(&name, Utc::now()).await
-            } else {
-                endpoints.clear_failing(&name).await
+            let written = match health {
+                HealthWrite::FailingSince(since) => endpoints.mark_failing(&name, since).await,
+                HealthWrite::Answers => endpoints.clear_failing(&name).await,
             };
             if let Err(err) = written {
-                tracing::debug!(endpoint = %name, error = %err, "could not note the endpoint's health; the next change writes it");
+                tracing::debug!(endpoint = %name, error = %err, "could not write the endpoint's health; it is written again within a minute");
             }
         });
     }

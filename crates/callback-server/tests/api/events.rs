@@ -330,7 +330,8 @@ async fn endpoints_are_validated_listed_changed_and_deleted(backend: Backend) {
 }
 
 /// An endpoint that fails every attempt for longer than
-/// `endpoints.disable_after_s` (1 s here) is disabled once, with one
+/// `endpoints.disable_after_s` (1 s here, after the 10 s a streak lasts
+/// before it is written) is disabled once, with one
 /// message to the chat groups; its new events are held (no attempt); once
 /// enabled, everything is delivered. (They are made due in acceptance
 /// order; attempts in parallel may still overtake one another until
