@@ -325,6 +325,20 @@ impl Receivers {
             };
         }
         let key = receiver_key(task);
+        // Paused by another instance: put off before this instance's own
+        // breaker is asked, which could otherwise hand out its half-open
+        // trial to a task that then never goes.
+        let paused_until = lock(&self.shared_open)
+            .get(&key)
+            .copied()
+            .filter(|until| *until > now);
+        if let Some(until) = paused_until {
+            return Admission::Defer {
+                until,
+                why: format!("another instance opened the circuit breaker of {key}"),
+                limit: Some(callback_core::AttemptResult::DeferredBreaker),
+            };
+        }
         // With Redis, a rate limit holds for the cluster; while Redis does
         // not answer, each instance's own limiter (below) holds instead.
         let mut rate_shared = false;
@@ -401,17 +415,6 @@ impl Receivers {
             return Admission::Defer {
                 until: now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(5)),
                 why: format!("the circuit breaker of {key} is open"),
-                limit: Some(callback_core::AttemptResult::DeferredBreaker),
-            };
-        }
-        drop(receivers);
-        if let Some(until) = lock(&self.shared_open)
-            .get(&key)
-            .filter(|until| **until > now)
-        {
-            return Admission::Defer {
-                until: *until,
-                why: format!("another instance opened the circuit breaker of {key}"),
                 limit: Some(callback_core::AttemptResult::DeferredBreaker),
             };
         }
