@@ -86,7 +86,8 @@ pub trait Observe: Send + Sync + 'static {
     fn accepted(&self, _app: Option<&str>, _intake: Intake, _count: u64) {}
 
     /// An attempt to `receiver` (a URL's host, or an endpoint) ended, or a
-    /// task was put off (then `duration` is zero).
+    /// task was put off (then `duration` is zero). An attempt that ended is
+    /// reported once, as `attempt_report`, whose default comes here.
     fn attempt(&self, _receiver: &str, _result: AttemptResult, _duration: Duration) {}
 
     /// A task of `app` ended for good; `since_accepted` is its age then.
@@ -98,8 +99,12 @@ pub trait Observe: Send + Sync + 'static {
     /// A vendor callback from `source` was recorded, routed or not.
     fn inbound(&self, _source: &str, _routed: bool) {}
 
-    /// An attempt ended: what a live view or a span exporter shows of it.
-    fn attempt_report(&self, _report: &AttemptReport<'_>) {}
+    /// An attempt ended, in full: what a live view or a span exporter
+    /// shows of it. By default, counted as `attempt`; an observer that
+    /// takes the report and still counts calls `attempt` itself.
+    fn attempt_report(&self, report: &AttemptReport<'_>) {
+        self.attempt(report.receiver, report.result, report.duration);
+    }
 }
 
 /// One attempt, as it ended.

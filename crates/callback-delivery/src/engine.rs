@@ -449,8 +449,6 @@ impl Engine {
         self.receivers
             .record(&pass, outcome.success, clock.elapsed());
         let receiver = std::mem::take(&mut pass.key);
-        self.observer
-            .attempt(&receiver, outcome.result(), outcome.duration);
         drop(pass);
         let task = &claim.task;
         self.observer.attempt_report(&AttemptReport {
