@@ -8,12 +8,12 @@
 
 use crate::Alerter;
 use callback_core::lock;
-use callback_core::{AttemptResult, AttemptTally, Observe, OpsAlert, StoreError};
+use callback_core::{AttemptResult, AttemptTally, Observe, OpsAlert, SlidingCounts, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const SLOTS: usize = 30;
+const SLOTS: u32 = 30;
 
 /// When the success rate alert fires.
 #[derive(Debug, Clone, Copy)]
@@ -43,45 +43,32 @@ impl SuccessRateRule {
 /// This instance's attempts in a sliding window. The alerter's observer:
 /// the delivery engine tells it of every attempt.
 pub struct AttemptWindow {
-    started: Instant,
-    slot_length: Duration,
-    slots: Mutex<[(u64, AttemptTally); SLOTS]>,
+    counts: Mutex<SlidingCounts>,
 }
 
 impl AttemptWindow {
     pub fn new(window: Duration) -> Self {
         Self {
-            started: Instant::now(),
-            slot_length: (window / SLOTS as u32).max(Duration::from_millis(10)),
-            slots: Mutex::new([(0, AttemptTally::default()); SLOTS]),
+            counts: Mutex::new(SlidingCounts::new(window, SLOTS, Instant::now())),
         }
     }
 
-    /// The slot number of `at`, counted from the window's creation.
-    fn slot(&self, at: Instant) -> u64 {
-        let elapsed = at.saturating_duration_since(self.started);
-        u64::try_from(elapsed.as_nanos() / self.slot_length.as_nanos()).unwrap_or(u64::MAX)
-    }
-
+    /// Counts one attempt's result; a deferral is no attempt.
     pub fn count_at(&self, result: AttemptResult, at: Instant) {
-        let slot = self.slot(at);
-        let mut slots = lock(&self.slots);
-        let (number, tally) = &mut slots[(slot % SLOTS as u64) as usize];
-        if *number != slot {
-            *number = slot;
-            *tally = AttemptTally::default();
-        }
+        let mut tally = AttemptTally::default();
         tally.count(result);
+        if tally.attempts() > 0 {
+            lock(&self.counts).add(tally.failed == 0, at);
+        }
     }
 
     /// The attempts counted within the window ending at `at`.
     pub fn tally_at(&self, at: Instant) -> AttemptTally {
-        let newest = self.slot(at);
-        let oldest = newest.saturating_sub(SLOTS as u64 - 1);
-        lock(&self.slots)
-            .iter()
-            .filter(|(number, _)| (oldest..=newest).contains(number))
-            .fold(AttemptTally::default(), |sum, (_, tally)| sum + *tally)
+        let (attempts, failed) = lock(&self.counts).totals(at);
+        AttemptTally {
+            succeeded: attempts - failed,
+            failed,
+        }
     }
 }
 
@@ -154,8 +141,8 @@ mod tests {
 
     #[test]
     fn the_window_counts_attempts_and_forgets_them_once_they_are_older_than_it() {
+        let start = Instant::now();
         let window = AttemptWindow::new(Duration::from_secs(30));
-        let start = window.started;
         window.count_at(AttemptResult::Success, start);
         window.count_at(AttemptResult::Timeout, start + Duration::from_secs(10));
         window.count_at(

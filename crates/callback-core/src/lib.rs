@@ -23,6 +23,7 @@ pub mod task;
 pub mod trace;
 pub mod validation;
 pub mod wechat_safe_mode;
+pub mod window;
 
 pub use access::{
     Actor, ApiKey, ApiKeyId, AppMismatch, AuditEntry, AuditFilter, AuditId, IpAllowlist, KeyHash,
@@ -65,3 +66,4 @@ pub use task::{
 pub use trace::TraceParent;
 pub use validation::{FieldError, ValidationErrors};
 pub use wechat_safe_mode::EncodingAesKey;
+pub use window::SlidingCounts;

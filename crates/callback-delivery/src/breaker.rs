@@ -10,6 +10,7 @@
 //! Attempts are counted in one-second buckets over the window, so memory
 //! is the same at ten requests a second and at twenty thousand.
 
+use callback_core::SlidingCounts;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -70,61 +71,9 @@ pub enum Transition {
 pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
-    recent: Counts,
+    /// Attempts and failures over the window, in one-second slots.
+    recent: SlidingCounts,
     openings: VecDeque<Instant>,
-}
-
-/// Attempts and failures in one-second buckets over the window: a ring
-/// whose slots are reused as time goes on.
-#[derive(Debug, Clone)]
-struct Counts {
-    /// When bucket 0 began; a bucket's number is its seconds since then.
-    origin: Instant,
-    /// Per slot: the bucket it holds, attempts, failures.
-    slots: Vec<(u64, u32, u32)>,
-}
-
-impl Counts {
-    fn new(window: Duration, origin: Instant) -> Self {
-        let slots = usize::try_from(window.as_secs().max(1)).unwrap_or(1);
-        Self {
-            origin,
-            slots: vec![(u64::MAX, 0, 0); slots],
-        }
-    }
-
-    fn bucket(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.origin).as_secs()
-    }
-
-    fn add(&mut self, success: bool, now: Instant) {
-        let bucket = self.bucket(now);
-        let len = self.slots.len() as u64;
-        let slot = &mut self.slots[(bucket % len) as usize];
-        if slot.0 != bucket {
-            *slot = (bucket, 0, 0);
-        }
-        slot.1 = slot.1.saturating_add(1);
-        if !success {
-            slot.2 = slot.2.saturating_add(1);
-        }
-    }
-
-    /// Attempts and failures within the window, as of `now`.
-    fn totals(&self, now: Instant) -> (u64, u64) {
-        let current = self.bucket(now);
-        let len = self.slots.len() as u64;
-        self.slots
-            .iter()
-            .filter(|(bucket, _, _)| *bucket <= current && current - bucket < len)
-            .fold((0, 0), |(a, f), (_, attempts, failures)| {
-                (a + u64::from(*attempts), f + u64::from(*failures))
-            })
-    }
-
-    fn clear(&mut self) {
-        self.slots.fill((u64::MAX, 0, 0));
-    }
 }
 
 impl Breaker {
@@ -132,7 +81,11 @@ impl Breaker {
         Self {
             config,
             state: BreakerState::Closed,
-            recent: Counts::new(config.window, Instant::now()),
+            recent: SlidingCounts::new(
+                config.window,
+                u32::try_from(config.window.as_secs().max(1)).unwrap_or(u32::MAX),
+                Instant::now(),
+            ),
             openings: VecDeque::new(),
         }
     }
