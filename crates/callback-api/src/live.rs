@@ -110,15 +110,7 @@ pub async fn stream_attempts(
     caller.require(Scope::TasksRead)?;
     let query = query.into_inner();
     // An application's key sees its own application's attempts only.
-    let app = match (&caller.app, query.app) {
-        (Some(own), Some(asked)) if *own != asked => {
-            return Err(ApiError::Forbidden(format!(
-                "this key is bound to application {own:?}"
-            )))
-        }
-        (Some(own), _) => Some(own.clone()),
-        (None, asked) => asked,
-    };
+    let app = caller.app_for(query.app)?;
     let filter = Filter {
         app,
         receiver: query.receiver,

@@ -328,10 +328,12 @@ impl Receivers {
         // Paused by another instance: put off before this instance's own
         // breaker is asked, which could otherwise hand out its half-open
         // trial to a task that then never goes.
-        let paused_until = lock(&self.shared_open)
-            .get(&key)
-            .copied()
-            .filter(|until| *until > now);
+        let paused_until = self.shared.as_ref().and_then(|_| {
+            lock(&self.shared_open)
+                .get(&key)
+                .copied()
+                .filter(|until| *until > now)
+        });
         if let Some(until) = paused_until {
             return Admission::Defer {
                 until,
