@@ -19,6 +19,7 @@ mod m20261204_000010_ops_alerts;
 mod m20261204_000011_endpoint_breaker;
 mod m20261204_000012_delivery_tallies;
 mod m20261204_000013_endpoint_disable;
+mod m20261205_000014_console_accounts;
 mod sqlite_indexes;
 
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_endpoint_breaker::Migration),
             Box::new(m20261204_000012_delivery_tallies::Migration),
             Box::new(m20261204_000013_endpoint_disable::Migration),
+            Box::new(m20261205_000014_console_accounts::Migration),
         ]
     }
 }

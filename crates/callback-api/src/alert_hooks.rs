@@ -20,7 +20,7 @@ const MAX_LABEL: usize = 128;
 const MAX_REMARK: usize = 255;
 
 /// An alert hook to create.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAlertHookRequest {
     /// `dingtalk`, `wecom` or `webhook`.
@@ -158,8 +158,20 @@ pub async fn create_hook(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Operator)?;
     let request: CreateAlertHookRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let hook = create(&state, &caller, request).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/alert-hooks/{}", hook.id)))
+        .json(hook))
+}
+
+/// Creates an alert hook: the API's and the console's one way.
+pub async fn create(
+    state: &ApiState,
+    caller: &Caller,
+    request: CreateAlertHookRequest,
+) -> Result<AlertHookView, ApiError> {
+    caller.require(Scope::Operator)?;
     let mut errors = ValidationErrors::default();
     let kind = errors.take("kind", AlertKind::parse(&request.kind));
     let url = errors.take("url", TargetUrl::parse(&request.url));
@@ -190,9 +202,7 @@ pub async fn create_hook(
         .create_hook(&hook)
         .await
         .map_err(ApiError::StoreUnavailable)?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/alert-hooks/{}", hook.id)))
-        .json(AlertHookView::new(&hook)))
+    Ok(AlertHookView::new(&hook))
 }
 
 /// Every alert hook.
@@ -201,15 +211,20 @@ pub async fn list_hooks(
     state: web::Data<ApiState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(list(&state, &caller).await?))
+}
+
+/// Every alert hook, secrets hidden.
+pub async fn list(state: &ApiState, caller: &Caller) -> Result<AlertHookList, ApiError> {
     caller.require(Scope::Operator)?;
     let hooks = state
         .alerts
         .hooks()
         .await
         .map_err(ApiError::StoreUnavailable)?;
-    Ok(HttpResponse::Ok().json(AlertHookList {
+    Ok(AlertHookList {
         items: hooks.iter().map(AlertHookView::new).collect(),
-    }))
+    })
 }
 
 /// One alert hook.
@@ -294,8 +309,13 @@ pub async fn test_hook(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(test(&state, &caller, &path).await?))
+}
+
+/// Sends a test message now; what the hook answered.
+pub async fn test(state: &ApiState, caller: &Caller, id: &str) -> Result<AlertTestView, ApiError> {
     caller.require(Scope::Operator)?;
-    let hook = load(&state, parse_id(&path)?).await?;
+    let hook = load(state, parse_id(id)?).await?;
     let outcome = state
         .invoker
         .invoke(hook.direct_request(
@@ -321,7 +341,7 @@ pub async fn test_hook(
             error: Some(error),
         },
     };
-    Ok(HttpResponse::Ok().json(view))
+    Ok(view)
 }
 
 #[cfg(test)]

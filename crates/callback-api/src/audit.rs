@@ -32,9 +32,14 @@ pub fn note(req: &HttpRequest, target: Option<String>, detail: Option<Value>) {
     req.extensions_mut().insert(AuditNote { target, detail });
 }
 
-/// The stable name of an action, by method and route.
+/// The stable name of an action, by method and route. The console's
+/// routes mirror the API's under `/console`, so that an action has one name
+/// whichever way it was taken.
 fn action_name(method: &Method, pattern: &str) -> String {
-    let route = pattern.strip_prefix("/api/v1").unwrap_or(pattern);
+    let route = pattern
+        .strip_prefix("/api/v1")
+        .or_else(|| pattern.strip_prefix("/console"))
+        .unwrap_or(pattern);
     let name = match (method.as_str(), route) {
         ("POST", "/tasks/{task_id}/retry") => "task.retry",
         ("POST", "/tasks/{task_id}/cancel") => "task.cancel",
@@ -54,7 +59,13 @@ fn action_name(method: &Method, pattern: &str) -> String {
         ("POST", "/inbound/{id}/forward") => "inbound.forward",
         ("POST", "/failed-buckets/retry") => "failed_bucket.retry",
         ("POST", "/keys") => "key.create",
-        ("DELETE", "/keys/{id}") => "key.revoke",
+        ("DELETE", "/keys/{id}") | ("POST", "/keys/{id}/revoke") => "key.revoke",
+        ("POST", "/login") => "console.sign_in",
+        ("POST", "/logout") => "console.sign_out",
+        ("POST", "/accounts") => "account.create",
+        ("POST", "/accounts/{id}/disable") => "account.disable",
+        ("POST", "/accounts/{id}/enable") => "account.enable",
+        ("POST", "/accounts/{id}/reset-password") => "account.reset_password",
         _ => return format!("{method} {route}"),
     };
     name.to_string()
@@ -126,11 +137,11 @@ pub async fn record(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// `admin` or `key:<id>`.
+    /// `admin`, `key:<id>` or `account:<username>`.
     pub actor: Option<String>,
     /// e.g. `task.retry`, `key.create`.
     pub action: Option<String>,
@@ -148,7 +159,7 @@ pub struct AuditQuery {
 pub struct AuditView {
     pub id: String,
     pub at: DateTime<Utc>,
-    /// `admin` or `key:<id>`.
+    /// `admin`, `key:<id>` or `account:<username>`.
     pub actor: String,
     pub actor_name: String,
     pub ip: Option<String>,
@@ -204,10 +215,19 @@ pub async fn list_audit(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Admin)?;
     let query = web::Query::<AuditQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::invalid("query", e.to_string()))?
         .into_inner();
+    Ok(HttpResponse::Ok().json(entries(&state, &caller, query).await?))
+}
+
+/// A page of the audit log, newest first.
+pub async fn entries(
+    state: &ApiState,
+    caller: &Caller,
+    query: AuditQuery,
+) -> Result<AuditList, ApiError> {
+    caller.require(Scope::Admin)?;
     let mut errors = ValidationErrors::default();
     let limit = crate::paging::page_limit(&mut errors, query.limit);
     let after = crate::paging::cursor(&mut errors, query.cursor.as_deref(), str::parse::<AuditId>);
@@ -223,10 +243,10 @@ pub async fn list_audit(
         .audit(&filter, PageRequest { limit, after })
         .await
         .map_err(|e| ApiError::from_store(e, "read"))?;
-    Ok(HttpResponse::Ok().json(AuditList {
+    Ok(AuditList {
         items: page.items.into_iter().map(AuditView::from).collect(),
         next_cursor: page.next_cursor.map(|id| id.to_string()),
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -238,6 +258,15 @@ mod tests {
         assert_eq!(
             action_name(&Method::POST, "/api/v1/tasks/{task_id}/retry"),
             "task.retry"
+        );
+        // The console's mirror of a route is the same action.
+        assert_eq!(
+            action_name(&Method::POST, "/console/tasks/{task_id}/retry"),
+            "task.retry"
+        );
+        assert_eq!(
+            action_name(&Method::POST, "/console/accounts"),
+            "account.create"
         );
         assert_eq!(
             action_name(&Method::DELETE, "/api/v1/keys/{id}"),

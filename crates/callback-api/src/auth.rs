@@ -85,6 +85,11 @@ pub async fn authenticate(
 pub struct Caller(Arc<Principal>);
 
 impl Caller {
+    /// The console acts for its signed-in person through the same checks.
+    pub fn new(principal: Arc<Principal>) -> Self {
+        Self(principal)
+    }
+
     /// `403 insufficient_scope` naming `scope` when the caller lacks it.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         self.0.require(scope).map_err(ApiError::MissingScope)

@@ -308,7 +308,7 @@ pub struct TaskList {
 }
 
 /// Filters and paging of `GET /api/v1/tasks`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListTasksQuery {
@@ -316,6 +316,16 @@ pub struct ListTasksQuery {
     pub status: Option<String>,
     pub source_app: Option<String>,
     pub target_app: Option<String>,
+    /// The receiver's host, e.g. `pay.example.com`.
+    pub url_host: Option<String>,
+    /// A part of the URL (no index serves it alone: combine it with
+    /// another condition on a large store).
+    pub url_contains: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub created_to: Option<DateTime<Utc>>,
     /// 1 to 200; default 50.
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.

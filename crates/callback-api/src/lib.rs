@@ -4,26 +4,26 @@
 //! Handlers see the store and the dispatcher only through the ports of
 //! `callback-core`; the server decides which backends are behind them.
 
-mod alert_hooks;
-mod audit;
+pub mod alert_hooks;
+pub mod audit;
 mod auth;
 pub mod dto;
 pub mod endpoint_dto;
-mod endpoints;
+pub mod endpoints;
 mod error;
 mod events;
 mod health;
-mod inbound;
+pub mod inbound;
 mod json_body;
-mod keys;
+pub mod keys;
 pub mod live;
 pub mod openapi;
-mod operations;
+pub mod operations;
 mod paging;
-mod tasks;
+pub mod tasks;
 mod vendors;
 
-pub use auth::bearer_token;
+pub use auth::{bearer_token, Caller, ClientAddress};
 pub use dto::TaskDefaults;
 pub use error::{ApiError, Problem};
 

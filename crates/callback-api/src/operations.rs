@@ -32,7 +32,7 @@ pub struct BucketList {
     pub items: Vec<BucketView>,
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBucketRequest {
     /// The bucket, `YYYYMMDDHHmm`.
@@ -55,7 +55,7 @@ pub struct RetryBucketView {
 }
 
 /// Which tasks a bulk operation acts on; at least one condition.
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     pub status: Option<String>,
@@ -154,6 +154,11 @@ pub async fn list_buckets(
     state: web::Data<ApiState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(buckets(&state, &caller).await?))
+}
+
+/// The failed buckets within retention, newest first.
+pub async fn buckets(state: &ApiState, caller: &Caller) -> Result<BucketList, ApiError> {
     caller.require(Scope::Operator)?;
     let since = Utc::now() - state.buckets.retention;
     let buckets = state
@@ -161,7 +166,7 @@ pub async fn list_buckets(
         .failed_buckets(state.buckets.clock, since)
         .await
         .map_err(ApiError::StoreUnavailable)?;
-    Ok(HttpResponse::Ok().json(BucketList {
+    Ok(BucketList {
         items: buckets
             .iter()
             .map(|b| BucketView {
@@ -170,7 +175,7 @@ pub async fn list_buckets(
                 retry: b.retries,
             })
             .collect(),
-    }))
+    })
 }
 
 /// Re-send every task of a bucket, optionally to another URL.
@@ -192,8 +197,23 @@ pub async fn retry_bucket(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Operator)?;
     let request: RetryBucketRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let view = resend_bucket(&state, &caller, &request).await?;
+    crate::audit::note(
+        &req,
+        Some(request.date.clone()),
+        Some(serde_json::json!({ "request": &request, "queued": view.queued })),
+    );
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Re-sends every task of a failed bucket, to their URLs or to another.
+pub async fn resend_bucket(
+    state: &ApiState,
+    caller: &Caller,
+    request: &RetryBucketRequest,
+) -> Result<RetryBucketView, ApiError> {
+    caller.require(Scope::Operator)?;
     let mut errors = ValidationErrors::default();
     let start = errors.take("date", state.buckets.clock.parse_key(&request.date));
     let url = target_url(&mut errors, request.target_url.as_deref());
@@ -218,23 +238,19 @@ pub async fn retry_bucket(
         failed_to: Some(start + BUCKET),
         ..BulkFilter::default()
     };
-    let queued = resend_matching(&state, &filter, url.as_ref()).await?;
+    let queued = resend_matching(state, &filter, url.as_ref()).await?;
     tracing::info!(bucket = %request.date, queued, retry, "failed bucket re-sent");
-    crate::audit::note(
-        &req,
-        Some(request.date.clone()),
-        Some(serde_json::json!({ "request": &request, "queued": queued })),
-    );
-    Ok(HttpResponse::Ok().json(RetryBucketView {
-        date: request.date,
+    Ok(RetryBucketView {
+        date: request.date.clone(),
         queued,
         retry,
-    }))
+    })
 }
 
 /// A bulk operation's audit detail: the filter as given, and the counts.
-fn note_bulk(req: &HttpRequest, request: &BulkRequest, matched: u64, acted: u64) {
-    let detail = serde_json::json!({ "filter": request, "matched": matched, "acted": acted });
+pub fn note_bulk(req: &HttpRequest, request: &BulkRequest, view: &BulkView) {
+    let detail =
+        serde_json::json!({ "filter": request, "matched": view.matched, "acted": view.acted });
     crate::audit::note(req, None, Some(detail));
 }
 
@@ -246,8 +262,20 @@ pub async fn retry_tasks(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Operator)?;
     let request: BulkRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let view = bulk_resend(&state, &caller, &request).await?;
+    note_bulk(&req, &request, &view);
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Re-sends every finished task matching the request's filter (or counts
+/// them on a dry run).
+pub async fn bulk_resend(
+    state: &ApiState,
+    caller: &Caller,
+    request: &BulkRequest,
+) -> Result<BulkView, ApiError> {
+    caller.require(Scope::Operator)?;
     let mut errors = ValidationErrors::default();
     let url = target_url(&mut errors, request.target_url.as_deref());
     let filter = match request.filter() {
@@ -273,14 +301,13 @@ pub async fn retry_tasks(
     let acted = if dry_run {
         0
     } else {
-        resend_matching(&state, &filter, url.as_ref()).await?
+        resend_matching(state, &filter, url.as_ref()).await?
     };
-    note_bulk(&req, &request, matched, acted);
-    Ok(HttpResponse::Ok().json(BulkView {
+    Ok(BulkView {
         matched,
         acted,
         dry_run,
-    }))
+    })
 }
 
 /// Cancel every unfinished task matching the filter.
@@ -291,8 +318,20 @@ pub async fn cancel_tasks(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Operator)?;
     let request: BulkRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let view = bulk_cancel(&state, &caller, &request).await?;
+    note_bulk(&req, &request, &view);
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Cancels every unfinished task matching the request's filter (or counts
+/// them on a dry run).
+pub async fn bulk_cancel(
+    state: &ApiState,
+    caller: &Caller,
+    request: &BulkRequest,
+) -> Result<BulkView, ApiError> {
+    caller.require(Scope::Operator)?;
     if request.target_url.is_some() {
         return Err(ApiError::invalid(
             "target_url",
@@ -335,10 +374,63 @@ pub async fn cancel_tasks(
             after = Some(last);
         }
     }
-    note_bulk(&req, &request, matched, acted);
-    Ok(HttpResponse::Ok().json(BulkView {
+    Ok(BulkView {
         matched,
         acted,
         dry_run,
-    }))
+    })
+}
+
+/// Tasks accepted since a time, and how many of them are delivered,
+/// failed for good and retrying: the console's overview.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Tally {
+    pub accepted: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retrying: u64,
+}
+
+/// Counts the tasks accepted since `since` by where they are now.
+pub async fn tally_since(
+    state: &ApiState,
+    caller: &Caller,
+    since: DateTime<Utc>,
+) -> Result<Tally, ApiError> {
+    caller.require(Scope::TasksRead)?;
+    let count = |status: Option<TaskStatus>| {
+        let filter = BulkFilter {
+            status,
+            source_app: caller.app.clone(),
+            created_from: Some(since),
+            ..BulkFilter::default()
+        };
+        async move {
+            state
+                .operators
+                .count_matching(&filter)
+                .await
+                .map_err(ApiError::StoreUnavailable)
+        }
+    };
+    Ok(Tally {
+        accepted: count(None).await?,
+        succeeded: count(Some(TaskStatus::Succeeded)).await?,
+        failed: count(Some(TaskStatus::Failed)).await?,
+        retrying: count(Some(TaskStatus::Retrying)).await?,
+    })
+}
+
+/// Tasks due now and not yet attempted, the oldest's age, and those
+/// waiting for a later retry.
+pub async fn backlog(
+    state: &ApiState,
+    caller: &Caller,
+) -> Result<callback_core::Backlog, ApiError> {
+    caller.require(Scope::TasksRead)?;
+    state
+        .operators
+        .backlog(Utc::now())
+        .await
+        .map_err(ApiError::StoreUnavailable)
 }

@@ -251,9 +251,14 @@ pub async fn get_task(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::TasksRead)?;
-    let detail = load_task(&state, &caller, parse_task_id(&path)?).await?;
+    let detail = detail(&state, &caller, parse_task_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(TaskView::new(&detail.task, Some(&detail.attempts))))
+}
+
+/// A task with every attempt, as the caller may see it.
+pub async fn detail(state: &ApiState, caller: &Caller, id: TaskId) -> Result<TaskDetail, ApiError> {
+    caller.require(Scope::TasksRead)?;
+    load_task(state, caller, id).await
 }
 
 /// Tasks, newest first, filtered and paginated.
@@ -273,8 +278,22 @@ pub async fn list_tasks(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::TasksRead)?;
     let query: ListTasksQuery = serde_urlencoded_query(req.query_string())?;
+    let page = list(&state, &caller, query).await?;
+    Ok(HttpResponse::Ok().json(TaskList {
+        items: page.items.iter().map(|t| TaskView::new(t, None)).collect(),
+        next_cursor: page.next_cursor.map(|id| id.to_string()),
+    }))
+}
+
+/// A page of the tasks the caller sees, newest first: the listing of the
+/// API and of the console.
+pub async fn list(
+    state: &ApiState,
+    caller: &Caller,
+    query: ListTasksQuery,
+) -> Result<Page<Task>, ApiError> {
+    caller.require(Scope::TasksRead)?;
     let mut errors = ValidationErrors::default();
     let status = query
         .status
@@ -283,29 +302,28 @@ pub async fn list_tasks(
     let limit = crate::paging::page_limit(&mut errors, query.limit);
     let after = crate::paging::cursor(&mut errors, query.cursor.as_deref(), str::parse::<TaskId>);
     errors.into_result().map_err(ApiError::Validation)?;
-    let page = match confine(&caller, query.source_app) {
+    let Some(source_app) = confine(caller, query.source_app) else {
         // Another application's tasks: for this key there are none.
-        None => Page {
+        return Ok(Page {
             items: Vec::new(),
             next_cursor: None,
-        },
-        Some(source_app) => {
-            let filter = TaskFilter {
-                status,
-                source_app,
-                target_app: query.target_app,
-            };
-            state
-                .store
-                .list(&filter, PageRequest { limit, after })
-                .await
-                .map_err(|e| ApiError::from_store(e, "list"))?
-        }
+        });
     };
-    Ok(HttpResponse::Ok().json(TaskList {
-        items: page.items.iter().map(|t| TaskView::new(t, None)).collect(),
-        next_cursor: page.next_cursor.map(|id| id.to_string()),
-    }))
+    let filter = TaskFilter {
+        status,
+        source_app,
+        target_app: query.target_app,
+        url_host: query.url_host,
+        url_contains: query.url_contains,
+        idempotency_key: query.idempotency_key,
+        created_from: query.created_from,
+        created_to: query.created_to,
+    };
+    state
+        .store
+        .list(&filter, PageRequest { limit, after })
+        .await
+        .map_err(|e| ApiError::from_store(e, "list"))
 }
 
 /// The `source_app` a listing is confined to: the one asked for, or the
@@ -364,9 +382,14 @@ pub async fn retry_task(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let task = resend(&state, &caller, parse_task_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(TaskView::new(&task, None)))
+}
+
+/// Re-sends a finished task now, with a fresh budget of attempts.
+pub async fn resend(state: &ApiState, caller: &Caller, id: TaskId) -> Result<Task, ApiError> {
     caller.require(Scope::TasksManage)?;
-    let id = parse_task_id(&path)?;
-    ensure_own_task(&state, &caller, id).await?;
+    ensure_own_task(state, caller, id).await?;
     let now = Utc::now();
     let task = state
         .store
@@ -374,7 +397,7 @@ pub async fn retry_task(
         .await
         .map_err(|e| ApiError::from_store(e, "re-send"))?;
     state.dispatch.accepted(task.id, now).await;
-    Ok(HttpResponse::Ok().json(TaskView::new(&task, None)))
+    Ok(task)
 }
 
 /// Stop a task that has not finished.
@@ -395,9 +418,14 @@ pub async fn cancel_task(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let task = cancel(&state, &caller, parse_task_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(TaskView::new(&task, None)))
+}
+
+/// Stops a task that has not finished.
+pub async fn cancel(state: &ApiState, caller: &Caller, id: TaskId) -> Result<Task, ApiError> {
     caller.require(Scope::TasksManage)?;
-    let id = parse_task_id(&path)?;
-    ensure_own_task(&state, &caller, id).await?;
+    ensure_own_task(state, caller, id).await?;
     let task = state
         .store
         .cancel(id, Utc::now())
@@ -406,5 +434,5 @@ pub async fn cancel_task(
     let age = (Utc::now() - task.created_at).to_std().unwrap_or_default();
     let app = task.spec.source_app.as_deref();
     state.observer.finished(app, Finish::Cancelled, age);
-    Ok(HttpResponse::Ok().json(TaskView::new(&task, None)))
+    Ok(task)
 }

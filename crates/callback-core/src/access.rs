@@ -233,6 +233,11 @@ pub enum Actor {
         id: ApiKeyId,
         name: String,
     },
+    /// A person signed in to the console.
+    Account {
+        id: AccountId,
+        username: String,
+    },
 }
 
 impl Actor {
@@ -241,6 +246,7 @@ impl Actor {
         match self {
             Actor::Admin => "admin".into(),
             Actor::Key { id, .. } => format!("key:{id}"),
+            Actor::Account { username, .. } => format!("account:{username}"),
         }
     }
 
@@ -248,6 +254,7 @@ impl Actor {
         match self {
             Actor::Admin => "admin token",
             Actor::Key { name, .. } => name,
+            Actor::Account { username, .. } => username,
         }
     }
 }
@@ -278,6 +285,20 @@ impl Principal {
             },
             app: key.app.clone(),
             scopes: key.scopes.clone(),
+        }
+    }
+
+    /// A person signed in to the console: cross-application, with the
+    /// scopes of their role. `account` is `None` for a session opened with
+    /// the admin token, which acts as the token does.
+    pub fn of_session(account: Option<(AccountId, String)>, role: Role) -> Self {
+        match account {
+            None => Self::admin(),
+            Some((id, username)) => Self {
+                actor: Actor::Account { id, username },
+                app: None,
+                scopes: role.scopes(),
+            },
         }
     }
 
@@ -320,6 +341,133 @@ impl Principal {
 pub struct AppMismatch {
     pub own: String,
     pub requested: String,
+}
+
+/// What a console account may do, as a set of API scopes: the console asks
+/// the same questions of its principal as the API does of a key's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads tasks, attempts, buckets and the live tail.
+    Viewer,
+    /// Also re-sends and cancels tasks, manages endpoints, publishes events.
+    Operator,
+    /// Everything: alert hooks, routes, keys, accounts, the audit log.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a role; known: viewer, operator, admin"))
+    }
+
+    pub fn scopes(self) -> Scopes {
+        let scopes: &[Scope] = match self {
+            Role::Viewer => &[Scope::TasksRead],
+            Role::Operator => &[
+                Scope::Operator,
+                Scope::EndpointsManage,
+                Scope::EventsPublish,
+            ],
+            Role::Admin => &[Scope::Admin],
+        };
+        Scopes(scopes.iter().copied().collect())
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A console account's id: a UUID v7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(Uuid);
+
+impl AccountId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for AccountId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for AccountId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// A console account as listed: everything but its password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub username: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl Account {
+    /// 1 to 64 characters: letters, digits, `.`, `_`, `-`, `@`.
+    pub fn check_username(name: &str) -> Result<(), String> {
+        let allowed = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+        if name.is_empty() || name.chars().count() > 64 || !name.chars().all(allowed) {
+            return Err("1 to 64 letters, digits, `.`, `_`, `-` or `@`".into());
+        }
+        Ok(())
+    }
+}
+
+/// A signed-in console session, as stored (the cookie's token only as its
+/// hash). The role is copied at sign-in: a changed role applies from the
+/// next sign-in, a disabled account ends its sessions at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub token_hash: KeyHash,
+    /// `None` for the admin token.
+    pub account: Option<AccountId>,
+    pub username: String,
+    pub role: Role,
+    /// Every form carries it; a POST without it is refused.
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    /// Last request seen, written at most once a minute: idle expiry.
+    pub seen_at: DateTime<Utc>,
+}
+
+impl ConsoleSession {
+    pub fn principal(&self) -> Principal {
+        Principal::of_session(
+            self.account.map(|id| (id, self.username.clone())),
+            self.role,
+        )
+    }
 }
 
 /// An audit entry's id: a UUID v7, so ids sort by time.

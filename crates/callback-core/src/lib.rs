@@ -26,8 +26,8 @@ pub mod wechat_safe_mode;
 pub mod window;
 
 pub use access::{
-    Actor, ApiKey, ApiKeyId, AppMismatch, AuditEntry, AuditFilter, AuditId, IpAllowlist, KeyHash,
-    Principal, Scope, Scopes,
+    Account, AccountId, Actor, ApiKey, ApiKeyId, AppMismatch, AuditEntry, AuditFilter, AuditId,
+    ConsoleSession, IpAllowlist, KeyHash, Principal, Role, Scope, Scopes,
 };
 pub use alert::{
     alert_body, alert_test_body, dingtalk_sign, dingtalk_signed_url, ops_alert_body,
@@ -50,10 +50,10 @@ pub use observe::{
 pub use operations::{Backlog, BucketClock, BulkFilter, FailedBucket, BUCKET};
 pub use outbound::{OutboundPolicy, Refused};
 pub use ports::{
-    AlertStore, AuditStore, DelayQueue, Dispatch, EndpointStore, Handoff, InboundFilter,
-    InboundStore, Invoke, InvokeOutcome, InvokeRequest, KeyStore, KeyValue, Notices, OperatorStore,
-    Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, SharedLimits, Signing,
-    StoreError, TaskFilter, TaskStore,
+    AccountStore, AlertStore, AuditStore, DelayQueue, Dispatch, EndpointStore, Handoff,
+    InboundFilter, InboundStore, Invoke, InvokeOutcome, InvokeRequest, KeyStore, KeyValue, Notices,
+    OperatorStore, Page, PageRequest, QueueError, ReceiverStatus, ReceiverWatch, SharedLimits,
+    Signing, StoreError, TaskFilter, TaskStore,
 };
 pub use request::{Body, HeaderList, Method, QueryList, TargetUrl};
 pub use retry::{decide, AttemptFacts, Disposition, RetrySchedule};

@@ -29,6 +29,19 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub otlp: OtlpSettings,
     pub endpoints: EndpointSettings,
+    pub console: ConsoleSettings,
+}
+
+/// The operator console under `/console`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Serve the console; false: `/console` answers 404.
+    pub enabled: bool,
+    /// A session unused this long is over (seconds).
+    pub idle_timeout_s: u64,
+    /// Sign-in attempts allowed a minute per username and per address.
+    pub sign_ins_per_minute: u32,
 }
 
 /// Endpoints that switch themselves off.

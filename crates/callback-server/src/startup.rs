@@ -7,7 +7,7 @@ use anyhow::Context;
 use callback_alert::{AlertConfig, Alerter, DirectSend, SuccessRateRule};
 use callback_api::live::AttemptFeed;
 use callback_api::{ApiState, BucketSettings, TaskDefaults};
-use callback_auth::{AuthConfig, Authenticator};
+use callback_auth::{AuthConfig, Authenticator, ConsoleAuth, ConsoleAuthConfig};
 use callback_core::{
     AlertLinks, AlertStore, AuditStore, BothObservers, BucketClock, DelayQueue, Dispatch,
     EncodingAesKey, EndpointStore, InboundStore, KeyStore, KeyValue, MaxAttempts, Namespace,
@@ -25,6 +25,7 @@ use callback_store::{GroupCommitOptions, StoreOptions};
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,7 @@ impl Application {
         let inbound_store: Arc<dyn InboundStore> = sql.clone();
         let keys: Arc<dyn KeyStore> = sql.clone();
         let audit: Arc<dyn AuditStore> = sql.clone();
+        let accounts: Arc<dyn callback_core::AccountStore> = sql.clone();
         let operators: Arc<dyn OperatorStore> = sql;
         let authenticator = Arc::new(Authenticator::new(
             keys.clone(),
@@ -281,7 +283,7 @@ impl Application {
             buckets,
             alert_links,
             outbound,
-            authenticator,
+            authenticator: authenticator.clone(),
             keys,
             audit: audit.clone(),
             observer,
@@ -306,8 +308,24 @@ impl Application {
         let listener = TcpListener::bind(&settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let address = listener.local_addr()?;
+        let console = settings.console.enabled.then(|| {
+            web::Data::new(callback_console::ConsoleState {
+                auth: Arc::new(ConsoleAuth::new(
+                    accounts.clone(),
+                    authenticator.clone(),
+                    ConsoleAuthConfig {
+                        idle_timeout: Duration::from_secs(settings.console.idle_timeout_s.max(60)),
+                        sign_ins_per_minute: NonZeroU32::new(settings.console.sign_ins_per_minute)
+                            .unwrap_or(NonZeroU32::MIN),
+                    },
+                )),
+            })
+        });
         let mut server = HttpServer::new(move || {
-            let app = App::new().configure(callback_api::configure(state.clone()));
+            let mut app = App::new().configure(callback_api::configure(state.clone()));
+            if let Some(console) = &console {
+                app = app.configure(callback_console::configure(console.clone()));
+            }
             match &shared_scrape {
                 Some(scrape) => app.configure(crate::metrics::configure(scrape.clone())),
                 None => app,
@@ -633,6 +651,32 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
+/// `callback-center user add`: creates a console account in the configured
+/// store (migrating it first, as a start does) and returns the generated
+/// password, shown this once.
+pub async fn add_console_user(
+    settings: &Settings,
+    username: &str,
+    role: callback_core::Role,
+) -> anyhow::Result<String> {
+    let database_url = settings.database.url.expose_secret().to_string();
+    if let Some(parent) = sqlite_parent_dir(&database_url) {
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let store = callback_store::connect(&StoreOptions {
+        url: database_url,
+        max_connections: 1,
+        connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
+        group_commit: None,
+    })
+    .await
+    .context("cannot open the task store")?;
+    let (_, password) =
+        callback_auth::create_account(&store, username, role, chrono::Utc::now()).await?;
+    Ok(password)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,3 +706,4 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+

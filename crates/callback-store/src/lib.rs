@@ -5,6 +5,7 @@
 //! transition's precondition, so concurrent workers and instances never need
 //! a lock, and no transaction is ever held across an outgoing HTTP call.
 
+mod accounts;
 mod alerts;
 mod audit;
 mod connection;

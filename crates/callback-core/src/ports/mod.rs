@@ -18,8 +18,8 @@ pub use delivery::{
 };
 pub use queues::{DelayQueue, KeyValue, SharedLimits};
 pub use stores::{
-    AlertStore, AuditStore, EndpointStore, InboundFilter, InboundStore, KeyStore, OperatorStore,
-    TaskStore,
+    AccountStore, AlertStore, AuditStore, EndpointStore, InboundFilter, InboundStore, KeyStore,
+    OperatorStore, TaskStore,
 };
 
 use crate::{TaskId, TaskStatus};
@@ -60,6 +60,16 @@ pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     pub source_app: Option<String>,
     pub target_app: Option<String>,
+    /// The receiver's host, lower case (`pay.example.com`).
+    pub url_host: Option<String>,
+    /// A part of the URL. Unlike the other conditions no index serves it:
+    /// combine it with one that is, at millions of tasks.
+    pub url_contains: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Created before.
+    pub created_to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One page of a newest-first listing; `C` is the id the cursor names

@@ -3,10 +3,10 @@
 
 use super::{Page, PageRequest, StoreError, TaskFilter};
 use crate::{
-    AlertDigest, AlertHook, AlertHookId, ApiKey, ApiKeyId, Attempt, AuditEntry, AuditFilter,
-    AuditId, BucketClock, BulkFilter, ClaimedTask, Disposition, Endpoint, EndpointName, EventType,
-    FailedBucket, Inserted, KeyHash, NewEvent, NewTask, Published, TargetUrl, Task, TaskDetail,
-    TaskId, TaskStatus,
+    Account, AccountId, AlertDigest, AlertHook, AlertHookId, ApiKey, ApiKeyId, Attempt, AuditEntry,
+    AuditFilter, AuditId, BucketClock, BulkFilter, ClaimedTask, ConsoleSession, Disposition,
+    Endpoint, EndpointName, EventType, FailedBucket, Inserted, KeyHash, NewEvent, NewTask,
+    Published, TargetUrl, Task, TaskDetail, TaskId, TaskStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -380,6 +380,57 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Records a use of the key.
     async fn touch_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Console accounts and their sessions.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// `AlreadyExists` when the username is taken.
+    async fn create_account(
+        &self,
+        account: &Account,
+        password_hash: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Oldest first.
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+
+    /// The account and its password hash, disabled or not.
+    async fn account_by_name(
+        &self,
+        username: &str,
+    ) -> Result<Option<(Account, String)>, StoreError>;
+
+    /// Disables (`Some(at)`) or enables (`None`) an account; disabling also
+    /// ends its sessions. `NotFound` when there is no such account.
+    async fn set_account_disabled(
+        &self,
+        id: AccountId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Account, StoreError>;
+
+    async fn set_account_password(
+        &self,
+        id: AccountId,
+        password_hash: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn note_login(&self, id: AccountId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    async fn create_session(&self, session: &ConsoleSession) -> Result<(), StoreError>;
+
+    async fn session(&self, token_hash: &KeyHash) -> Result<Option<ConsoleSession>, StoreError>;
+
+    async fn touch_session(
+        &self,
+        token_hash: &KeyHash,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn delete_session(&self, token_hash: &KeyHash) -> Result<(), StoreError>;
+
+    /// Deletes sessions last seen before `before`; returns how many.
+    async fn prune_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// The audit log: appended to, listed, and pruned by its own retention.

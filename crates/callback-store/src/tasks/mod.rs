@@ -83,6 +83,23 @@ pub(crate) fn task_page(filter: &TaskFilter, page: PageRequest) -> sea_orm::Sele
     if let Some(app) = &filter.target_app {
         query = query.filter(task::Column::TargetApp.eq(app.as_str()));
     }
+    if let Some(host) = &filter.url_host {
+        query = query.filter(task::Column::UrlHost.eq(host.to_ascii_lowercase()));
+    }
+    if let Some(part) = &filter.url_contains {
+        query = query.filter(task::Column::Url.contains(part.as_str()));
+    }
+    if let Some(key) = &filter.idempotency_key {
+        query = query.filter(task::Column::IdempotencyKey.eq(key.as_str()));
+    }
+    // Ids are UUID v7, ordered by creation time: a time range is a range
+    // of ids, read through the primary key like any page.
+    if let Some(at) = filter.created_from {
+        query = query.filter(task::Column::Id.gte(id_bytes(TaskId::first_made_at(at))));
+    }
+    if let Some(at) = filter.created_to {
+        query = query.filter(task::Column::Id.lt(id_bytes(TaskId::first_made_at(at))));
+    }
     if let Some(after) = page.after {
         query = query.filter(task::Column::Id.lt(id_bytes(after)));
     }
