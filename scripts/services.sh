@@ -62,6 +62,23 @@ ensure_redis() {
   wait_for_port "$REDIS_PORT" Redis
 }
 
+# The console's browser tests (tests/api/console.rs) drive Debian's
+# chromium headless with Playwright for Python, pointed at that executable:
+# no browser is downloaded.
+ensure_browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+  fi
+  # Without a CJK font the Chinese pages' screenshots show empty boxes.
+  if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+    apt_install fonts-wqy-microhei
+  fi
+  if ! python3 -c 'import playwright' 2>/dev/null; then
+    log "installing playwright from PyPI (console browser tests)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'playwright>=1.40,<2'
+  fi
+}
+
 # The interop tests verify our signatures with reference libraries.
 # The Java SDK (sdk/java) builds offline from Debian's Maven repository:
 # Jackson, JUnit 5 and the Maven plugins its pom pins, as Debian packages.

@@ -706,4 +706,3 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
-

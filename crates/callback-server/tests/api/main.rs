@@ -29,6 +29,7 @@ mod access;
 mod alerts;
 mod bulk;
 mod clients;
+mod console;
 mod crash;
 mod delivery;
 mod deploy;
