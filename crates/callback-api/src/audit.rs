@@ -46,16 +46,20 @@ fn action_name(method: &Method, pattern: &str) -> String {
         ("POST", "/tasks/retry") => "tasks.retry",
         ("POST", "/tasks/cancel") => "tasks.cancel",
         ("POST", "/endpoints") => "endpoint.create",
-        ("PATCH", "/endpoints/{name}") => "endpoint.update",
+        ("PATCH", "/endpoints/{name}") | ("POST", "/endpoints/{name}") => "endpoint.update",
         ("DELETE", "/endpoints/{name}") => "endpoint.delete",
         ("POST", "/endpoints/{name}/rotate-secret") => "endpoint.rotate_secret",
-        ("POST", "/endpoints/{name}/invoke") => "endpoint.invoke",
+        ("POST", "/endpoints/{name}/invoke") | ("POST", "/endpoints/{name}/test") => {
+            "endpoint.invoke"
+        }
         ("POST", "/alert-hooks") => "alert_hook.create",
         ("PATCH", "/alert-hooks/{id}") => "alert_hook.update",
         ("DELETE", "/alert-hooks/{id}") => "alert_hook.delete",
         ("POST", "/alert-hooks/{id}/test") => "alert_hook.test",
         ("POST", "/routes") => "route.upsert",
-        ("DELETE", "/routes/{namespace}/{key}") => "route.delete",
+        ("DELETE", "/routes/{namespace}/{key}") | ("POST", "/routes/{namespace}/{key}/delete") => {
+            "route.delete"
+        }
         ("POST", "/inbound/{id}/forward") => "inbound.forward",
         ("POST", "/failed-buckets/retry") => "failed_bucket.retry",
         ("POST", "/keys") => "key.create",

@@ -19,7 +19,7 @@ const MAX_LABEL: usize = 128;
 const MAX_EVENT_TYPES: usize = 100;
 
 /// An endpoint to create.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpointRequest {
     /// Unique: 1 to 32 letters, digits or underscores.

@@ -63,8 +63,20 @@ pub async fn create_endpoint(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let request: CreateEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let view = create(&state, &caller, request).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/endpoints/{}", view.name)))
+        .json(view))
+}
+
+/// Creates an endpoint; the view shows its secret, this once.
+pub async fn create(
+    state: &ApiState,
+    caller: &Caller,
+    mut request: CreateEndpointRequest,
+) -> Result<EndpointView, ApiError> {
     caller.require(Scope::EndpointsManage)?;
-    let mut request: CreateEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
     request.app = caller.app_for(request.app)?;
     let endpoint = request
         .into_endpoint(Utc::now())
@@ -76,12 +88,7 @@ pub async fn create_endpoint(
         .await
         .map_err(ApiError::from_endpoint_store)?;
     state.receivers.forget_endpoint(&endpoint.name);
-    Ok(HttpResponse::Created()
-        .insert_header((
-            header::LOCATION,
-            format!("/api/v1/endpoints/{}", endpoint.name),
-        ))
-        .json(EndpointView::new(&endpoint).with_secret(&endpoint)))
+    Ok(EndpointView::new(&endpoint).with_secret(&endpoint))
 }
 
 /// An endpoint, with this instance's view of its receiver.
@@ -98,15 +105,20 @@ pub async fn get_endpoint(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::EndpointsManage)?;
-    let name = parse_name(&path)?;
-    let endpoint = load(&state, &caller, &name).await?;
-    let mut view = EndpointView::new(&endpoint);
-    view.receiver = Some(state.receivers.endpoint_status(&name));
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(get(&state, &caller, &path).await?))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// An endpoint, with this instance's view of its receiver.
+pub async fn get(state: &ApiState, caller: &Caller, name: &str) -> Result<EndpointView, ApiError> {
+    caller.require(Scope::EndpointsManage)?;
+    let name = parse_name(name)?;
+    let endpoint = load(state, caller, &name).await?;
+    let mut view = EndpointView::new(&endpoint);
+    view.receiver = Some(state.receivers.endpoint_status(&name));
+    Ok(view)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListEndpointsQuery {
     /// 1 to 200, default 50.
@@ -129,6 +141,16 @@ pub async fn list_endpoints(
     caller: Caller,
     query: web::Query<ListEndpointsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    Ok(HttpResponse::Ok().json(list(&state, &caller, query).await?))
+}
+
+/// A page of endpoints by name, those the caller sees.
+pub async fn list(
+    state: &ApiState,
+    caller: &Caller,
+    query: ListEndpointsQuery,
+) -> Result<EndpointList, ApiError> {
     caller.require(Scope::EndpointsManage)?;
     let mut errors = ValidationErrors::default();
     let limit = page_limit(&mut errors, query.limit);
@@ -142,14 +164,18 @@ pub async fn list_endpoints(
     let (items, next_cursor) = split_page(items, limit, |e| e.name.to_string());
     // An application's key pages through every name but is shown its own
     // endpoints only: a page may hold fewer than `limit`.
-    Ok(HttpResponse::Ok().json(EndpointList {
+    Ok(EndpointList {
         items: items
             .iter()
             .filter(|e| caller.sees(e.app.as_deref()))
-            .map(EndpointView::new)
+            .map(|e| {
+                let mut view = EndpointView::new(e);
+                view.receiver = Some(state.receivers.endpoint_status(&e.name));
+                view
+            })
             .collect(),
         next_cursor,
-    }))
+    })
 }
 
 /// Change an endpoint. Enabling a disabled one makes its waiting tasks due
@@ -170,9 +196,19 @@ pub async fn update_endpoint(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::EndpointsManage)?;
-    let name = parse_name(&path)?;
     let request: UpdateEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    Ok(HttpResponse::Ok().json(update(&state, &caller, &path, request).await?))
+}
+
+/// Changes an endpoint.
+pub async fn update(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+    request: UpdateEndpointRequest,
+) -> Result<EndpointView, ApiError> {
+    caller.require(Scope::EndpointsManage)?;
+    let name = parse_name(name)?;
     if let Some(app) = &request.app {
         if caller.app.is_some() && caller.app_for(app.clone())? != *app {
             return Err(ApiError::Forbidden(
@@ -180,8 +216,8 @@ pub async fn update_endpoint(
             ));
         }
     }
-    let endpoint = change(&state, &caller, &name, request).await?;
-    Ok(HttpResponse::Ok().json(EndpointView::new(&endpoint)))
+    let endpoint = change(state, caller, &name, request).await?;
+    Ok(EndpointView::new(&endpoint))
 }
 
 /// Enable an endpoint, whether an operator or the server disabled it: its
@@ -284,9 +320,14 @@ pub async fn rotate_secret(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(rotate(&state, &caller, &path).await?))
+}
+
+/// Replaces the endpoint's secret; the view shows the new one, this once.
+pub async fn rotate(state: &ApiState, caller: &Caller, name: &str) -> Result<SecretView, ApiError> {
     caller.require(Scope::EndpointsManage)?;
-    let name = parse_name(&path)?;
-    let mut endpoint = load(&state, &caller, &name).await?;
+    let name = parse_name(name)?;
+    let mut endpoint = load(state, caller, &name).await?;
     endpoint.secret = SigningSecret::generate();
     endpoint.updated_at = Utc::now();
     state
@@ -295,9 +336,9 @@ pub async fn rotate_secret(
         .await
         .map_err(ApiError::from_endpoint_store)?;
     state.receivers.forget_endpoint(&name);
-    Ok(HttpResponse::Ok().json(SecretView {
+    Ok(SecretView {
         secret: endpoint.secret.expose().to_string(),
-    }))
+    })
 }
 
 /// Call the endpoint now and return its answer. On a timeout, a connection
@@ -323,9 +364,19 @@ pub async fn invoke_endpoint(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let request: InvokeEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    Ok(HttpResponse::Ok().json(invoke(&state, &caller, &path, request).await?))
+}
+
+/// Calls the endpoint now; its answer, or the fallback.
+pub async fn invoke(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+    mut request: InvokeEndpointRequest,
+) -> Result<InvokeView, ApiError> {
     caller.require(Scope::EventsPublish)?;
-    let name = parse_name(&path)?;
-    let mut request: InvokeEndpointRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let name = parse_name(name)?;
     request.app = caller.app_for(request.app)?;
     let mut errors = ValidationErrors::default();
     let event_type = errors.take("event_type", EventType::parse(&request.event_type));
@@ -340,7 +391,7 @@ pub async fn invoke_endpoint(
     let Some(event_type) = event_type else {
         return Err(ApiError::Validation(errors));
     };
-    let endpoint = load(&state, &caller, &name).await?;
+    let endpoint = load(state, caller, &name).await?;
 
     let call_id = format!("invoke_{}", uuid::Uuid::now_v7().simple());
     let event = NewEvent {
@@ -372,14 +423,14 @@ pub async fn invoke_endpoint(
             status,
             body,
             duration_ms,
-        } => Ok(HttpResponse::Ok().json(InvokeView {
+        } => Ok(InvokeView {
             outcome: "answered",
             status: Some(status),
             body: serde_json::from_slice(&body)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned().into()),
             error: None,
             duration_ms,
-        })),
+        }),
         InvokeOutcome::Failed {
             status,
             error,
@@ -397,13 +448,13 @@ pub async fn invoke_endpoint(
             if request.fail_closed.unwrap_or(false) {
                 return Err(ApiError::InvokeFailed(error));
             }
-            Ok(HttpResponse::Ok().json(InvokeView {
+            Ok(InvokeView {
                 outcome: "fallback",
                 status,
                 body: serde_json::Value::Null,
                 error: Some(error),
                 duration_ms,
-            }))
+            })
         }
     }
 }

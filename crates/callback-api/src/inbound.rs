@@ -84,8 +84,23 @@ pub async fn upsert_route(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Admin)?;
     let request: UpsertRouteRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let (view, created) = upsert(&state, &caller, request).await?;
+    Ok(if created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+/// Creates or replaces a route and forwards what waited for it; whether
+/// it was created.
+pub async fn upsert(
+    state: &ApiState,
+    caller: &Caller,
+    request: UpsertRouteRequest,
+) -> Result<(RouteView, bool), ApiError> {
+    caller.require(Scope::Admin)?;
     let now = Utc::now();
     let mut errors = ValidationErrors::default();
     let namespace = errors.take("namespace", Namespace::parse(&request.namespace));
@@ -146,14 +161,10 @@ pub async fn upsert_route(
     state
         .observer
         .accepted(None, callback_core::Intake::Inbound, forwarded);
-    Ok(if created {
-        HttpResponse::Created().json(view)
-    } else {
-        HttpResponse::Ok().json(view)
-    })
+    Ok((view, created))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListRoutesQuery {
     pub namespace: Option<String>,
@@ -168,6 +179,15 @@ pub async fn list_routes(
     caller: Caller,
     query: web::Query<ListRoutesQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(routes(&state, &caller, &query).await?))
+}
+
+/// A page of routes by namespace and key.
+pub async fn routes(
+    state: &ApiState,
+    caller: &Caller,
+    query: &ListRoutesQuery,
+) -> Result<RouteList, ApiError> {
     caller.require(Scope::Admin)?;
     let mut errors = ValidationErrors::default();
     let namespace = query
@@ -187,10 +207,10 @@ pub async fn list_routes(
         .await
         .map_err(ApiError::StoreUnavailable)?;
     let (items, next_cursor) = split_page(items, limit, |r| format!("{}/{}", r.namespace, r.key));
-    Ok(HttpResponse::Ok().json(RouteList {
+    Ok(RouteList {
         items: items.iter().map(RouteView::new).collect(),
         next_cursor,
-    }))
+    })
 }
 
 fn route_id(path: &(String, String)) -> Result<(Namespace, RouteKey), ApiError> {
@@ -224,8 +244,18 @@ pub async fn delete_route(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    delete(&state, &caller, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes the route of (namespace, key); every instance stops using it.
+pub async fn delete(
+    state: &ApiState,
+    caller: &Caller,
+    path: &(String, String),
+) -> Result<(), ApiError> {
     caller.require(Scope::Admin)?;
-    let (ns, key) = route_id(&path)?;
+    let (ns, key) = route_id(path)?;
     state
         .inbound_store
         .delete_route(&ns, &key)
@@ -237,7 +267,7 @@ pub async fn delete_route(
             other => ApiError::StoreUnavailable(other),
         })?;
     state.inbound.forget(&ns, &key).await;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -281,7 +311,7 @@ pub struct InboundList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct InboundQuery {
     pub source: Option<String>,
@@ -293,11 +323,16 @@ pub struct InboundQuery {
     pub cursor: Option<String>,
 }
 
-async fn search(
+/// A page of recorded callbacks, newest first; `unrouted_only` lists those
+/// waiting for a route.
+pub async fn records(
     state: &ApiState,
+    caller: &Caller,
     query: &InboundQuery,
-    status: Option<InboundStatus>,
-) -> Result<HttpResponse, ApiError> {
+    unrouted_only: bool,
+) -> Result<InboundList, ApiError> {
+    caller.require(Scope::Operator)?;
+    let status = unrouted_only.then_some(InboundStatus::Unrouted);
     let mut errors = ValidationErrors::default();
     let filter = InboundFilter {
         source: query.source.clone(),
@@ -329,10 +364,10 @@ async fn search(
         .await
         .map_err(ApiError::StoreUnavailable)?;
     let (items, next_cursor) = split_page(items, limit, |r| r.id.to_string());
-    Ok(HttpResponse::Ok().json(InboundList {
+    Ok(InboundList {
         items: items.iter().map(|r| InboundView::new(r, false)).collect(),
         next_cursor,
-    }))
+    })
 }
 
 /// Every inbound callback recorded, newest first, searchable.
@@ -342,8 +377,7 @@ pub async fn list_inbound(
     caller: Caller,
     query: web::Query<InboundQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Operator)?;
-    search(&state, &query, None).await
+    Ok(HttpResponse::Ok().json(records(&state, &caller, &query, false).await?))
 }
 
 /// Callbacks waiting for a route.
@@ -353,8 +387,7 @@ pub async fn list_unrouted(
     caller: Caller,
     query: web::Query<InboundQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Operator)?;
-    search(&state, &query, Some(InboundStatus::Unrouted)).await
+    Ok(HttpResponse::Ok().json(records(&state, &caller, &query, true).await?))
 }
 
 async fn load_record(state: &ApiState, id: uuid::Uuid) -> Result<InboundRecord, ApiError> {
@@ -398,11 +431,20 @@ pub async fn forward_inbound(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Operator)?;
-    let id = parse_record_id(&path)?;
     let request: ForwardRequest = read_json(&req, payload, state.max_body_bytes).await?;
-    let url =
-        TargetUrl::parse(&request.target_url).map_err(|e| ApiError::invalid("target_url", e))?;
+    Ok(HttpResponse::Ok().json(forward(&state, &caller, &path, &request.target_url).await?))
+}
+
+/// Forwards a recorded callback to a URL of the operator's choice.
+pub async fn forward(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+    target_url: &str,
+) -> Result<InboundView, ApiError> {
+    caller.require(Scope::Operator)?;
+    let id = parse_record_id(id)?;
+    let url = TargetUrl::parse(target_url).map_err(|e| ApiError::invalid("target_url", e))?;
     state.check_outbound("target_url", &url)?;
     state
         .inbound
@@ -410,6 +452,6 @@ pub async fn forward_inbound(
         .await
         .map_err(ApiError::StoreUnavailable)?
         .ok_or_else(|| ApiError::NotFound("no inbound callback has this id".into()))?;
-    let record = load_record(&state, id).await?;
-    Ok(HttpResponse::Ok().json(InboundView::new(&record, false)))
+    let record = load_record(state, id).await?;
+    Ok(InboundView::new(&record, false))
 }

@@ -16,7 +16,7 @@ const MAX_NAME: usize = 128;
 const MAX_ALLOWED_NETWORKS: usize = 100;
 
 /// A new key.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// Who uses the key, e.g. `shop-backend`.
@@ -170,8 +170,24 @@ pub async fn create_key(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Admin)?;
     let request: CreateKeyRequest = read_json(&req, payload, state.max_body_bytes).await?;
+    let created = create(&state, &caller, request).await?;
+    crate::audit::note(&req, Some(created.view.id.clone()), None);
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/keys/{}", created.view.id),
+        ))
+        .json(created))
+}
+
+/// Creates a key; the view shows its secret, this once.
+pub async fn create(
+    state: &ApiState,
+    caller: &Caller,
+    request: CreateKeyRequest,
+) -> Result<CreatedKeyView, ApiError> {
+    caller.require(Scope::Admin)?;
     let key = request.into_key(Utc::now()).map_err(ApiError::Validation)?;
     let (secret, hash) =
         callback_auth::generate_key().map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -180,13 +196,10 @@ pub async fn create_key(
         .create_key(&key, &hash)
         .await
         .map_err(key_store_error)?;
-    crate::audit::note(&req, Some(key.id.to_string()), None);
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/keys/{}", key.id)))
-        .json(CreatedKeyView {
-            key: secret.expose_secret().to_string(),
-            view: KeyView::from(&key),
-        }))
+    Ok(CreatedKeyView {
+        key: secret.expose_secret().to_string(),
+        view: KeyView::from(&key),
+    })
 }
 
 /// Every key, newest first, revoked ones included; never a secret.
@@ -201,11 +214,16 @@ pub async fn list_keys(
     state: web::Data<ApiState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(list(&state, &caller).await?))
+}
+
+/// Every key, newest first, revoked ones included.
+pub async fn list(state: &ApiState, caller: &Caller) -> Result<KeyList, ApiError> {
     caller.require(Scope::Admin)?;
     let keys = state.keys.keys().await.map_err(key_store_error)?;
-    Ok(HttpResponse::Ok().json(KeyList {
+    Ok(KeyList {
         items: keys.iter().map(KeyView::from).collect(),
-    }))
+    })
 }
 
 /// Revoke a key: refused at once by this instance, within a second or two
@@ -226,8 +244,14 @@ pub async fn revoke_key(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(revoke(&state, &caller, &path).await?))
+}
+
+/// Revokes a key: refused at once here, within the key cache's lifetime
+/// by every other instance.
+pub async fn revoke(state: &ApiState, caller: &Caller, id: &str) -> Result<KeyView, ApiError> {
     caller.require(Scope::Admin)?;
-    let id: ApiKeyId = path
+    let id: ApiKeyId = id
         .parse()
         .map_err(|_| ApiError::NotFound("no key has this id".into()))?;
     let key = state
@@ -236,5 +260,5 @@ pub async fn revoke_key(
         .await
         .map_err(key_store_error)?;
     state.authenticator.forget_keys();
-    Ok(HttpResponse::Ok().json(KeyView::from(&key)))
+    Ok(KeyView::from(&key))
 }

@@ -117,6 +117,32 @@ fn target_url(errors: &mut ValidationErrors, raw: Option<&str>) -> Option<Option
     }
 }
 
+/// Re-sends one finished task to another URL than its own (an operator's
+/// fix for a receiver that moved); `InvalidState` when it is not finished.
+pub async fn resend_to(
+    state: &ApiState,
+    caller: &Caller,
+    id: TaskId,
+    target_url: &str,
+) -> Result<(), ApiError> {
+    caller.require(Scope::Operator)?;
+    let url = TargetUrl::parse(target_url).map_err(|e| ApiError::invalid("target_url", e))?;
+    state.check_outbound("target_url", &url)?;
+    let now = Utc::now();
+    let done = state
+        .operators
+        .resend_many(&[id], Some(&url), now)
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    if done.is_empty() {
+        return Err(ApiError::Conflict(
+            "only a failed, cancelled or succeeded task can be re-sent".into(),
+        ));
+    }
+    state.dispatch.accepted(id, now).await;
+    Ok(())
+}
+
 /// Re-sends every task matching `filter`, batch by batch; returns how many.
 async fn resend_matching(
     state: &ApiState,

@@ -176,9 +176,34 @@ pub fn configure(state: web::Data<ConsoleState>) -> impl FnOnce(&mut web::Servic
                 )
                 .route("/tail", web::get().to(pages::tail::page))
                 .route("/tail/stream", web::get().to(pages::tail::stream))
+                .route("/endpoints", web::get().to(pages::endpoints::list))
+                .route("/endpoints", web::post().to(pages::endpoints::create))
+                .route("/endpoints/{name}", web::get().to(pages::endpoints::detail))
+                .route(
+                    "/endpoints/{name}",
+                    web::post().to(pages::endpoints::update),
+                )
+                .route(
+                    "/endpoints/{name}/rotate-secret",
+                    web::post().to(pages::endpoints::rotate),
+                )
+                .route(
+                    "/endpoints/{name}/test",
+                    web::post().to(pages::endpoints::test),
+                )
                 .route("/alert-hooks", web::get().to(pages::hooks::list))
                 .route("/alert-hooks", web::post().to(pages::hooks::create))
                 .route("/alert-hooks/{id}/test", web::post().to(pages::hooks::test))
+                .route("/inbound", web::get().to(pages::inbound::page))
+                .route("/routes", web::post().to(pages::inbound::upsert))
+                .route(
+                    "/routes/{namespace}/{key}/delete",
+                    web::post().to(pages::inbound::delete),
+                )
+                .route(
+                    "/inbound/{id}/forward",
+                    web::post().to(pages::inbound::forward),
+                )
                 .route("/accounts", web::get().to(pages::accounts::list))
                 .route("/accounts", web::post().to(pages::accounts::create))
                 .route(
@@ -193,6 +218,9 @@ pub fn configure(state: web::Data<ConsoleState>) -> impl FnOnce(&mut web::Servic
                     "/accounts/{id}/reset-password",
                     web::post().to(pages::accounts::reset_password),
                 )
+                .route("/keys", web::get().to(pages::keys::list))
+                .route("/keys", web::post().to(pages::keys::create))
+                .route("/keys/{id}/revoke", web::post().to(pages::keys::revoke))
                 .route("/audit", web::get().to(pages::audit::list)),
         );
     }

@@ -266,14 +266,27 @@ pub async fn detail(
     })
 }
 
+#[derive(Deserialize)]
+pub struct ResendForm {
+    /// Send it here instead of its own URL.
+    target_url: Option<String>,
+}
+
 pub async fn resend(
     req: HttpRequest,
     state: web::Data<ApiState>,
     path: web::Path<String>,
+    form: web::Form<ResendForm>,
 ) -> PageResult {
     let (_, caller) = Ctx::new(&req, "tasks")?;
-    let task = callback_api::tasks::resend(&state, &caller, parse_id(&path)?).await?;
-    Ok(redirect(&format!("/console/tasks/{}?done=resend", task.id)))
+    let id = parse_id(&path)?;
+    match given(&form.target_url) {
+        Some(url) => callback_api::operations::resend_to(&state, &caller, id, &url).await?,
+        None => {
+            callback_api::tasks::resend(&state, &caller, id).await?;
+        }
+    }
+    Ok(redirect(&format!("/console/tasks/{id}?done=resend")))
 }
 
 pub async fn cancel(
