@@ -60,8 +60,9 @@ impl From<StoreError> for AccountError {
 pub struct ConsoleAuthConfig {
     /// A session unused for this long is over.
     pub idle_timeout: Duration,
-    /// Sign-in attempts allowed per minute for one username, and
-    /// separately for one client address.
+    /// Sign-in attempts allowed per minute for one username; one client
+    /// address gets five times as many (colleagues behind one office
+    /// address).
     pub sign_ins_per_minute: NonZeroU32,
 }
 
@@ -92,12 +93,13 @@ impl ConsoleAuth {
         authenticator: Arc<Authenticator>,
         config: ConsoleAuthConfig,
     ) -> Self {
-        let quota = Quota::per_minute(config.sign_ins_per_minute);
+        let per_name = config.sign_ins_per_minute;
+        let per_address = per_name.saturating_mul(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN));
         Self {
             accounts,
             authenticator,
-            by_name: RateLimiter::keyed(quota),
-            by_address: RateLimiter::keyed(quota),
+            by_name: RateLimiter::keyed(Quota::per_minute(per_name)),
+            by_address: RateLimiter::keyed(Quota::per_minute(per_address)),
             config,
             dummy_hash: Mutex::new(None),
         }

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from playwright.sync_api import expect, sync_playwright
@@ -118,11 +119,15 @@ def main():
         page.click("#resend")
         expect(page.locator("#notice")).to_be_visible()
         deadline = time.time() + 15
-        while page.locator("#attempts tr.attempt").count() < 2 and time.time() < deadline:
+        while time.time() < deadline and not (
+            page.locator("#attempts tr.attempt").count() == 2
+            and page.inner_text("#task-status") in ("succeeded", "failed")
+        ):
             time.sleep(0.3)
             page.reload()
+        assert page.inner_text("#task-status") == "succeeded", page.inner_text("main")
         expect(page.locator("#attempts tr.attempt")).to_have_count(2)
-        expect(page.locator("#task-status")).to_have_text("succeeded")
+        expect(page.locator("#attempts tr.attempt").first).to_contain_text("200")
 
         step = "bulk re-send asks for the exact count"
         page.goto(f"{BASE}/console/tasks?status=failed&app=billing")
@@ -161,6 +166,13 @@ def main():
         expect(page.locator("#tail-rows")).to_contain_text(task_id, timeout=2_000)
         shot(page, "07-tail")
 
+        step = "an unrouted vendor callback is forwarded by hand"
+        page.goto(f"{BASE}/console/inbound")
+        expect(page.locator("#unrouted")).to_contain_text("A-1")
+        page.fill("#unrouted input[name=target_url]", f"{RECEIVER}/forwarded-by-hand")
+        page.click("#unrouted button")
+        expect(page.locator("#inbound-notice")).to_be_visible()
+
         step = "a form without the CSRF token is refused"
         answer = page.request.post(f"{BASE}/console/tasks/{FAILED_TASK}/cancel", form={"x": "1"})
         assert answer.status == 403, answer.status
@@ -178,6 +190,61 @@ def main():
         )
         assert forged.status == 403, forged.status
         context.close()
+
+        step = "an endpoint is added, tested and its secret rotated"
+        admin.goto(f"{BASE}/console/endpoints")
+        admin.fill("#add-endpoint input[name=name]", "orders_svc")
+        admin.fill("#add-endpoint input[name=url]", f"{RECEIVER}/events")
+        admin.fill("#add-endpoint input[name=event_types]", "order.paid, order.shipped")
+        admin.click("#add-endpoint button")
+        first_secret = admin.inner_text("#endpoint-secret").strip()
+        assert first_secret.startswith("whsec_"), first_secret
+        admin.click("#endpoints a:text('orders_svc')")
+        admin.click("#test-endpoint button")
+        expect(admin.locator("#endpoint-test.notice")).to_contain_text("HTTP 200")
+        admin.click("#rotate-secret button")
+        second_secret = admin.inner_text("#endpoint-secret").strip()
+        assert second_secret.startswith("whsec_") and second_secret != first_secret
+        admin.fill("#edit-endpoint input[name=max_in_flight]", "8")
+        admin.click("#edit-endpoint button")
+        expect(admin.locator("#endpoint-saved")).to_be_visible()
+        expect(admin.locator("#edit-endpoint input[name=max_in_flight]")).to_have_value("8")
+        shot(admin, "09-endpoint")
+        admin.goto(f"{BASE}/console/endpoints")
+        shot(admin, "09-endpoints")
+
+        step = "a route is added"
+        admin.goto(f"{BASE}/console/inbound")
+        admin.fill("#add-route input[name=namespace]", "acme")
+        admin.fill("#add-route input[name=key]", "A-9")
+        admin.fill("#add-route input[name=target_url]", f"{RECEIVER}/acme")
+        admin.fill("#add-route input[name=ttl_s]", "3600")
+        admin.click("#add-route button")
+        expect(admin.locator("#routes")).to_contain_text("A-9")
+        shot(admin, "09-inbound")
+
+        step = "an API key is created, shown once, and revoked"
+        admin.goto(f"{BASE}/console/keys")
+        admin.fill("#add-key input[name=name]", "shop-backend")
+        admin.fill("#add-key input[name=app]", "shop")
+        admin.check("#add-key input[value='tasks:write']")
+        admin.check("#add-key input[value='tasks:read']")
+        admin.click("#add-key button")
+        secret = admin.inner_text("#key-secret").strip()
+        assert secret.startswith("cbk_"), secret
+        request = urllib.request.Request(
+            f"{BASE}/api/v1/tasks?limit=1", headers={"Authorization": f"Bearer {secret}"}
+        )
+        with urllib.request.urlopen(request) as answer:
+            assert answer.status == 200
+        shot(admin, "10-keys")
+        admin.click("#keys button.danger")
+        expect(admin.locator("#keys")).to_contain_text("revoked")
+        try:
+            urllib.request.urlopen(request)
+            raise AssertionError("a revoked key still works")
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 401, refused.code
 
         step = "the audit log names the operator"
         admin.goto(f"{BASE}/console/audit?actor=account:olga")
