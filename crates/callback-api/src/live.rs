@@ -11,11 +11,11 @@ use crate::auth::Caller;
 use crate::{ApiError, ApiState};
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use callback_core::{AttemptReport, AttemptResult, Observe, Scope};
+use callback_core::{lock, AttemptReport, AttemptResult, Observe, Scope, SlidingCounts};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use utoipa::{IntoParams, ToSchema};
 
@@ -44,21 +44,37 @@ pub struct LiveAttempt {
     pub error: Option<String>,
 }
 
-/// Hands each attempt to the streams open on this instance.
+/// Hands each attempt to the streams open on this instance, and counts
+/// them by minute for the console's chart.
 pub struct AttemptFeed {
     sender: broadcast::Sender<Arc<LiveAttempt>>,
+    minutes: Mutex<SlidingCounts>,
 }
 
 impl Default for AttemptFeed {
     fn default() -> Self {
         Self {
             sender: broadcast::channel(FEED_CAPACITY).0,
+            minutes: Mutex::new(SlidingCounts::new(
+                Duration::from_secs(60 * 60),
+                60,
+                Instant::now(),
+            )),
         }
+    }
+}
+
+impl AttemptFeed {
+    /// This instance's attempts and failures in each of the last 60
+    /// minutes, oldest first (the current minute last).
+    pub fn per_minute(&self) -> Vec<(u32, u32)> {
+        lock(&self.minutes).slots(Instant::now())
     }
 }
 
 impl Observe for AttemptFeed {
     fn attempt_report(&self, report: &AttemptReport<'_>) {
+        lock(&self.minutes).add(report.result == AttemptResult::Success, Instant::now());
         if self.sender.receiver_count() == 0 {
             return;
         }

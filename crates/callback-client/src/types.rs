@@ -196,6 +196,21 @@ pub struct TaskFilter {
     pub source_app: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_app: Option<String>,
+    /// The receiver's host, e.g. `pay.example.com`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_host: Option<String>,
+    /// A part of the URL (combine it with another condition on a large
+    /// store: no index serves it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_contains: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Created at or after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_to: Option<DateTime<Utc>>,
     /// 1 to 200 a page; default 50.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

@@ -46,6 +46,27 @@ impl SlidingCounts {
         }
     }
 
+    /// Attempts and failures of each slot of the window ending at `at`,
+    /// oldest first: a slot with nothing counted (or counted too long
+    /// ago) is `(0, 0)`.
+    pub fn slots(&self, at: Instant) -> Vec<(u32, u32)> {
+        let current = self.number(at);
+        let len = self.slots.len() as u64;
+        (0..len)
+            .map(|back| {
+                let Some(number) = current.checked_sub(len - 1 - back) else {
+                    return (0, 0);
+                };
+                let slot = &self.slots[(number % len) as usize];
+                if slot.0 == number {
+                    (slot.1, slot.2)
+                } else {
+                    (0, 0)
+                }
+            })
+            .collect()
+    }
+
     /// Attempts and failures within the window ending at `at`.
     pub fn totals(&self, at: Instant) -> (u64, u64) {
         let current = self.number(at);
@@ -66,6 +87,30 @@ impl SlidingCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_read_oldest_first_with_empty_and_aged_slots_as_zero() {
+        let t0 = Instant::now();
+        let minute = Duration::from_secs(60);
+        let mut counts = SlidingCounts::new(minute * 4, 4, t0);
+        counts.add(true, t0);
+        counts.add(false, t0 + minute * 2);
+        counts.add(true, t0 + minute * 2);
+        // Slots 0..=2 end at minute 2; minute 3 is empty.
+        assert_eq!(
+            counts.slots(t0 + minute * 2),
+            [(0, 0), (1, 0), (0, 0), (2, 1)]
+        );
+        assert_eq!(
+            counts.slots(t0 + minute * 3),
+            [(1, 0), (0, 0), (2, 1), (0, 0)]
+        );
+        // Minute 0 has left a window that ends at minute 4.
+        assert_eq!(
+            counts.slots(t0 + minute * 4),
+            [(0, 0), (2, 1), (0, 0), (0, 0)]
+        );
+    }
 
     #[test]
     fn counts_leave_the_window_as_their_slots_age_and_a_reused_slot_starts_empty() {

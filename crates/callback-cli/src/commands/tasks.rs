@@ -72,6 +72,14 @@ pub struct ListArgs {
     source_app: Option<String>,
     #[arg(long)]
     target_app: Option<String>,
+    /// The receiver's host, e.g. pay.example.com.
+    #[arg(long = "host")]
+    url_host: Option<String>,
+    /// A part of the URL (no index serves it: combine with another filter).
+    #[arg(long = "url-contains")]
+    url_contains: Option<String>,
+    #[arg(long = "idempotency-key")]
+    idempotency_key: Option<String>,
     /// Tasks a page (1 to 200).
     #[arg(long, default_value_t = 50)]
     limit: u32,
@@ -228,7 +236,11 @@ pub(super) async fn task(ctx: &Context, command: &TaskCommand) -> Result<(), Fai
                 status: args.status.clone(),
                 source_app: args.source_app.clone(),
                 target_app: args.target_app.clone(),
+                url_host: args.url_host.clone(),
+                url_contains: args.url_contains.clone(),
+                idempotency_key: args.idempotency_key.clone(),
                 limit: Some(args.limit),
+                ..TaskFilter::default()
             };
             if args.all {
                 let tasks: Vec<Task> = client.tasks_stream(filter).try_collect().await?;

@@ -19,6 +19,55 @@ struct OverviewPage {
     oldest_due: Option<String>,
     receivers: Vec<ReceiverRow>,
     breakers: Vec<ReceiverRow>,
+    chart: Chart,
+}
+
+/// Attempts per minute over the last hour, as bars of an SVG drawn here.
+struct Chart {
+    bars: Vec<Bar>,
+    peak: u32,
+}
+
+/// One minute: its whole bar, and the failed part at its foot.
+struct Bar {
+    x: u32,
+    y: u32,
+    height: u32,
+    failed_y: u32,
+    failed_height: u32,
+    title: String,
+}
+
+const CHART_HEIGHT: u32 = 100;
+const BAR_WIDTH: u32 = 10;
+
+impl Chart {
+    fn new(minutes: &[(u32, u32)]) -> Self {
+        let peak = minutes.iter().map(|m| m.0).max().unwrap_or(0).max(1);
+        let scale = |n: u32| (u64::from(n) * u64::from(CHART_HEIGHT) / u64::from(peak)) as u32;
+        let count = minutes.len() as u32;
+        let bars = minutes
+            .iter()
+            .enumerate()
+            .map(|(i, &(attempts, failures))| {
+                let height = scale(attempts);
+                let failed_height = scale(failures);
+                Bar {
+                    x: i as u32 * BAR_WIDTH,
+                    y: CHART_HEIGHT - height,
+                    height,
+                    failed_y: CHART_HEIGHT - failed_height,
+                    failed_height,
+                    title: format!("-{} min: {attempts} / {failures}", count - 1 - i as u32),
+                }
+            })
+            .collect();
+        Self { bars, peak }
+    }
+
+    fn width(&self) -> u32 {
+        self.bars.len() as u32 * BAR_WIDTH
+    }
 }
 
 struct ReceiverRow {
@@ -69,7 +118,9 @@ pub async fn page(req: HttpRequest, state: web::Data<ApiState>) -> PageResult {
         .iter()
         .map(ReceiverRow::new)
         .collect();
+    let chart = Chart::new(&state.attempts.per_minute());
     render(&OverviewPage {
+        chart,
         oldest_due: backlog
             .oldest_due_at
             .map(|at| format!("{} ({})", time(at), span(at, now))),

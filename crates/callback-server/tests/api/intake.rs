@@ -224,6 +224,68 @@ async fn listing_filters_and_pages_newest_first(backend: Backend) {
     assert!(billing["next_cursor"].is_null());
     assert_eq!(app.get("/api/v1/tasks?status=done").await.status(), 400);
     assert_eq!(app.get("/api/v1/tasks?limit=0").await.status(), 400);
+    assert_eq!(
+        app.get("/api/v1/tasks?created_from=yesterday")
+            .await
+            .status(),
+        400
+    );
+}
+
+/// The list's finer filters: the receiver's host, a part of the URL, the
+/// idempotency key, and a creation-time range (read as a range of ids).
+async fn listing_filters_by_host_url_key_and_time(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let before = chrono::Utc::now();
+    let pay = app
+        .submit(json!({"url": "https://Pay.example.com/notify/order-7", "delay_s": 3600, "idempotency_key": "order-7"}))
+        .await;
+    let ship = app
+        .submit(json!({"url": "https://ship.example.com/notify/order-7", "delay_s": 3600}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let later = app
+        .submit(json!({"url": "https://pay.example.com/refund/order-8", "delay_s": 3600}))
+        .await;
+    let ids = |query: &str| {
+        let path = format!("/api/v1/tasks?{query}");
+        let app = &app;
+        async move {
+            let page: Value = app.get(&path).await.json().await.unwrap();
+            page["items"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{path}: {page:#}"))
+                .iter()
+                .map(|t| t["task_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        ids("url_host=pay.example.com").await,
+        [later.clone(), pay.clone()]
+    );
+    assert_eq!(
+        ids("url_contains=notify/order-7").await,
+        [ship.clone(), pay.clone()]
+    );
+    assert_eq!(ids("idempotency_key=order-7").await, [pay.as_str()]);
+    let stamp =
+        |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        ids(&format!("created_from={}", stamp(between))).await,
+        [later.as_str()]
+    );
+    assert_eq!(
+        ids(&format!(
+            "created_from={}&created_to={}",
+            stamp(before),
+            stamp(between)
+        ))
+        .await,
+        [ship, pay]
+    );
 }
 
 async fn health_readiness_and_openapi_are_served(backend: Backend) {
@@ -253,6 +315,7 @@ on_every_backend!(
     unknown_task_is_404_and_malformed_id_is_400,
     store_failure_answers_503_and_acknowledges_nothing,
     listing_filters_and_pages_newest_first,
+    listing_filters_by_host_url_key_and_time,
     health_readiness_and_openapi_are_served,
 );
 

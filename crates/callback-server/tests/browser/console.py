@@ -253,6 +253,16 @@ def main():
         expect(admin.locator("#audit")).to_contain_text("alert_hook.create")
         shot(admin, "11-audit")
 
+        step = "the overview charts attempts and refreshes itself"
+        admin.goto(f"{BASE}/console/overview")
+        tallest = admin.eval_on_selector_all(
+            "#attempts-chart rect", "bars => Math.max(...bars.map(b => +b.getAttribute('height')))"
+        )
+        assert tallest > 0, "the chart shows no attempt"
+        before = admin.inner_text("#hour-accepted")
+        submit_task(f"{RECEIVER}/refresh")
+        expect(admin.locator("#hour-accepted")).not_to_have_text(before, timeout=15_000)
+
         step = "switching to Chinese"
         admin.goto(f"{BASE}/console/overview")
         admin.click("#lang-switch")
