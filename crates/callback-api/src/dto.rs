@@ -326,6 +326,10 @@ pub struct ListTasksQuery {
     pub created_from: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
     pub created_to: Option<DateTime<Utc>>,
+    /// Failed for good at or after (RFC 3339): a failed bucket's tasks.
+    pub failed_from: Option<DateTime<Utc>>,
+    /// Failed for good before (RFC 3339).
+    pub failed_to: Option<DateTime<Utc>>,
     /// 1 to 200; default 50.
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.

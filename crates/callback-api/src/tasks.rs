@@ -318,6 +318,8 @@ pub async fn list(
         idempotency_key: query.idempotency_key,
         created_from: query.created_from,
         created_to: query.created_to,
+        failed_from: query.failed_from,
+        failed_to: query.failed_to,
     };
     state
         .store

@@ -211,6 +211,12 @@ pub struct TaskFilter {
     /// Created before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_to: Option<DateTime<Utc>>,
+    /// Failed for good at or after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_from: Option<DateTime<Utc>>,
+    /// Failed for good before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_to: Option<DateTime<Utc>>,
     /// 1 to 200 a page; default 50.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

@@ -51,7 +51,10 @@ fn bulk_condition(f: &BulkFilter) -> Condition {
 }
 
 /// The ids of tasks that failed in `[from, to)`.
-fn failed_between(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> SelectStatement {
+pub(crate) fn failed_between(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> SelectStatement {
     let mut query = Query::select()
         .column(task_failure::Column::TaskId)
         .from(task_failure::Entity)

@@ -5,20 +5,50 @@ use super::{given, render, Ctx, PageResult};
 use actix_web::{web, HttpRequest};
 use askama::Template;
 use callback_api::operations::{buckets, resend_bucket, BucketView, RetryBucketRequest};
-use callback_api::ApiState;
+use callback_api::{ApiError, ApiState};
+use callback_core::BUCKET;
 use serde::Deserialize;
 
 #[derive(Template)]
 #[template(path = "buckets.html")]
 struct BucketsPage {
     ctx: Ctx,
-    items: Vec<BucketView>,
+    items: Vec<(BucketView, String)>,
     done: Option<String>,
+}
+
+/// Each bucket with the link to its failed tasks.
+async fn with_links(
+    state: &ApiState,
+    caller: &callback_api::Caller,
+) -> Result<Vec<(BucketView, String)>, ApiError> {
+    let items = buckets(state, caller).await?.items;
+    Ok(items
+        .into_iter()
+        .map(|bucket| {
+            let link = state
+                .buckets
+                .clock
+                .parse_key(&bucket.date)
+                .map(|start| {
+                    let at = |t: chrono::DateTime<chrono::Utc>| {
+                        t.format("%Y-%m-%dT%H:%M:%S").to_string()
+                    };
+                    format!(
+                        "/console/tasks?status=failed&failed_from={}&failed_to={}",
+                        at(start),
+                        at(start + BUCKET)
+                    )
+                })
+                .unwrap_or_default();
+            (bucket, link)
+        })
+        .collect())
 }
 
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> PageResult {
     let (ctx, caller) = Ctx::new(&req, "buckets")?;
-    let items = buckets(&state, &caller).await?.items;
+    let items = with_links(&state, &caller).await?;
     render(&BucketsPage {
         ctx,
         items,
@@ -56,7 +86,7 @@ pub async fn resend(
     let done = ctx
         .t
         .fill("buckets.done", &[("queued", view.queued.to_string())]);
-    let items = buckets(&state, &caller).await?.items;
+    let items = with_links(&state, &caller).await?;
     render(&BucketsPage {
         ctx,
         items,

@@ -39,6 +39,8 @@ fn bulk_request(query: &TaskQuery) -> Result<BulkRequest, &'static str> {
         url_host: api.url_host,
         created_from: api.created_from,
         created_to: api.created_to,
+        failed_from: api.failed_from,
+        failed_to: api.failed_to,
         ..BulkRequest::default()
     })
 }
@@ -80,6 +82,8 @@ async fn show(
         ("host", &query.host),
         ("from", &query.from),
         ("to", &query.to),
+        ("failed_from", &query.failed_from),
+        ("failed_to", &query.failed_to),
     ]
     .into_iter()
     .filter_map(|(name, value)| super::given(value).map(|v| (name, v)))

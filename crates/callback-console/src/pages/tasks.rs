@@ -21,6 +21,8 @@ pub struct TaskQuery {
     pub key: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    pub failed_from: Option<String>,
+    pub failed_to: Option<String>,
     pub cursor: Option<String>,
 }
 
@@ -34,6 +36,8 @@ impl TaskQuery {
             idempotency_key: given(&self.key),
             created_from: moment("from", &self.from)?,
             created_to: moment("to", &self.to)?,
+            failed_from: moment("failed_from", &self.failed_from)?,
+            failed_to: moment("failed_to", &self.failed_to)?,
             cursor: given(&self.cursor),
             limit: Some(PAGE),
             target_app: None,
@@ -51,6 +55,8 @@ impl TaskQuery {
             ("key", &self.key),
             ("from", &self.from),
             ("to", &self.to),
+            ("failed_from", &self.failed_from),
+            ("failed_to", &self.failed_to),
         ]
         .iter()
         .filter_map(|(name, value)| given(value).map(|v| format!("{name}={}", crate::encode(&v))))

@@ -70,6 +70,10 @@ pub struct TaskFilter {
     pub created_from: Option<chrono::DateTime<chrono::Utc>>,
     /// Created before.
     pub created_to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Failed for good at or after (a failed bucket opened).
+    pub failed_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Failed for good before.
+    pub failed_to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One page of a newest-first listing; `C` is the id the cursor names

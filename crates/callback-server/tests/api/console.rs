@@ -39,6 +39,7 @@ async fn an_operator_finds_resends_and_watches_callbacks_in_a_real_browser() {
     let robot = Receiver::start().await;
     robot.set_default(Reply::status(200).body(ROBOT_OK));
 
+    let began = chrono::Utc::now();
     let failed = app
         .submit(
             json!({"url": receiver.url("/orders/paid"), "max_attempts": 1, "source_app": "shop"}),
@@ -55,6 +56,32 @@ async fn an_operator_finds_resends_and_watches_callbacks_in_a_real_browser() {
             .await;
         billing.push(id);
     }
+
+    // A failed bucket opens as the list of tasks that failed in it.
+    let stamp =
+        |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let now = chrono::Utc::now();
+    let failed_between = |from, to| {
+        format!(
+            "/api/v1/tasks?failed_from={}&failed_to={}",
+            stamp(from),
+            stamp(to)
+        )
+    };
+    let listed: Value = app
+        .get(&failed_between(began, now))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 4, "{listed:#}");
+    let before: Value = app
+        .get(&failed_between(began - chrono::TimeDelta::hours(1), began))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before["items"].as_array().unwrap().len(), 0, "{before:#}");
 
     // A vendor callback no route claims: the operator forwards it by hand.
     let unrouted = app

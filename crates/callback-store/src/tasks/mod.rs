@@ -100,6 +100,14 @@ pub(crate) fn task_page(filter: &TaskFilter, page: PageRequest) -> sea_orm::Sele
     if let Some(at) = filter.created_to {
         query = query.filter(task::Column::Id.lt(id_bytes(TaskId::first_made_at(at))));
     }
+    if filter.failed_from.is_some() || filter.failed_to.is_some() {
+        query = query.filter(
+            task::Column::Id.in_subquery(crate::operations::failed_between(
+                filter.failed_from,
+                filter.failed_to,
+            )),
+        );
+    }
     if let Some(after) = page.after {
         query = query.filter(task::Column::Id.lt(id_bytes(after)));
     }
