@@ -104,6 +104,7 @@ def main():
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
+    parser.add_argument("--keep", action="store_true", help="keep the database, to look at query plans")
     args = parser.parse_args()
 
     database = "console_bench_" + secrets.token_hex(4)
@@ -158,7 +159,10 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
-        subprocess.run(["mariadb", "-h127.0.0.1", "-uroot", "-e", f"DROP DATABASE {database}"], check=False)
+        if args.keep:
+            print(f"kept the database {database}")
+        else:
+            subprocess.run(["mariadb", "-h127.0.0.1", "-uroot", "-e", f"DROP DATABASE {database}"], check=False)
 
 
 if __name__ == "__main__":

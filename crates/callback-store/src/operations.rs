@@ -38,11 +38,13 @@ fn bulk_condition(f: &BulkFilter) -> Condition {
     if let Some(host) = &f.url_host {
         c = c.add(task::Column::UrlHost.eq(host.to_ascii_lowercase()));
     }
+    // Ids are UUID v7, made when the task is: a creation-time range is a
+    // range of the primary key, where `created_at` has no index.
     if let Some(at) = f.created_from {
-        c = c.add(task::Column::CreatedAt.gte(ms(at)));
+        c = c.add(task::Column::Id.gte(id_bytes(TaskId::first_made_at(at))));
     }
     if let Some(at) = f.created_to {
-        c = c.add(task::Column::CreatedAt.lt(ms(at)));
+        c = c.add(task::Column::Id.lt(id_bytes(TaskId::first_made_at(at))));
     }
     if f.failed_from.is_some() || f.failed_to.is_some() {
         c = c.add(task::Column::Id.in_subquery(failed_between(f.failed_from, f.failed_to)));

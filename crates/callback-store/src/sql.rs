@@ -98,6 +98,28 @@ pub(crate) fn by_due_time(backend: DbBackend, select: sea_orm::Select<task::Enti
     statement
 }
 
+/// A page of tasks filtered on two indexed columns (`source_app` and
+/// `status`, say), read through one of their indexes in id order. Left to
+/// itself MariaDB intersects both indexes and then sorts every match by id:
+/// 1.7 s a page at a million tasks, against milliseconds this way. The
+/// switch is set for this statement only, in a comment that MariaDB
+/// executes (`/*M! ... */`); MySQL ignores it and reads its own hint.
+pub(crate) fn without_index_merge(
+    backend: DbBackend,
+    select: sea_orm::Select<task::Entity>,
+) -> Statement {
+    let mut statement = select.build(backend);
+    if backend == DbBackend::MySql {
+        statement.sql = format!(
+            "/*M! SET STATEMENT optimizer_switch='index_merge_intersection=off' FOR */ {}",
+            statement
+                .sql
+                .replacen("SELECT ", "SELECT /*+ NO_INDEX_MERGE(`tasks`) */ ", 1)
+        );
+    }
+    statement
+}
+
 /// A multi-row `INSERT` of `rows` (one of `STATEMENT_ROWS` in number), of
 /// the columns they set. Its text depends only on the table, the backend
 /// and the row count, so it is written once and kept: building it with the

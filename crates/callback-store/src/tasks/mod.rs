@@ -12,7 +12,7 @@ pub(crate) use results::forget_failures;
 
 use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;
-use crate::entities::{attempt, task};
+use crate::entities::{attempt, idempotency_key, task};
 use crate::mapping::{attempt_from_row, id_bytes, ms, task_from_row, task_id, time};
 use crate::sql::{by_due_time, cancellation, claimable, status};
 use async_trait::async_trait;
@@ -90,7 +90,14 @@ pub(crate) fn task_page(filter: &TaskFilter, page: PageRequest) -> sea_orm::Sele
         query = query.filter(task::Column::Url.contains(part.as_str()));
     }
     if let Some(key) = &filter.idempotency_key {
-        query = query.filter(task::Column::IdempotencyKey.eq(key.as_str()));
+        // Through the keys' own table (its primary key): `tasks` has no
+        // index on the column.
+        let owner = sea_orm::sea_query::Query::select()
+            .column(idempotency_key::Column::TaskId)
+            .from(idempotency_key::Entity)
+            .and_where(idempotency_key::Column::IdempotencyKey.eq(key.as_str()))
+            .to_owned();
+        query = query.filter(task::Column::Id.in_subquery(owner));
     }
     // Ids are UUID v7, ordered by creation time: a time range is a range
     // of ids, read through the primary key like any page.
@@ -177,7 +184,12 @@ impl TaskStore for SqlTaskStore {
 
     async fn list(&self, filter: &TaskFilter, page: PageRequest) -> Result<Page<Task>, StoreError> {
         let limit = u64::from(page.limit.max(1));
-        let rows = task_page(filter, page)
+        let backend = self.db.get_database_backend();
+        let rows = task::Entity::find()
+            .from_raw_sql(crate::sql::without_index_merge(
+                backend,
+                task_page(filter, page),
+            ))
             .all(&self.db)
             .await
             .map_err(unavailable)?;
