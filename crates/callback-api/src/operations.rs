@@ -417,34 +417,33 @@ pub struct Tally {
     pub retrying: u64,
 }
 
-/// Counts the tasks accepted since `since` by where they are now.
-pub async fn tally_since(
-    state: &ApiState,
-    caller: &Caller,
-    since: DateTime<Utc>,
-) -> Result<Tally, ApiError> {
+/// The tasks accepted in the last hour and the last day, by where they
+/// are now.
+pub async fn tallies(state: &ApiState, caller: &Caller) -> Result<(Tally, Tally), ApiError> {
     caller.require(Scope::TasksRead)?;
-    let count = |status: Option<TaskStatus>| {
-        let filter = BulkFilter {
-            status,
-            source_app: caller.app.clone(),
-            created_from: Some(since),
-            ..BulkFilter::default()
-        };
-        async move {
-            state
-                .operators
-                .count_matching(&filter)
-                .await
-                .map_err(ApiError::StoreUnavailable)
+    let now = Utc::now();
+    let rows = state
+        .operators
+        .tally(
+            now - chrono::TimeDelta::days(1),
+            now - chrono::TimeDelta::hours(1),
+            caller.app.as_deref(),
+        )
+        .await
+        .map_err(ApiError::StoreUnavailable)?;
+    let (mut day, mut hour) = (Tally::default(), Tally::default());
+    for (status, in_day, in_hour) in rows {
+        for (tally, n) in [(&mut day, in_day), (&mut hour, in_hour)] {
+            tally.accepted += n;
+            match status {
+                TaskStatus::Succeeded => tally.succeeded += n,
+                TaskStatus::Failed => tally.failed += n,
+                TaskStatus::Retrying => tally.retrying += n,
+                _ => {}
+            }
         }
-    };
-    Ok(Tally {
-        accepted: count(None).await?,
-        succeeded: count(Some(TaskStatus::Succeeded)).await?,
-        failed: count(Some(TaskStatus::Failed)).await?,
-        retrying: count(Some(TaskStatus::Retrying)).await?,
-    })
+    }
+    Ok((hour, day))
 }
 
 /// Tasks due now and not yet attempted, the oldest's age, and those

@@ -3,7 +3,7 @@
 
 use crate::db_error::{is_unique_violation, unavailable};
 use crate::entities::{attempt, failed_bucket, idempotency_key, task, task_failure};
-use crate::mapping::{id_bytes, ms, task_id, time};
+use crate::mapping::{corrupt, id_bytes, ms, task_id, time};
 use crate::sql::cancellation;
 use crate::tasks::forget_failures;
 use crate::SqlTaskStore;
@@ -349,6 +349,48 @@ impl OperatorStore for SqlTaskStore {
             oldest_due_at: oldest.map(time).transpose()?,
             retrying_later: later.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
         })
+    }
+
+    async fn tally(
+        &self,
+        day_from: DateTime<Utc>,
+        hour_from: DateTime<Utc>,
+        source_app: Option<&str>,
+    ) -> Result<Vec<(TaskStatus, u64, u64)>, StoreError> {
+        // Ids are made when tasks are: "accepted since" is a range of the
+        // primary key. One pass counts both windows, every status.
+        let backend = self.connection().get_database_backend();
+        let mut values: Vec<sea_orm::Value> = vec![
+            id_bytes(TaskId::first_made_at(hour_from)).into(),
+            id_bytes(TaskId::first_made_at(day_from)).into(),
+        ];
+        let mut sql = "SELECT status, COUNT(*) AS day, \
+                       COUNT(CASE WHEN id >= ? THEN 1 END) AS hour \
+                       FROM tasks WHERE id >= ?"
+            .to_string();
+        if let Some(app) = source_app {
+            sql.push_str(" AND source_app = ?");
+            values.push(app.into());
+        }
+        sql.push_str(" GROUP BY status");
+        let rows = self
+            .connection()
+            .query_all(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("", "status").map_err(unavailable)?;
+                let day: i64 = row.try_get("", "day").map_err(unavailable)?;
+                let hour: i64 = row.try_get("", "hour").map_err(unavailable)?;
+                let status = TaskStatus::parse(&status).map_err(|e| corrupt("task status", e))?;
+                Ok((
+                    status,
+                    u64::try_from(day).unwrap_or(0),
+                    u64::try_from(hour).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     async fn expire_buckets(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -4,10 +4,10 @@
 use super::{render, span, time, Ctx, PageResult};
 use actix_web::{web, HttpRequest};
 use askama::Template;
-use callback_api::operations::{backlog, tally_since, Tally};
+use callback_api::operations::{backlog, tallies, Tally};
 use callback_api::ApiState;
 use callback_core::{Backlog, ReceiverStatus};
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 
 #[derive(Template)]
 #[template(path = "overview.html")]
@@ -102,8 +102,7 @@ const TOP: usize = 10;
 pub async fn page(req: HttpRequest, state: web::Data<ApiState>) -> PageResult {
     let (ctx, caller) = Ctx::new(&req, "overview")?;
     let now = Utc::now();
-    let hour = tally_since(&state, &caller, now - TimeDelta::hours(1)).await?;
-    let day = tally_since(&state, &caller, now - TimeDelta::days(1)).await?;
+    let (hour, day) = tallies(&state, &caller).await?;
     let backlog = backlog(&state, &caller).await?;
     let mut busy = state.receivers.busy_receivers();
     busy.sort_by(|a, b| {

@@ -217,6 +217,16 @@ pub trait OperatorStore: Send + Sync + 'static {
     /// has waited, how many wait for a later retry.
     async fn backlog(&self, now: DateTime<Utc>) -> Result<crate::Backlog, StoreError>;
 
+    /// Tasks accepted since `day_from` (of `source_app` when given), by
+    /// status: how many since `day_from` and how many since `hour_from`
+    /// (later). One read for the console's overview.
+    async fn tally(
+        &self,
+        day_from: DateTime<Utc>,
+        hour_from: DateTime<Utc>,
+        source_app: Option<&str>,
+    ) -> Result<Vec<(TaskStatus, u64, u64)>, StoreError>;
+
     /// Forgets re-send counts of buckets older than `before`.
     async fn expire_buckets(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 

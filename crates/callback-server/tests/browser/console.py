@@ -90,6 +90,10 @@ def main():
 
         step = "the admin token signs in and creates accounts"
         admin_context, admin = sign_in(browser, token=TOKEN)
+        # Four tasks were accepted, all failed for good, before the browser came.
+        expect(admin.locator("#hour-accepted")).to_have_text("4")
+        expect(admin.locator("#hour-failed")).to_have_text("4")
+        expect(admin.locator("#day-accepted")).to_have_text("4")
         shot(admin, "02-overview")
         operator_password = create_account(admin, "olga", "operator")
         viewer_password = create_account(admin, "vic", "viewer")
