@@ -88,9 +88,39 @@ pub(crate) enum Waiting {
 pub struct Pass {
     pub(crate) key: String,
     _slot: OwnedSemaphorePermit,
+    /// The attempt's place under the cluster's cap (with Redis).
+    _cluster_slot: Option<ClusterSlot>,
     /// How to sign, with the current secret of the endpoint or alert hook.
     pub signing: Option<Signing>,
 }
+
+/// A slot of a receiver's cluster-wide cap, given back when the attempt
+/// ends (dropped). Should the release be lost, the slot's lease ends it.
+struct ClusterSlot {
+    shared: Arc<dyn SharedLimits>,
+    receiver: String,
+    token: String,
+}
+
+impl Drop for ClusterSlot {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let receiver = std::mem::take(&mut self.receiver);
+        let token = std::mem::take(&mut self.token);
+        runtime.spawn(async move {
+            if let Err(err) = shared.release_slot(&receiver, &token).await {
+                tracing::debug!(receiver, error = %err, "a cluster slot was not given back; its lease will end it");
+            }
+        });
+    }
+}
+
+/// How long a cluster slot outlives its attempt's timeout at most, should
+/// its instance die holding it.
+const CLUSTER_SLOT_MARGIN: Duration = Duration::from_secs(10);
 
 struct Receiver {
     slots: Arc<Semaphore>,
@@ -341,6 +371,35 @@ impl Receivers {
                 limit: Some(callback_core::AttemptResult::DeferredBreaker),
             };
         }
+        // With Redis, the cap on attempts in flight holds for the cluster;
+        // while Redis does not answer, each instance's own (below) holds.
+        let mut cluster_slot = None;
+        if let Some(shared) = &self.shared {
+            let token = format!("{}-{:016x}", task.id, fastrand::u64(..));
+            let lease =
+                Duration::from_millis(u64::from(task.spec.timeout_ms)) + CLUSTER_SLOT_MARGIN;
+            match shared.take_slot(&key, capacity.max(1), &token, lease).await {
+                Ok(true) => {
+                    cluster_slot = Some(ClusterSlot {
+                        shared: shared.clone(),
+                        receiver: key.clone(),
+                        token,
+                    })
+                }
+                Ok(false) => {
+                    let wait = u64::from(task.spec.timeout_ms).clamp(200, 1_000);
+                    return Admission::Defer {
+                        until: now
+                            + TimeDelta::milliseconds((wait + fastrand::u64(0..wait)) as i64),
+                        why: format!("{key} has {capacity} attempts in flight across the cluster"),
+                        limit: Some(callback_core::AttemptResult::DeferredCap),
+                    };
+                }
+                Err(err) => {
+                    tracing::debug!(receiver = %key, error = %err, "shared in-flight cap unreachable; this instance's own holds");
+                }
+            }
+        }
         // With Redis, a rate limit holds for the cluster; while Redis does
         // not answer, each instance's own limiter (below) holds instead.
         let mut rate_shared = false;
@@ -423,6 +482,7 @@ impl Receivers {
         Admission::Send(Pass {
             key,
             _slot: slot,
+            _cluster_slot: cluster_slot,
             signing,
         })
     }

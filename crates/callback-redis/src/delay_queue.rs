@@ -155,7 +155,6 @@ impl RedisDelayQueue {
         [&self.due_key, &self.inflight_key]
     }
 
-    /// Plain keys on the same Redis and pool.
     /// The receiver limits the instances sharing this queue share.
     pub fn limits(&self) -> crate::limits::RedisLimits {
         crate::limits::RedisLimits {
@@ -166,6 +165,7 @@ impl RedisDelayQueue {
         }
     }
 
+    /// Plain keys on the same Redis and pool.
     pub fn key_value(&self) -> RedisKeyValue {
         RedisKeyValue {
             pool: self.pool.clone(),

@@ -238,3 +238,35 @@ async fn a_flag_is_claimed_by_one_caller_until_it_expires_or_is_dropped() {
     assert!(first.set_nx(&flag, "c", ttl).await.unwrap());
     first.del(&flag).await.unwrap();
 }
+
+#[tokio::test]
+async fn cluster_slots_are_capped_given_back_and_end_with_their_lease() {
+    use callback_core::SharedLimits;
+    let redis = TestRedis::create().await;
+    let first = RedisDelayQueue::new(options(&redis.url, &redis.prefix))
+        .unwrap()
+        .limits();
+    let second = RedisDelayQueue::new(options(&redis.url, &redis.prefix))
+        .unwrap()
+        .limits();
+    let long = Duration::from_secs(30);
+    assert!(first.take_slot("r", 2, "a", long).await.unwrap());
+    assert!(second.take_slot("r", 2, "b", long).await.unwrap());
+    assert!(
+        !first.take_slot("r", 2, "c", long).await.unwrap(),
+        "the cap is 2"
+    );
+    // Another receiver has its own slots.
+    assert!(first.take_slot("other", 2, "c", long).await.unwrap());
+    second.release_slot("r", "b").await.unwrap();
+    assert!(first.take_slot("r", 2, "c", long).await.unwrap());
+    // A slot whose holder died ends with its lease.
+    first.release_slot("r", "a").await.unwrap();
+    assert!(second
+        .take_slot("r", 2, "dies", Duration::from_millis(200))
+        .await
+        .unwrap());
+    assert!(!first.take_slot("r", 2, "d", long).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(first.take_slot("r", 2, "d", long).await.unwrap());
+}

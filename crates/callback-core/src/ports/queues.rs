@@ -85,6 +85,21 @@ pub trait SharedLimits: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, QueueError>;
 
+    /// Takes one of the `cap` attempts the receiver may have in flight
+    /// across the cluster, held as `token` until released, or until `lease`
+    /// passes (so an instance that dies gives its slots back); `false` when
+    /// all are taken.
+    async fn take_slot(
+        &self,
+        receiver: &str,
+        cap: u32,
+        token: &str,
+        lease: Duration,
+    ) -> Result<bool, QueueError>;
+
+    /// Gives a slot back.
+    async fn release_slot(&self, receiver: &str, token: &str) -> Result<(), QueueError>;
+
     /// The receiver is paused until `until`.
     async fn open(&self, receiver: &str, until: DateTime<Utc>) -> Result<(), QueueError>;
 

@@ -248,6 +248,63 @@ async fn without_redis_breakers_are_local_and_readyz_says_so() {
     app.stop().await;
 }
 
+/// An endpoint capped at 3 attempts in flight, fed by three instances on
+/// one Redis: the cap holds for the cluster (slots in Redis with leases).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_flight_cap_holds_for_the_cluster_not_for_each_instance() {
+    let redis = TestRedis::create().await;
+    let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
+    let with_redis = move |s: &mut callback_server::Settings| {
+        s.redis.url = Some(SecretString::from(url.clone()));
+        s.redis.key_prefix = prefix.clone();
+    };
+    let first = spawn_app_with(Backend::Mysql, with_redis.clone()).await;
+    let second = crate::helpers::spawn_app_on(first.db.clone(), with_redis.clone()).await;
+    let third = crate::helpers::spawn_app_on(first.db.clone(), with_redis).await;
+    let receiver = Receiver::start().await;
+    let hold = Duration::from_millis(300);
+    receiver.set_default(Reply::status(200).delay(hold));
+    first
+        .create_endpoint(json!({
+            "name": "capped",
+            "url": receiver.url("/capped"),
+            "event_types": ["cap.test"],
+            "max_in_flight": 3,
+        }))
+        .await;
+    let instances = [&first, &second, &third];
+    for i in 0..30 {
+        let (status, _) = instances[i % 3]
+            .publish(json!({"event_type": "cap.test", "payload": {"i": i}}))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let got = receiver.wait_for(30, Duration::from_secs(60)).await;
+    // Each request is answered `hold` after it arrives and its slot is given
+    // back only then: at most 3 can arrive within any window shorter than
+    // that. Each instance alone would let 3 through, 9 in all.
+    let arrivals: Vec<_> = got.iter().map(|r| r.at).collect();
+    let window = hold - Duration::from_millis(30);
+    let most = arrivals
+        .iter()
+        .map(|start| {
+            arrivals
+                .iter()
+                .filter(|at| **at >= *start && at.duration_since(*start) < window)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most <= 3,
+        "{most} requests arrived within {window:?}; the cap is 3"
+    );
+    assert!(most >= 2, "attempts went one at a time: {most}");
+    third.stop().await;
+    second.stop().await;
+    first.stop().await;
+}
+
 /// An endpoint limited to 4 requests a second, fed by two instances on
 /// one Redis: the limit holds for the cluster, so 24 deliveries fill six
 /// one-second windows and span at least four seconds (from the end of the
