@@ -346,3 +346,69 @@ async fn a_rate_limit_holds_for_the_cluster_not_for_each_instance() {
     second.stop().await;
     first.stop().await;
 }
+
+/// A Redis that hangs (stopped with SIGSTOP: connections open, nothing
+/// answered) while tasks are submitted, due now and later, one by one and
+/// in batches: every answer comes within the command timeout and a margin,
+/// every task is stored, and once Redis answers again every task arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_redis_never_holds_intake_past_its_timeout() {
+    let redis = callback_testkit::PrivateRedis::start().await;
+    let url = redis.url();
+    let timeout = Duration::from_millis(500);
+    let app = spawn_app_with(Backend::Mysql, move |s| {
+        s.redis.url = Some(SecretString::from(url));
+        s.redis.command_timeout_ms = 500;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200));
+    // A first task proves the path works and opens the connection.
+    app.submit(json!({"url": receiver.url("/warm")})).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    redis.pause();
+    let mut slowest = Duration::ZERO;
+    let mut submitted = 1;
+    for i in 0..20 {
+        let delay = if i % 2 == 0 { 0 } else { 1 };
+        let began = std::time::Instant::now();
+        app.submit(json!({"url": receiver.url(&format!("/t/{i}")), "delay_s": delay}))
+            .await;
+        slowest = slowest.max(began.elapsed());
+        submitted += 1;
+    }
+    let batch: Vec<serde_json::Value> = (0..50)
+        .map(|i| json!({"url": receiver.url(&format!("/b/{i}")), "delay_s": 1}))
+        .collect();
+    let began = std::time::Instant::now();
+    let (status, _) = app
+        .send_json("POST", "/api/v1/tasks/batch", &json!({"tasks": batch}))
+        .await;
+    assert_eq!(status, 201);
+    slowest = slowest.max(began.elapsed());
+    submitted += 50;
+    // Redis did hang meanwhile: readiness says so, itself within the timeout.
+    let began = std::time::Instant::now();
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(ready["queue"]["status"], "ok", "{ready:#}");
+    slowest = slowest.max(began.elapsed());
+    let margin = Duration::from_millis(700);
+    assert!(
+        slowest <= timeout + margin,
+        "an answer took {slowest:?} with Redis hanging; the command timeout is {timeout:?}"
+    );
+    redis.resume();
+    let got = receiver.wait_for(submitted, Duration::from_secs(60)).await;
+    let distinct: std::collections::HashSet<String> = got.iter().map(|r| r.task_id()).collect();
+    assert_eq!(distinct.len(), submitted, "every accepted task arrives");
+    app.stop().await;
+}
