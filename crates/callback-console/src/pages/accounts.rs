@@ -118,14 +118,7 @@ pub async fn disable(
     console: web::Data<ConsoleState>,
     path: web::Path<String>,
 ) -> PageResult {
-    admin(&req)?;
-    let id = parse_id(&path)?;
-    console
-        .auth
-        .set_disabled(id, Some(Utc::now()))
-        .await
-        .map_err(account_error)?;
-    show(&req, &console, None).await
+    set_disabled(&req, &console, &path, Some(Utc::now())).await
 }
 
 pub async fn enable(
@@ -133,14 +126,22 @@ pub async fn enable(
     console: web::Data<ConsoleState>,
     path: web::Path<String>,
 ) -> PageResult {
-    admin(&req)?;
-    let id = parse_id(&path)?;
+    set_disabled(&req, &console, &path, None).await
+}
+
+async fn set_disabled(
+    req: &HttpRequest,
+    console: &ConsoleState,
+    id: &str,
+    at: Option<chrono::DateTime<Utc>>,
+) -> PageResult {
+    admin(req)?;
     console
         .auth
-        .set_disabled(id, None)
+        .set_disabled(parse_id(id)?, at)
         .await
         .map_err(account_error)?;
-    show(&req, &console, None).await
+    show(req, console, None).await
 }
 
 pub async fn reset_password(

@@ -248,16 +248,21 @@ async fn without_redis_breakers_are_local_and_readyz_says_so() {
     app.stop().await;
 }
 
+/// Settings for instances that share `redis` (the queue and the limits).
+fn sharing(redis: &TestRedis) -> impl Fn(&mut callback_server::Settings) + Clone {
+    let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
+    move |s: &mut callback_server::Settings| {
+        s.redis.url = Some(SecretString::from(url.clone()));
+        s.redis.key_prefix = prefix.clone();
+    }
+}
+
 /// An endpoint capped at 3 attempts in flight, fed by three instances on
 /// one Redis: the cap holds for the cluster (slots in Redis with leases).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_flight_cap_holds_for_the_cluster_not_for_each_instance() {
     let redis = TestRedis::create().await;
-    let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
-    let with_redis = move |s: &mut callback_server::Settings| {
-        s.redis.url = Some(SecretString::from(url.clone()));
-        s.redis.key_prefix = prefix.clone();
-    };
+    let with_redis = sharing(&redis);
     let first = spawn_app_with(Backend::Mysql, with_redis.clone()).await;
     let second = crate::helpers::spawn_app_on(first.db.clone(), with_redis.clone()).await;
     let third = crate::helpers::spawn_app_on(first.db.clone(), with_redis).await;
@@ -313,11 +318,7 @@ async fn an_in_flight_cap_holds_for_the_cluster_not_for_each_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_holds_for_the_cluster_not_for_each_instance() {
     let redis = TestRedis::create().await;
-    let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
-    let with_redis = move |s: &mut callback_server::Settings| {
-        s.redis.url = Some(SecretString::from(url.clone()));
-        s.redis.key_prefix = prefix.clone();
-    };
+    let with_redis = sharing(&redis);
     let first = spawn_app_with(Backend::Mysql, with_redis.clone()).await;
     let second = crate::helpers::spawn_app_on(first.db.clone(), with_redis).await;
     let receiver = Receiver::start().await;
