@@ -7,75 +7,22 @@
 //! validation and the audit log are the API's own. Nothing here talks to a
 //! store except through `callback-auth`'s sessions.
 
+mod error;
 mod i18n;
 mod pages;
 mod session;
 
+pub use error::ConsoleError;
 pub use i18n::{Lang, Text};
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{middleware, web, HttpRequest, HttpResponse, ResponseError};
-use callback_api::ApiError;
+use actix_web::http::header;
+use actix_web::{middleware, web, HttpRequest, HttpResponse};
 use callback_auth::ConsoleAuth;
 use std::sync::Arc;
 
 /// What the console's pages share besides the API's state.
 pub struct ConsoleState {
     pub auth: Arc<ConsoleAuth>,
-}
-
-/// An error as a page: the API's error (its status and message), or a
-/// refusal of the console's own.
-#[derive(Debug)]
-pub struct ConsoleError(ApiError);
-
-impl From<ApiError> for ConsoleError {
-    fn from(err: ApiError) -> Self {
-        Self(err)
-    }
-}
-
-impl std::fmt::Display for ConsoleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl ResponseError for ConsoleError {
-    fn status_code(&self) -> StatusCode {
-        self.0.status_code()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = ?self.0, "console page failed");
-        }
-        // No request here to choose a language by: both are shown.
-        let message = match &self.0 {
-            ApiError::MissingScope(_) | ApiError::Forbidden(_) => {
-                "You may not do this. / 你无权执行此操作。".to_string()
-            }
-            other => other.to_string(),
-        };
-        pages::error_page(
-            Text { lang: Lang::En },
-            status.as_u16(),
-            &format!("{message}{}", field_errors(&self.0)),
-        )
-    }
-}
-
-/// The fields a validation error names, for the page.
-fn field_errors(err: &ApiError) -> String {
-    match err {
-        ApiError::Validation(errors) | ApiError::UrlNotAllowed(errors) => errors
-            .0
-            .iter()
-            .map(|e| format!(" {}: {}.", e.field, e.message))
-            .collect(),
-        _ => String::new(),
-    }
 }
 
 /// Percent-encodes a query value.

@@ -98,7 +98,7 @@ pub async fn guard(
     };
     if req.method() == Method::POST && !csrf_ok(&mut req, &session).await {
         let text = language(req.request());
-        let page = crate::pages::error_page(text, 403, text.get("error.csrf"));
+        let page = crate::error::error_page(text, 403, text.get("error.csrf"));
         return Ok(req.into_response(page));
     }
     let principal: Arc<Principal> = Arc::new(session.principal());

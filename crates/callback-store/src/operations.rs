@@ -2,7 +2,7 @@
 //! buckets computed from failure times, retention.
 
 use crate::db_error::{is_unique_violation, unavailable};
-use crate::entities::{attempt, failed_bucket, idempotency_key, task, task_failure};
+use crate::entities::{attempt, failed_bucket, idempotency_key, task};
 use crate::mapping::{corrupt, id_bytes, ms, task_id, time};
 use crate::sql::cancellation;
 use crate::tasks::forget_failures;
@@ -13,7 +13,7 @@ use callback_core::{
     TaskStatus, BUCKET,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement, TransactionTrait,
@@ -47,27 +47,11 @@ fn bulk_condition(f: &BulkFilter) -> Condition {
         c = c.add(task::Column::Id.lt(id_bytes(TaskId::first_made_at(at))));
     }
     if f.failed_from.is_some() || f.failed_to.is_some() {
-        c = c.add(task::Column::Id.in_subquery(failed_between(f.failed_from, f.failed_to)));
+        c = c.add(
+            task::Column::Id.in_subquery(crate::sql::failed_between(f.failed_from, f.failed_to)),
+        );
     }
     c
-}
-
-/// The ids of tasks that failed in `[from, to)`.
-pub(crate) fn failed_between(
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> SelectStatement {
-    let mut query = Query::select()
-        .column(task_failure::Column::TaskId)
-        .from(task_failure::Entity)
-        .to_owned();
-    if let Some(at) = from {
-        query.and_where(task_failure::Column::FailedAt.gte(ms(at)));
-    }
-    if let Some(at) = to {
-        query.and_where(task_failure::Column::FailedAt.lt(ms(at)));
-    }
-    query
 }
 
 /// Failed tasks counted by the bucket their failure time falls in, newest
@@ -116,9 +100,8 @@ pub(crate) fn purgeable(
         .filter(task::Column::Status.eq(status.as_str()))
         .limit(u64::from(limit));
     match status {
-        TaskStatus::Failed => {
-            of_status.filter(task::Column::Id.in_subquery(failed_between(None, Some(before))))
-        }
+        TaskStatus::Failed => of_status
+            .filter(task::Column::Id.in_subquery(crate::sql::failed_between(None, Some(before)))),
         _ => of_status
             .filter(task::Column::Id.lt(id_bytes(TaskId::first_made_at(before))))
             .filter(task::Column::UpdatedAt.lt(ms(before))),

@@ -272,6 +272,25 @@ pub(crate) fn cancellation(now_ms: i64) -> Vec<(task::Column, SimpleExpr)> {
     ]
 }
 
+/// The ids of tasks that failed in `[from, to)`.
+pub(crate) fn failed_between(
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> sea_orm::sea_query::SelectStatement {
+    use crate::entities::task_failure;
+    let mut query = sea_orm::sea_query::Query::select()
+        .column(task_failure::Column::TaskId)
+        .from(task_failure::Entity)
+        .to_owned();
+    if let Some(at) = from {
+        query.and_where(task_failure::Column::FailedAt.gte(crate::mapping::ms(at)));
+    }
+    if let Some(at) = to {
+        query.and_where(task_failure::Column::FailedAt.lt(crate::mapping::ms(at)));
+    }
+    query
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,9 @@ pub mod overview;
 pub mod tail;
 pub mod tasks;
 
+use crate::error::ConsoleError;
 use crate::i18n::Text;
 use crate::session;
-use crate::ConsoleError;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
@@ -110,26 +110,6 @@ pub fn redirect(to: &str) -> HttpResponse {
 
 pub async fn home() -> HttpResponse {
     redirect("/console/overview")
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    t: Text,
-    status: u16,
-    message: &'a str,
-}
-
-pub fn error_page(t: Text, status: u16, message: &str) -> HttpResponse {
-    let html = ErrorPage { t, status, message }
-        .render()
-        .unwrap_or_else(|_| message.to_string());
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status)
-            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
-    )
-    .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-    .body(html)
 }
 
 /// `2 h 5 min`, `40 s`: how long ago, or how long until.

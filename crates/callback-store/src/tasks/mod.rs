@@ -108,12 +108,10 @@ pub(crate) fn task_page(filter: &TaskFilter, page: PageRequest) -> sea_orm::Sele
         query = query.filter(task::Column::Id.lt(id_bytes(TaskId::first_made_at(at))));
     }
     if filter.failed_from.is_some() || filter.failed_to.is_some() {
-        query = query.filter(
-            task::Column::Id.in_subquery(crate::operations::failed_between(
-                filter.failed_from,
-                filter.failed_to,
-            )),
-        );
+        query = query.filter(task::Column::Id.in_subquery(crate::sql::failed_between(
+            filter.failed_from,
+            filter.failed_to,
+        )));
     }
     if let Some(after) = page.after {
         query = query.filter(task::Column::Id.lt(id_bytes(after)));
