@@ -88,39 +88,20 @@ pub(crate) enum Waiting {
 pub struct Pass {
     pub(crate) key: String,
     _slot: OwnedSemaphorePermit,
-    /// The attempt's place under the cluster's cap (with Redis).
-    _cluster_slot: Option<ClusterSlot>,
     /// How to sign, with the current secret of the endpoint or alert hook.
     pub signing: Option<Signing>,
 }
 
-/// A slot of a receiver's cluster-wide cap, given back when the attempt
-/// ends (dropped). Should the release be lost, the slot's lease ends it.
-struct ClusterSlot {
-    shared: Arc<dyn SharedLimits>,
-    receiver: String,
-    token: String,
+/// How much an allowance grows by when it must: an eighth of the cap, so
+/// that a busy receiver costs a few Redis calls, not one per attempt.
+fn allowance_chunk(capacity: u32) -> u32 {
+    (capacity / 8).max(1)
 }
 
-impl Drop for ClusterSlot {
-    fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let shared = self.shared.clone();
-        let receiver = std::mem::take(&mut self.receiver);
-        let token = std::mem::take(&mut self.token);
-        runtime.spawn(async move {
-            if let Err(err) = shared.release_slot(&receiver, &token).await {
-                tracing::debug!(receiver, error = %err, "a cluster slot was not given back; its lease will end it");
-            }
-        });
-    }
-}
-
-/// How long a cluster slot outlives its attempt's timeout at most, should
-/// its instance die holding it.
-const CLUSTER_SLOT_MARGIN: Duration = Duration::from_secs(10);
+/// How long an instance's allowance of a receiver's cluster-wide cap
+/// lasts unless set again (every `SHARED_SYNC`): an instance that dies
+/// gives its share back within this.
+const ALLOWANCE_LEASE: Duration = Duration::from_secs(10);
 
 struct Receiver {
     slots: Arc<Semaphore>,
@@ -134,6 +115,9 @@ struct Receiver {
     /// Its streak of failures, and what the store was told of it (for an
     /// endpoint).
     health: EndpointHealth,
+    /// How many attempts this instance may have in flight under the
+    /// receiver's cluster-wide cap (with Redis).
+    allowance: u32,
 }
 
 impl Receiver {
@@ -146,6 +130,7 @@ impl Receiver {
             waiting: VecDeque::new(),
             pace: Pace::default(),
             health: EndpointHealth::default(),
+            allowance: 0,
         }
     }
 
@@ -168,6 +153,8 @@ pub struct Receivers {
     hook_cache: TtlCache<AlertHookId, AlertHook>,
     /// The cluster's breakers (Redis); `None`: each instance alone.
     shared: Option<Arc<dyn SharedLimits>>,
+    /// This instance's name for its allowances of cluster-wide caps.
+    holder: String,
     /// Receivers the cluster paused, as last read, with the end of each
     /// pause; and whether that read succeeded (else: local breakers only).
     shared_open: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -207,6 +194,7 @@ impl Receivers {
             endpoint_cache: TtlCache::new(ENDPOINT_TTL, MAX_REMEMBERED),
             hook_cache: TtlCache::new(ENDPOINT_TTL, MAX_REMEMBERED),
             shared: None,
+            holder: format!("{:016x}", fastrand::u64(..)),
             shared_open: Mutex::new(HashMap::new()),
             shared_ok: std::sync::atomic::AtomicBool::new(false),
         }
@@ -216,7 +204,23 @@ impl Receivers {
     /// paused is paused here too, within `SHARED_SYNC`.
     pub fn with_shared_limits(mut self, shared: Arc<dyn SharedLimits>) -> Self {
         self.shared = Some(shared);
+        self.shared_ok.store(true, Ordering::Relaxed);
         self
+    }
+
+    /// The cluster's limits while Redis answers. After a failed call each
+    /// attempt uses this instance's own limits, without waiting on Redis
+    /// again, until the next sync finds Redis answering.
+    fn shared_while_up(&self) -> Option<&Arc<dyn SharedLimits>> {
+        self.shared
+            .as_ref()
+            .filter(|_| self.shared_ok.load(Ordering::Relaxed))
+    }
+
+    fn shared_failed(&self, what: &str, key: &str, err: &callback_core::QueueError) {
+        if self.shared_ok.swap(false, Ordering::Relaxed) {
+            tracing::warn!(receiver = %key, error = %err, "{what} unreachable; each instance uses its own limits until Redis answers");
+        }
     }
 
     /// Reads the cluster's paused receivers every `SHARED_SYNC` until
@@ -230,10 +234,19 @@ impl Receivers {
             return;
         };
         loop {
+            if self.shared_ok.load(Ordering::Relaxed) {
+                self.settle_allowances(shared.as_ref()).await;
+            }
             match shared.open_now(Utc::now()).await {
                 Ok(open) => {
                     *lock(&self.shared_open) = open.into_iter().collect();
-                    self.shared_ok.store(true, Ordering::Relaxed);
+                    if !self.shared_ok.swap(true, Ordering::Relaxed) {
+                        // Redis is back: allowances held from before may
+                        // have ended there; each is asked for afresh.
+                        for receiver in lock(&self.receivers).values_mut() {
+                            receiver.allowance = 0;
+                        }
+                    }
                 }
                 Err(err) => {
                     if self.shared_ok.swap(false, Ordering::Relaxed) {
@@ -244,6 +257,72 @@ impl Receivers {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(SHARED_SYNC) => {}
+            }
+        }
+    }
+
+    /// Makes sure this instance's allowance of the receiver's cluster-wide
+    /// cap covers one more attempt, growing it by a chunk when it does not:
+    /// `Ok(false)` when the cluster has no room.
+    async fn grow_allowance(
+        &self,
+        shared: &dyn SharedLimits,
+        key: &str,
+        capacity: u32,
+        breaker: BreakerConfig,
+    ) -> Result<bool, callback_core::QueueError> {
+        let capacity = capacity.max(1);
+        let (needed, allowance) = {
+            let mut receivers = lock(&self.receivers);
+            let receiver = receivers
+                .entry(key.to_string())
+                .or_insert_with(|| Receiver::new(capacity, breaker));
+            (receiver.in_flight() + 1, receiver.allowance)
+        };
+        if needed <= allowance {
+            return Ok(true);
+        }
+        let want = (needed + allowance_chunk(capacity)).min(capacity);
+        let granted = shared
+            .allow(key, capacity, &self.holder, want, ALLOWANCE_LEASE, true)
+            .await?;
+        if let Some(receiver) = lock(&self.receivers).get_mut(key) {
+            receiver.allowance = receiver.allowance.max(granted);
+        }
+        Ok(granted >= needed)
+    }
+
+    /// Sets each allowance to what its receiver uses now (plus a chunk
+    /// while busy, nothing once idle), which also renews its lease: room
+    /// this instance does not use goes back to the others.
+    async fn settle_allowances(&self, shared: &dyn SharedLimits) {
+        let held: Vec<(String, u32, u32)> = lock(&self.receivers)
+            .iter()
+            .filter(|(_, r)| r.allowance > 0)
+            .map(|(key, r)| {
+                let in_flight = r.in_flight();
+                let target = if in_flight == 0 {
+                    0
+                } else {
+                    (in_flight + allowance_chunk(r.capacity)).min(r.capacity)
+                };
+                (key.clone(), r.capacity, target)
+            })
+            .collect();
+        for (key, capacity, target) in held {
+            match shared
+                .allow(&key, capacity, &self.holder, target, ALLOWANCE_LEASE, false)
+                .await
+            {
+                Ok(granted) => {
+                    if let Some(receiver) = lock(&self.receivers).get_mut(&key) {
+                        receiver.allowance = granted;
+                    }
+                }
+                Err(err) => {
+                    self.shared_failed("the shared in-flight cap", &key, &err);
+                    return;
+                }
             }
         }
     }
@@ -371,21 +450,17 @@ impl Receivers {
                 limit: Some(callback_core::AttemptResult::DeferredBreaker),
             };
         }
-        // With Redis, the cap on attempts in flight holds for the cluster;
-        // while Redis does not answer, each instance's own (below) holds.
-        let mut cluster_slot = None;
-        if let Some(shared) = &self.shared {
-            let token = format!("{}-{:016x}", task.id, fastrand::u64(..));
-            let lease =
-                Duration::from_millis(u64::from(task.spec.timeout_ms)) + CLUSTER_SLOT_MARGIN;
-            match shared.take_slot(&key, capacity.max(1), &token, lease).await {
-                Ok(true) => {
-                    cluster_slot = Some(ClusterSlot {
-                        shared: shared.clone(),
-                        receiver: key.clone(),
-                        token,
-                    })
-                }
+        // With Redis, the cap on attempts in flight holds for the cluster:
+        // this instance grows its allowance before it needs it (a Redis
+        // call now and then, not one per attempt); while Redis does not
+        // answer, each instance's own cap (below) holds.
+        let mut within_allowance = false;
+        if let Some(shared) = self.shared_while_up() {
+            match self
+                .grow_allowance(shared.as_ref(), &key, capacity, breaker)
+                .await
+            {
+                Ok(true) => within_allowance = true,
                 Ok(false) => {
                     let wait = u64::from(task.spec.timeout_ms).clamp(200, 1_000);
                     return Admission::Defer {
@@ -395,15 +470,13 @@ impl Receivers {
                         limit: Some(callback_core::AttemptResult::DeferredCap),
                     };
                 }
-                Err(err) => {
-                    tracing::debug!(receiver = %key, error = %err, "shared in-flight cap unreachable; this instance's own holds");
-                }
+                Err(err) => self.shared_failed("the shared in-flight cap", &key, &err),
             }
         }
         // With Redis, a rate limit holds for the cluster; while Redis does
         // not answer, each instance's own limiter (below) holds instead.
         let mut rate_shared = false;
-        if let (Some(per_s), Some(shared)) = (rate.filter(|r| *r > 0), &self.shared) {
+        if let (Some(per_s), Some(shared)) = (rate.filter(|r| *r > 0), self.shared_while_up()) {
             match shared.take_rate_token(&key, per_s, now).await {
                 Ok(true) => rate_shared = true,
                 Ok(false) => {
@@ -418,9 +491,7 @@ impl Receivers {
                         limit: Some(callback_core::AttemptResult::DeferredRate),
                     };
                 }
-                Err(err) => {
-                    tracing::debug!(receiver = %key, error = %err, "shared rate limit unreachable; this instance's own holds");
-                }
+                Err(err) => self.shared_failed("the shared rate limit", &key, &err),
             }
         }
         let clock = Instant::now();
@@ -453,6 +524,17 @@ impl Receivers {
                 key,
             };
         };
+        // Others admitted meanwhile on this instance may have used the
+        // allowance up: checked again under the lock, before the breaker
+        // could hand this task its half-open trial.
+        if within_allowance && receiver.in_flight() > receiver.allowance {
+            let wait = u64::from(task.spec.timeout_ms).clamp(200, 1_000);
+            return Admission::Defer {
+                until: now + TimeDelta::milliseconds((wait + fastrand::u64(0..wait)) as i64),
+                why: format!("{key} has {capacity} attempts in flight across the cluster"),
+                limit: Some(callback_core::AttemptResult::DeferredCap),
+            };
+        }
         if let Some(per_s) = rate.and_then(NonZeroU32::new).filter(|_| !rate_shared) {
             let limiter = match &receiver.limiter {
                 Some((r, limiter)) if *r == per_s.get() => limiter,
@@ -482,7 +564,6 @@ impl Receivers {
         Admission::Send(Pass {
             key,
             _slot: slot,
-            _cluster_slot: cluster_slot,
             signing,
         })
     }

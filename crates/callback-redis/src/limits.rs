@@ -6,10 +6,12 @@
 //! - Rate limits: a counter per receiver and second,
 //!   `{prefix}:rate:{receiver}:{epoch second}`, expiring after two
 //!   seconds. A request may go while the counter is within the limit.
-//! - In-flight caps: a sorted set per receiver, `{prefix}:slots:{receiver}`,
-//!   of the attempts in flight, each scored with the end of its lease
-//!   (epoch ms, Redis's own clock). A slot is taken while the set, its
-//!   ended leases dropped, holds fewer than the cap.
+//! - In-flight caps: a hash per receiver, `{prefix}:slots:{receiver}`, of
+//!   each instance's allowance (how many attempts it may have in flight)
+//!   and when it ends (epoch ms, Redis's own clock). Allowances sum to at
+//!   most the cap; an instance grows its own in chunks when it needs more
+//!   and sets it to what it uses every second, so Redis is asked about
+//!   once a second per busy receiver, not once per attempt.
 
 use crate::connection::RedisPool;
 use async_trait::async_trait;
@@ -28,24 +30,44 @@ pub struct RedisLimits {
     pub(crate) prefix: String,
 }
 
-/// Drops ended leases and takes a slot if one is free, in one step.
-/// KEYS[1]: the receiver's slots. ARGV: cap, token, lease (ms).
-const TAKE_SLOT: &str = r"
+/// Drops ended allowances and sets the holder's, in one step.
+/// KEYS[1]: the receiver's allowances, holder to "count:expiry_ms".
+/// ARGV: cap, holder, want, lease (ms), "grow" or "set".
+const ALLOW: &str = r"
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[3]), ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
-  return 1
+local all = redis.call('HGETALL', KEYS[1])
+local others, mine = 0, 0
+for i = 1, #all, 2 do
+  local value = all[i + 1]
+  local sep = string.find(value, ':', 1, true)
+  local count = tonumber(string.sub(value, 1, sep - 1))
+  local expiry = tonumber(string.sub(value, sep + 1))
+  if expiry <= now_ms then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif all[i] == ARGV[2] then
+    mine = count
+  else
+    others = others + count
+  end
 end
-return 0
+local grant = math.min(tonumber(ARGV[3]), math.max(tonumber(ARGV[1]) - others, 0))
+if ARGV[5] == 'grow' and grant < mine then
+  grant = mine
+end
+if grant > 0 then
+  redis.call('HSET', KEYS[1], ARGV[2], grant .. ':' .. (now_ms + tonumber(ARGV[4])))
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 2)
+else
+  redis.call('HDEL', KEYS[1], ARGV[2])
+end
+return grant
 ";
 
 /// Hashed once: `EVALSHA` thereafter.
-fn take_slot_script() -> &'static redis::Script {
+fn allow_script() -> &'static redis::Script {
     static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| redis::Script::new(TAKE_SLOT))
+    SCRIPT.get_or_init(|| redis::Script::new(ALLOW))
 }
 
 impl RedisLimits {
@@ -56,43 +78,32 @@ impl RedisLimits {
 
 #[async_trait]
 impl SharedLimits for RedisLimits {
-    async fn take_slot(
+    async fn allow(
         &self,
         receiver: &str,
         cap: u32,
-        token: &str,
+        holder: &str,
+        want: u32,
         lease: Duration,
-    ) -> Result<bool, QueueError> {
+        grow: bool,
+    ) -> Result<u32, QueueError> {
         let key = self.slots_key(receiver);
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
-        let taken: i64 = self
+        let granted: i64 = self
             .pool
             .with_conn(self.timeout, |mut conn| async move {
-                take_slot_script()
+                allow_script()
                     .key(&key)
                     .arg(cap)
-                    .arg(token)
+                    .arg(holder)
+                    .arg(want)
                     .arg(lease_ms)
+                    .arg(if grow { "grow" } else { "set" })
                     .invoke_async(&mut conn)
                     .await
             })
             .await?;
-        Ok(taken == 1)
-    }
-
-    async fn release_slot(&self, receiver: &str, token: &str) -> Result<(), QueueError> {
-        let key = self.slots_key(receiver);
-        let _: i64 = self
-            .pool
-            .with_conn(self.timeout, |mut conn| async move {
-                redis::cmd("ZREM")
-                    .arg(&key)
-                    .arg(token)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(())
+        Ok(u32::try_from(granted).unwrap_or(0))
     }
 
     async fn take_rate_token(

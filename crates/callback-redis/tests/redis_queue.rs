@@ -240,7 +240,7 @@ async fn a_flag_is_claimed_by_one_caller_until_it_expires_or_is_dropped() {
 }
 
 #[tokio::test]
-async fn cluster_slots_are_capped_given_back_and_end_with_their_lease() {
+async fn allowances_share_a_cap_shrink_when_set_and_end_with_their_lease() {
     use callback_core::SharedLimits;
     let redis = TestRedis::create().await;
     let first = RedisDelayQueue::new(options(&redis.url, &redis.prefix))
@@ -250,23 +250,34 @@ async fn cluster_slots_are_capped_given_back_and_end_with_their_lease() {
         .unwrap()
         .limits();
     let long = Duration::from_secs(30);
-    assert!(first.take_slot("r", 2, "a", long).await.unwrap());
-    assert!(second.take_slot("r", 2, "b", long).await.unwrap());
-    assert!(
-        !first.take_slot("r", 2, "c", long).await.unwrap(),
-        "the cap is 2"
+    // A cap of 10: the first takes 6, the second gets the 4 left.
+    assert_eq!(first.allow("r", 10, "a", 6, long, true).await.unwrap(), 6);
+    assert_eq!(second.allow("r", 10, "b", 8, long, true).await.unwrap(), 4);
+    // Growing never lowers an allowance, even asked for less.
+    assert_eq!(first.allow("r", 10, "a", 2, long, true).await.unwrap(), 6);
+    // Another receiver has its own cap.
+    assert_eq!(
+        first.allow("other", 10, "a", 10, long, true).await.unwrap(),
+        10
     );
-    // Another receiver has its own slots.
-    assert!(first.take_slot("other", 2, "c", long).await.unwrap());
-    second.release_slot("r", "b").await.unwrap();
-    assert!(first.take_slot("r", 2, "c", long).await.unwrap());
-    // A slot whose holder died ends with its lease.
-    first.release_slot("r", "a").await.unwrap();
-    assert!(second
-        .take_slot("r", 2, "dies", Duration::from_millis(200))
-        .await
-        .unwrap());
-    assert!(!first.take_slot("r", 2, "d", long).await.unwrap());
+    // Set (not grow) gives room back, which the other can then take.
+    assert_eq!(first.allow("r", 10, "a", 1, long, false).await.unwrap(), 1);
+    assert_eq!(second.allow("r", 10, "b", 9, long, true).await.unwrap(), 9);
+    assert_eq!(first.allow("r", 10, "a", 5, long, true).await.unwrap(), 1);
+    // An allowance whose holder died ends with its lease.
+    assert_eq!(
+        second
+            .allow("r", 10, "b", 9, Duration::from_millis(200), false)
+            .await
+            .unwrap(),
+        9
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(first.take_slot("r", 2, "d", long).await.unwrap());
+    assert_eq!(first.allow("r", 10, "a", 10, long, true).await.unwrap(), 10);
+    // Set to nothing: the holder is gone.
+    assert_eq!(first.allow("r", 10, "a", 0, long, false).await.unwrap(), 0);
+    assert_eq!(
+        second.allow("r", 10, "b", 10, long, true).await.unwrap(),
+        10
+    );
 }

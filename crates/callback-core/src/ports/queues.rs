@@ -85,20 +85,21 @@ pub trait SharedLimits: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, QueueError>;
 
-    /// Takes one of the `cap` attempts the receiver may have in flight
-    /// across the cluster, held as `token` until released, or until `lease`
-    /// passes (so an instance that dies gives its slots back); `false` when
-    /// all are taken.
-    async fn take_slot(
+    /// Sets how many of the receiver's `cap` attempts in flight `holder`
+    /// (an instance) may have, across the cluster: `want`, or what the
+    /// other holders leave of the cap, whichever is less. With `grow`, an
+    /// allowance is never lowered (concurrent growers cannot shrink each
+    /// other). The allowance lasts `lease` unless set again, so an instance
+    /// that dies gives its share back. Returns the allowance.
+    async fn allow(
         &self,
         receiver: &str,
         cap: u32,
-        token: &str,
+        holder: &str,
+        want: u32,
         lease: Duration,
-    ) -> Result<bool, QueueError>;
-
-    /// Gives a slot back.
-    async fn release_slot(&self, receiver: &str, token: &str) -> Result<(), QueueError>;
+        grow: bool,
+    ) -> Result<u32, QueueError>;
 
     /// The receiver is paused until `until`.
     async fn open(&self, receiver: &str, until: DateTime<Utc>) -> Result<(), QueueError>;
