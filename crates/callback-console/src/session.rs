@@ -114,7 +114,7 @@ pub async fn guard(
 async fn csrf_ok(req: &mut ServiceRequest, session: &ConsoleSession) -> bool {
     let expected = session.csrf.as_bytes();
     if let Some(header) = req.headers().get("x-csrf-token") {
-        return constant_time(header.as_bytes(), expected);
+        return constant_time_eq::constant_time_eq(header.as_bytes(), expected);
     }
     let Ok(body) = req.extract::<web::Bytes>().await else {
         return false;
@@ -124,7 +124,7 @@ async fn csrf_ok(req: &mut ServiceRequest, session: &ConsoleSession) -> bool {
     }
     let found = form_field(&body, "csrf");
     req.set_payload(actix_web::dev::Payload::from(body));
-    found.is_some_and(|token| constant_time(token.as_bytes(), expected))
+    found.is_some_and(|token| constant_time_eq::constant_time_eq(token.as_bytes(), expected))
 }
 
 /// A field of a url-encoded form (the same encoding as a query string).
@@ -136,10 +136,6 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
-}
-
-fn constant_time(a: &[u8], b: &[u8]) -> bool {
-    constant_time_eq::constant_time_eq(a, b)
 }
 
 /// The signed-in session of a page's request.

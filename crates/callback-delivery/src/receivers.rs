@@ -248,11 +248,7 @@ impl Receivers {
                         }
                     }
                 }
-                Err(err) => {
-                    if self.shared_ok.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(error = %err, "shared circuit breakers unreachable; each instance uses its own until Redis answers");
-                    }
-                }
+                Err(err) => self.shared_failed("the shared circuit breakers", "*", &err),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
