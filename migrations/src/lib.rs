@@ -20,6 +20,7 @@ mod m20261204_000011_endpoint_breaker;
 mod m20261204_000012_delivery_tallies;
 mod m20261204_000013_endpoint_disable;
 mod m20261205_000014_console_accounts;
+mod m20261205_000015_ordering_keys;
 mod sqlite_indexes;
 
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000012_delivery_tallies::Migration),
             Box::new(m20261204_000013_endpoint_disable::Migration),
             Box::new(m20261205_000014_console_accounts::Migration),
+            Box::new(m20261205_000015_ordering_keys::Migration),
         ]
     }
 }

@@ -452,6 +452,7 @@ pub fn alert_task(hook: &AlertHook, body: Body, now: DateTime<Utc>) -> NewTask {
             event_type: None,
             alert_hook: Some(hook.id),
             traceparent: None,
+            ordering: None,
         },
         first_attempt_at: now,
         created_at: now,

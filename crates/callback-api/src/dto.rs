@@ -4,7 +4,8 @@
 
 use callback_core::{
     Attempt, Body, Expectation, HeaderList, JsonExpectation, MaxAttempts, Method, NewTask,
-    QueryList, RetrySchedule, TargetUrl, Task, TaskId, TaskSpec, ValidationErrors,
+    OnFailure, Ordering, OrderingKey, QueryList, RetrySchedule, TargetUrl, Task, TaskDetail,
+    TaskId, TaskSpec, ValidationErrors,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,48 @@ pub struct CreateTaskRequest {
     pub target_app: Option<String>,
     /// Submitting the same key again returns the first task and creates nothing.
     pub idempotency_key: Option<String>,
+    /// Tasks with the same key are delivered one at a time, in the order
+    /// they were accepted: the next starts when the one before succeeded,
+    /// was cancelled, or failed for good (see `on_failure`). 1 to 255
+    /// characters. Not together with `delay_s`.
+    #[schema(example = "order-1042")]
+    pub ordering_key: Option<String>,
+    /// With `ordering_key`, what a task that fails for good does to the
+    /// ones behind it: `block` (default) holds them until an operator
+    /// re-sends or cancels it; `skip` lets the next start.
+    pub on_failure: Option<String>,
+}
+
+/// The ordering of a task or an event, when asked for: `on_failure` only
+/// with a key, and a key and a delay never together, since a task behind
+/// another is sent as soon as the one before it ends.
+pub(crate) fn ordering(
+    errors: &mut ValidationErrors,
+    key: Option<String>,
+    on_failure: Option<String>,
+    delayed: bool,
+) -> Option<Ordering> {
+    let Some(key) = key else {
+        if on_failure.is_some() {
+            errors.push("on_failure", "only applies with ordering_key");
+        }
+        return None;
+    };
+    let on_failure = match on_failure {
+        Some(raw) => errors.take("on_failure", OnFailure::parse(&raw)),
+        None => Some(OnFailure::default()),
+    };
+    if delayed {
+        errors.push(
+            "delay_s",
+            "cannot be combined with ordering_key: a task behind another is sent as soon as the one before it ends",
+        );
+    }
+    let key = errors.take("ordering_key", OrderingKey::parse(&key));
+    Some(Ordering {
+        key: key?,
+        on_failure: on_failure?,
+    })
 }
 
 /// What counts as success. All conditions given must hold.
@@ -181,6 +224,7 @@ impl CreateTaskRequest {
             self.idempotency_key,
             MAX_IDEMPOTENCY_KEY,
         );
+        let ordering = ordering(&mut errors, self.ordering_key, self.on_failure, delay_s > 0);
         errors.clone().into_result()?;
         let (Some(url), Some(method), Some(headers), Some(max_attempts), Some(retry_schedule)) =
             (url, method, headers, max_attempts, retry_schedule)
@@ -206,6 +250,7 @@ impl CreateTaskRequest {
                 event_type: None,
                 alert_hook: None,
                 traceparent: None,
+                ordering,
             },
             first_attempt_at: now + TimeDelta::seconds(i64::from(delay_s)),
             created_at: now,
@@ -220,7 +265,8 @@ impl CreateTaskRequest {
 pub struct TaskView {
     #[schema(value_type = String, format = Uuid)]
     pub task_id: TaskId,
-    /// pending, delivering, retrying, succeeded, failed, cancelled or held.
+    /// pending, delivering, retrying, succeeded, failed, cancelled, held
+    /// or waiting (behind an earlier task of its ordering key).
     pub status: String,
     pub url: String,
     pub method: String,
@@ -238,6 +284,15 @@ pub struct TaskView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// Delivered in order with the other tasks of this key.
+    pub ordering_key: Option<String>,
+    /// With `ordering_key`: `block` or `skip`.
+    pub on_failure: Option<String>,
+    /// A waiting task: the task of its key it waits for (only on a single
+    /// task).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub waiting_for: Option<TaskId>,
     /// Every attempt, oldest first (only on a single task).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptView>>,
@@ -265,7 +320,22 @@ impl TaskView {
             created_at: task.created_at,
             updated_at: task.updated_at,
             last_error: task.last_error.clone(),
+            ordering_key: task.spec.ordering.as_ref().map(|o| o.key.to_string()),
+            on_failure: task
+                .spec
+                .ordering
+                .as_ref()
+                .map(|o| o.on_failure.as_str().to_string()),
+            waiting_for: None,
             attempts: attempts.map(|a| a.iter().map(AttemptView::from).collect()),
+        }
+    }
+
+    /// A single task, with its attempts and what it waits for.
+    pub fn detail(detail: &TaskDetail) -> Self {
+        Self {
+            waiting_for: detail.waiting_for,
+            ..Self::new(&detail.task, Some(&detail.attempts))
         }
     }
 }
@@ -312,7 +382,8 @@ pub struct TaskList {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListTasksQuery {
-    /// pending, delivering, retrying, succeeded, failed, cancelled or held.
+    /// pending, delivering, retrying, succeeded, failed, cancelled, held
+    /// or waiting.
     pub status: Option<String>,
     pub source_app: Option<String>,
     pub target_app: Option<String>,

@@ -459,6 +459,14 @@ pub struct PublishEventRequest {
     /// Unique id of the event; generated when absent. The same call id
     /// again creates nothing.
     pub call_id: Option<String>,
+    /// Each endpoint gets the events of one key one at a time, in the
+    /// order they were published; endpoints apart from each other.
+    #[schema(example = "order-1042")]
+    pub ordering_key: Option<String>,
+    /// With `ordering_key`: `block` (default) holds the key's later events
+    /// when one fails for good, until an operator re-sends or cancels it;
+    /// `skip` goes on with the next.
+    pub on_failure: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -400,6 +400,7 @@ pub async fn invoke(
         app: request.app.clone(),
         payload: request.payload,
         created_at: Utc::now(),
+        ordering: None,
     };
     let mut query = vec![("event_type".to_string(), event_type.as_str().to_string())];
     if let Some(app) = &request.app {

@@ -51,11 +51,14 @@ pub async fn publish_event(
     {
         errors.push("app", format!("must be 1 to {MAX_APP} characters"));
     }
+    let ordering =
+        crate::dto::ordering(&mut errors, request.ordering_key, request.on_failure, false);
     errors.clone().into_result().map_err(ApiError::Validation)?;
     let Some(event_type) = event_type else {
         return Err(ApiError::Validation(errors));
     };
     let event = NewEvent {
+        ordering,
         call_id: request
             .call_id
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),

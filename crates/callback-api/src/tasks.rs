@@ -81,7 +81,9 @@ fn reserve_worker(
     task: &mut NewTask,
     now: DateTime<Utc>,
 ) -> Option<Box<dyn Handoff>> {
-    if task.first_attempt_at > now {
+    // A task with an ordering key may wait behind another: only the store
+    // knows, so it is stored pending and claimed like any other.
+    if task.first_attempt_at > now || task.spec.ordering.is_some() {
         return None;
     }
     let handoff = state.dispatch.reserve(task.spec.timeout_ms)?;
@@ -98,6 +100,8 @@ async fn hand_over(
 ) {
     match handoff {
         Some(handoff) => handoff.deliver(task),
+        // Its turn comes when the task before it on its key ends.
+        None if task.status == TaskStatus::Waiting => {}
         None => state.dispatch.accepted(task.id, due).await,
     }
 }
@@ -224,6 +228,7 @@ pub async fn create_tasks(
         });
         match (created, handoff) {
             (true, Some(handoff)) => handoff.deliver(task),
+            (true, None) if task.status == TaskStatus::Waiting => {}
             (true, None) => accepted.push((task.id, first_attempt_at)),
             // An existing task is delivery's already; its worker is freed.
             (false, _) => {}
@@ -252,7 +257,7 @@ pub async fn get_task(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let detail = detail(&state, &caller, parse_task_id(&path)?).await?;
-    Ok(HttpResponse::Ok().json(TaskView::new(&detail.task, Some(&detail.attempts))))
+    Ok(HttpResponse::Ok().json(TaskView::detail(&detail)))
 }
 
 /// A task with every attempt, as the caller may see it.
@@ -398,7 +403,9 @@ pub async fn resend(state: &ApiState, caller: &Caller, id: TaskId) -> Result<Tas
         .resend(id, now)
         .await
         .map_err(|e| ApiError::from_store(e, "re-send"))?;
-    state.dispatch.accepted(task.id, now).await;
+    if task.status != TaskStatus::Waiting {
+        state.dispatch.accepted(task.id, now).await;
+    }
     Ok(task)
 }
 

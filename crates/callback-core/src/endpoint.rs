@@ -161,6 +161,9 @@ pub struct NewEvent {
     /// byte.
     pub payload: Box<serde_json::value::RawValue>,
     pub created_at: DateTime<Utc>,
+    /// Its tasks are delivered in order with the event's earlier tasks of
+    /// the same key, each endpoint's separately.
+    pub ordering: Option<crate::Ordering>,
 }
 
 /// The outcome of publishing an event.
@@ -223,6 +226,7 @@ pub fn task_for_event(
             event_type: Some(event.event_type.clone()),
             alert_hook: None,
             traceparent: None,
+            ordering: event.ordering.clone(),
         },
         first_attempt_at: event.created_at,
         created_at: event.created_at,
@@ -294,6 +298,7 @@ mod tests {
             app: Some("im".into()),
             payload: serde_json::value::RawValue::from_string(r#"{"text": "hi"}"#.into()).unwrap(),
             created_at: DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+            ordering: None,
         };
         let task = task_for_event(&e, &event, defaults());
         let body: serde_json::Value =

@@ -75,10 +75,13 @@ pub enum TaskStatus {
     /// Kept without attempts while its endpoint is disabled for failing;
     /// pending again, in acceptance order, once it is enabled.
     Held,
+    /// Accepted with an ordering key, behind an earlier task of that key:
+    /// pending, due at once, when the one before it ends.
+    Waiting,
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 7] = [
+    pub const ALL: [TaskStatus; 8] = [
         Self::Pending,
         Self::Delivering,
         Self::Retrying,
@@ -86,10 +89,18 @@ impl TaskStatus {
         Self::Failed,
         Self::Cancelled,
         Self::Held,
+        Self::Waiting,
     ];
-    /// States from which an operator may cancel a task.
-    pub const CANCELLABLE: [TaskStatus; 4] =
-        [Self::Pending, Self::Retrying, Self::Delivering, Self::Held];
+    /// States from which an operator may cancel a task. A failed task
+    /// that holds its ordering key (`OnFailure::Block`) may be cancelled
+    /// too, to let the key move on.
+    pub const CANCELLABLE: [TaskStatus; 5] = [
+        Self::Pending,
+        Self::Retrying,
+        Self::Delivering,
+        Self::Held,
+        Self::Waiting,
+    ];
     /// States from which an operator may re-send a task.
     pub const RESENDABLE: [TaskStatus; 3] = [Self::Failed, Self::Cancelled, Self::Succeeded];
 
@@ -102,6 +113,7 @@ impl TaskStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Held => "held",
+            Self::Waiting => "waiting",
         }
     }
 
@@ -111,7 +123,7 @@ impl TaskStatus {
             .find(|s| s.as_str() == raw)
             .ok_or_else(|| {
                 format!(
-                    "must be one of pending, delivering, retrying, succeeded, failed, cancelled, held, not {raw:?}"
+                    "must be one of pending, delivering, retrying, succeeded, failed, cancelled, held, waiting, not {raw:?}"
                 )
             })
     }
@@ -151,6 +163,71 @@ impl MaxAttempts {
     }
 }
 
+/// An ordering key: tasks that carry the same one (for events: to the same
+/// endpoint) are delivered one at a time, in the order they were accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderingKey(String);
+
+impl OrderingKey {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() || raw.chars().count() > Self::MAX_CHARS {
+            return Err(format!("must be 1 to {} characters", Self::MAX_CHARS));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err("must not hold control characters".into());
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a task that fails for good does to the tasks behind it on its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OnFailure {
+    /// The key waits until an operator re-sends or cancels the failed task:
+    /// nothing overtakes it.
+    #[default]
+    Block,
+    /// The next task of the key starts; the failed one stays for an
+    /// operator to see and re-send (at the key's end).
+    Skip,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Skip => "skip",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "block" => Ok(Self::Block),
+            "skip" => Ok(Self::Skip),
+            other => Err(format!("must be block or skip, not {other:?}")),
+        }
+    }
+}
+
+/// A task's place in ordered delivery (ADR 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ordering {
+    pub key: OrderingKey,
+    pub on_failure: OnFailure,
+}
+
 /// Everything a submitter said about a task; it never changes afterwards.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
@@ -177,6 +254,8 @@ pub struct TaskSpec {
     pub alert_hook: Option<crate::AlertHookId>,
     /// The submitter's trace: each attempt is sent as a span of it.
     pub traceparent: Option<crate::TraceParent>,
+    /// Delivered in order with the other tasks of its key.
+    pub ordering: Option<Ordering>,
 }
 
 /// A task about to be stored.
@@ -259,6 +338,20 @@ impl Task {
 pub struct TaskDetail {
     pub task: Task,
     pub attempts: Vec<Attempt>,
+    /// For a waiting task: the task of its key that goes first, whose end
+    /// it waits for.
+    pub waiting_for: Option<TaskId>,
+}
+
+/// What recording an attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recorded {
+    /// The task moved on; `false` when its lease had been lost meanwhile
+    /// (cancelled, or taken by another worker after it expired).
+    pub applied: bool,
+    /// The task of the same ordering key that became pending, due now,
+    /// because this one ended.
+    pub promoted: Option<TaskId>,
 }
 
 /// The outcome of `TaskStore::insert`.
@@ -383,6 +476,21 @@ mod tests {
             assert_eq!(TaskStatus::parse(s.as_str()), Ok(s));
         }
         assert!(TaskStatus::parse("done").is_err());
+    }
+
+    #[test]
+    fn ordering_keys_are_printable_and_bounded() {
+        assert!(OrderingKey::parse("order-42").is_ok());
+        assert!(OrderingKey::parse("").is_err());
+        assert!(OrderingKey::parse(&"x".repeat(256)).is_err());
+        assert!(OrderingKey::parse(&"\u{4e2d}".repeat(255)).is_ok());
+        assert!(OrderingKey::parse("a\nb").is_err());
+        assert_eq!(OnFailure::parse("skip"), Ok(OnFailure::Skip));
+        assert_eq!(
+            OnFailure::parse(OnFailure::Block.as_str()),
+            Ok(OnFailure::Block)
+        );
+        assert!(OnFailure::parse("retry").is_err());
     }
 
     #[test]

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use callback_core::lock;
 use callback_core::{
     decide, Attempt, AttemptFacts, AttemptReport, AttemptResult, AttemptTrace, ClaimedTask,
-    DelayQueue, Dispatch, Disposition, Finish, Handoff, Lease, LeaseToken, Observe, RetrySchedule,
-    Task, TaskId, TaskStore,
+    DelayQueue, Dispatch, Disposition, Finish, Handoff, Lease, LeaseToken, Observe, Recorded,
+    RetrySchedule, Task, TaskId, TaskStore,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -231,24 +231,7 @@ impl Dispatch for DeliveryHandle {
     }
 
     async fn accepted_many(&self, tasks: &[(TaskId, DateTime<Utc>)]) {
-        let now = Utc::now();
-        let later: Vec<(TaskId, DateTime<Utc>)> = tasks
-            .iter()
-            .copied()
-            .filter(|&(id, due)| !(due <= now && self.engine.offer(id) == Offer::Taken))
-            .collect();
-        if later.is_empty() {
-            return;
-        }
-        // Not due yet, or our workers are busy: a shared queue lets any
-        // instance take them, sent with other writes just after the
-        // answer. Should that fail, the reconciler finds them.
-        if !self
-            .engine
-            .queue_write(|w| w.fresh.extend_from_slice(&later))
-        {
-            self.engine.send_fresh(&later).await;
-        }
+        self.engine.accepted_many(tasks).await;
     }
 
     fn reserve(&self, timeout_ms: u32) -> Option<Box<dyn Handoff>> {
@@ -320,6 +303,26 @@ fn spawned<F: std::future::Future<Output = ()>>(attempt: F) -> std::pin::Pin<Box
 }
 
 impl Engine {
+    /// Takes tasks that became due in the store (new ones, or the next of
+    /// an ordering key): a free worker here, else the shared queue.
+    async fn accepted_many(&self, tasks: &[(TaskId, DateTime<Utc>)]) {
+        let now = Utc::now();
+        let later: Vec<(TaskId, DateTime<Utc>)> = tasks
+            .iter()
+            .copied()
+            .filter(|&(id, due)| !(due <= now && self.offer(id) == Offer::Taken))
+            .collect();
+        if later.is_empty() {
+            return;
+        }
+        // Not due yet, or our workers are busy: a shared queue lets any
+        // instance take them, sent with other writes just after the
+        // answer. Should that fail, the reconciler finds them.
+        if !self.queue_write(|w| w.fresh.extend_from_slice(&later)) {
+            self.send_fresh(&later).await;
+        }
+    }
+
     fn queued(&self) -> MutexGuard<'_, HashSet<TaskId>> {
         // The set stays consistent under a panic (single insert/remove calls).
         lock(&self.queued)
@@ -394,11 +397,15 @@ impl Engine {
                 Admission::Fail(why) => {
                     let claim = &work.claim;
                     let attempt = Attempt::without_response(claim.attempt_number, Utc::now(), why);
-                    if self.record(claim, &attempt, Disposition::Failed).await {
+                    let recorded = self.record(claim, &attempt, Disposition::Failed).await;
+                    if recorded.applied {
                         self.finished(&claim.task, Finish::Failed);
                     }
                     self.queued().remove(&id);
                     self.ack(id, work.origin).await;
+                    if let Some(next_in_order) = recorded.promoted {
+                        self.accepted_many(&[(next_in_order, Utc::now())]).await;
+                    }
                     return None;
                 }
                 Admission::AtCap { key, until, why } => {
@@ -504,7 +511,10 @@ impl Engine {
                 "attempt failed"
             );
         }
-        let recorded = self.record(&claim, &attempt, next).await;
+        let Recorded {
+            applied: recorded,
+            promoted,
+        } = self.record(&claim, &attempt, next).await;
         match (recorded, next) {
             (true, Disposition::Succeeded) => self.finished(task, Finish::Delivered),
             (true, Disposition::Failed) => self.finished(task, Finish::Failed),
@@ -515,6 +525,10 @@ impl Engine {
             // Scheduling also takes the id out of flight.
             (true, Disposition::RetryAt(at)) => self.schedule_later(id, at).await,
             _ => self.ack(id, origin).await,
+        }
+        // The next task of its ordering key, pending in the same commit.
+        if let Some(next_in_order) = promoted {
+            self.accepted_many(&[(next_in_order, Utc::now())]).await;
         }
         self.next_waiting(&receiver).await
     }
@@ -633,18 +647,19 @@ impl Engine {
 
     /// Writes the attempt and the next step, retrying while the store is
     /// unreachable for as long as the lease lasts. Returns whether the state
-    /// change applied. If it never could be written, the lease expires and
-    /// the task is delivered again: at least once, never lost.
-    async fn record(&self, claim: &ClaimedTask, attempt: &Attempt, next: Disposition) -> bool {
+    /// change applied, and what it let start. If it never could be written,
+    /// the lease expires and the task is delivered again: at least once,
+    /// never lost.
+    async fn record(&self, claim: &ClaimedTask, attempt: &Attempt, next: Disposition) -> Recorded {
         let give_up_at = tokio::time::Instant::now() + self.config.lease_margin;
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.store.complete(claim, attempt, next, Utc::now()).await {
-                Ok(applied) => {
-                    if !applied {
+                Ok(recorded) => {
+                    if !recorded.applied {
                         tracing::info!(task_id = %claim.task.id, "attempt recorded, but the task had changed meanwhile (cancelled or lease lost)");
                     }
-                    return applied;
+                    return recorded;
                 }
                 Err(err) if tokio::time::Instant::now() + backoff < give_up_at => {
                     tracing::warn!(task_id = %claim.task.id, error = %err, "could not record an attempt; retrying");
@@ -653,7 +668,7 @@ impl Engine {
                 }
                 Err(err) => {
                     tracing::error!(task_id = %claim.task.id, error = %err, "gave up recording an attempt; the task will be delivered again when its lease expires");
-                    return false;
+                    return Recorded::default();
                 }
             }
         }

@@ -26,6 +26,9 @@ pub struct RetentionConfig {
     pub interval: Duration,
 }
 
+/// How long an ordering key with no task on it is kept.
+const IDLE_ORDERING_KEY: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
 /// Runs a pass every `interval` until `shutdown`.
 pub async fn run_retention(
     store: Arc<dyn OperatorStore>,
@@ -66,6 +69,11 @@ pub async fn purge_once(
         }
     }
     store.expire_buckets(Utc::now() - config.buckets).await?;
+    // A key with nothing on it costs a row; after a day idle it goes, and
+    // comes back afresh with its next task.
+    store
+        .forget_idle_ordering_keys(Utc::now() - IDLE_ORDERING_KEY)
+        .await?;
     if deleted > 0 {
         tracing::info!(deleted, "retention: old finished tasks deleted");
     }

@@ -335,6 +335,7 @@ impl Inbound {
                 event_type: None,
                 alert_hook: None,
                 traceparent: None,
+                ordering: None,
             },
             first_attempt_at: now,
             created_at: now,

@@ -7,7 +7,7 @@
 use crate::db_error::unavailable;
 use crate::group_commit::{Batcher, GroupCommitOptions};
 use crate::tasks::items::{ClaimRequest, Deferral, Outcome};
-use callback_core::{ClaimedTask, Inserted, NewTask, StoreError};
+use callback_core::{ClaimedTask, Inserted, NewTask, Recorded, StoreError};
 use callback_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use std::time::Duration;
@@ -53,7 +53,7 @@ pub(crate) struct Groups {
     /// written, or not, with its group.
     pub(crate) inserts: Batcher<Vec<NewTask>, Vec<Inserted>>,
     pub(crate) claims: Batcher<ClaimRequest, Option<ClaimedTask>>,
-    pub(crate) results: Batcher<Outcome, bool>,
+    pub(crate) results: Batcher<Outcome, Recorded>,
     pub(crate) deferrals: Batcher<Deferral, ()>,
 }
 

@@ -3,7 +3,7 @@
 
 use crate::db_error::{deleted_one, is_unique_violation, unavailable};
 use crate::entities::{endpoint, event, task};
-use crate::mapping::{corrupt, endpoint_from_row, endpoint_row, json, ms, new_task_row, task_id};
+use crate::mapping::{corrupt, endpoint_from_row, endpoint_row, json, ms, task_id};
 use crate::SqlTaskStore;
 use async_trait::async_trait;
 use callback_core::{
@@ -103,12 +103,22 @@ impl EndpointStore for SqlTaskStore {
             )
             .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)))
             .filter(task::Column::Endpoint.eq(name.as_str()))
-            .filter(task::Column::Status.is_in(
-                [TaskStatus::Pending, TaskStatus::Retrying, TaskStatus::Held].map(|s| s.as_str()),
-            ))
+            .filter(
+                task::Column::Status.is_in(
+                    [
+                        TaskStatus::Pending,
+                        TaskStatus::Retrying,
+                        TaskStatus::Held,
+                        TaskStatus::Waiting,
+                    ]
+                    .map(|s| s.as_str()),
+                ),
+            )
             .exec(&txn)
             .await
             .map_err(unavailable)?;
+        // Its ordering keys go with it: none of their tasks runs again.
+        crate::tasks::ordering::forget_endpoint(&txn, name.as_str()).await?;
         txn.commit().await.map_err(unavailable)
     }
 
@@ -165,10 +175,16 @@ impl EndpointStore for SqlTaskStore {
             Err(err) => return Err(unavailable(err)),
         }
         if !tasks.is_empty() {
-            task::Entity::insert_many(tasks.iter().map(new_task_row))
-                .exec(&txn)
-                .await
-                .map_err(unavailable)?;
+            let new: Vec<&NewTask> = tasks.iter().collect();
+            let waiting = crate::tasks::ordering::take_places(&txn, &new, ms(Utc::now())).await?;
+            task::Entity::insert_many(
+                tasks
+                    .iter()
+                    .map(|t| crate::tasks::ordering::row_of(t, &waiting)),
+            )
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
         }
         txn.commit().await.map_err(unavailable)?;
         Ok(Published::Created(tasks.iter().map(|t| t.id).collect()))

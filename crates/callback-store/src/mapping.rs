@@ -4,8 +4,9 @@
 use crate::entities::{attempt, endpoint, idempotency_key, task};
 use callback_core::{
     Attempt, Body, BreakerOverrides, Endpoint, EndpointName, EventType, Expectation, HeaderList,
-    MaxAttempts, Method, NewTask, QueryList, RetrySchedule, SignatureScheme, SigningSecret,
-    StoreError, TargetUrl, Task, TaskId, TaskSpec, TaskStatus, TraceParent,
+    MaxAttempts, Method, NewTask, OnFailure, Ordering, OrderingKey, QueryList, RetrySchedule,
+    SignatureScheme, SigningSecret, StoreError, TargetUrl, Task, TaskId, TaskSpec, TaskStatus,
+    TraceParent,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -69,6 +70,8 @@ pub fn new_task_row(task: &NewTask) -> task::ActiveModel {
         url_host: Set(spec.url.as_url().host_str().map(str::to_string)),
         alert_hook: Set(spec.alert_hook.map(|h| h.to_string())),
         traceparent: Set(spec.traceparent.map(|t| t.to_string())),
+        ordering_key: Set(spec.ordering.as_ref().map(|o| o.key.as_str().to_string())),
+        ordering_on_failure: Set(spec.ordering.as_ref().map(|o| o.on_failure.as_str().into())),
     }
 }
 
@@ -129,6 +132,18 @@ pub fn task_from_row(row: task::Model) -> Result<Task, StoreError> {
         // Stored only after parsing; one that no longer reads is dropped,
         // as an unreadable traceparent header is.
         traceparent: row.traceparent.as_deref().and_then(TraceParent::parse),
+        ordering: match (row.ordering_key, row.ordering_on_failure) {
+            (Some(key), on_failure) => Some(Ordering {
+                key: OrderingKey::parse(&key).map_err(|e| corrupt("ordering_key", e))?,
+                on_failure: on_failure
+                    .as_deref()
+                    .map(OnFailure::parse)
+                    .transpose()
+                    .map_err(|e| corrupt("ordering_on_failure", e))?
+                    .unwrap_or_default(),
+            }),
+            (None, _) => None,
+        },
     };
     Ok(Task {
         id: task_id(&row.id)?,

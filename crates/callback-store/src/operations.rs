@@ -2,10 +2,11 @@
 //! buckets computed from failure times, retention.
 
 use crate::db_error::{is_unique_violation, unavailable};
-use crate::entities::{attempt, failed_bucket, idempotency_key, task};
+use crate::entities::{attempt, failed_bucket, idempotency_key, ordered_task, ordering_key, task};
 use crate::mapping::{corrupt, id_bytes, ms, task_id, time};
 use crate::sql::cancellation;
-use crate::tasks::forget_failures;
+use crate::tasks::ordering::KeyQueue;
+use crate::tasks::{forget_failures, resending};
 use crate::SqlTaskStore;
 use async_trait::async_trait;
 use callback_core::{
@@ -100,8 +101,17 @@ pub(crate) fn purgeable(
         .filter(task::Column::Status.eq(status.as_str()))
         .limit(u64::from(limit));
     match status {
+        // A failed task that blocks its key stays until an operator acts.
         TaskStatus::Failed => of_status
-            .filter(task::Column::Id.in_subquery(crate::sql::failed_between(None, Some(before)))),
+            .filter(task::Column::Id.in_subquery(crate::sql::failed_between(None, Some(before))))
+            .filter(
+                task::Column::Id.not_in_subquery(
+                    Query::select()
+                        .column(ordered_task::Column::TaskId)
+                        .from(ordered_task::Entity)
+                        .to_owned(),
+                ),
+            ),
         _ => of_status
             .filter(task::Column::Id.lt(id_bytes(TaskId::first_made_at(before))))
             .filter(task::Column::UpdatedAt.lt(ms(before))),
@@ -110,6 +120,36 @@ pub(crate) fn purgeable(
 
 fn id_list(ids: &[TaskId]) -> Vec<Vec<u8>> {
     ids.iter().map(|&id| id_bytes(id)).collect()
+}
+
+impl SqlTaskStore {
+    /// The tasks matching `condition`: the ids of those without an ordering
+    /// key, which one statement can change, and those with one, which are
+    /// changed one by one with their key locked.
+    async fn split_ordered(
+        &self,
+        condition: Condition,
+    ) -> Result<(Vec<Vec<u8>>, Vec<(TaskId, KeyQueue)>), StoreError> {
+        let rows: Vec<(Vec<u8>, Option<String>, Option<String>)> = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .column(task::Column::Endpoint)
+            .column(task::Column::OrderingKey)
+            .filter(condition)
+            .into_tuple()
+            .all(self.connection())
+            .await
+            .map_err(unavailable)?;
+        let mut plain = Vec::new();
+        let mut ordered = Vec::new();
+        for (id, endpoint, key) in rows {
+            match key {
+                Some(key) => ordered.push((task_id(&id)?, KeyQueue::from_columns(endpoint, key))),
+                None => plain.push(id),
+            }
+        }
+        Ok((plain, ordered))
+    }
 }
 
 #[async_trait]
@@ -165,60 +205,70 @@ impl OperatorStore for SqlTaskStore {
         // such a transaction at once when another connection wrote between
         // (SQLITE_BUSY_SNAPSHOT). The conditional update is guard enough; a
         // task that changed meanwhile is left alone.
-        let chosen: Vec<Vec<u8>> = task::Entity::find()
-            .select_only()
-            .column(task::Column::Id)
-            .filter(resendable)
-            .into_tuple()
-            .all(self.connection())
-            .await
-            .map_err(unavailable)?;
-        let mut update = task::Entity::update_many()
-            .col_expr(
-                task::Column::Status,
-                Expr::value(TaskStatus::Pending.as_str()),
-            )
-            .col_expr(
-                task::Column::AttemptsBase,
-                Expr::col(task::Column::AttemptsMade).into(),
-            )
-            .col_expr(task::Column::NextAttemptAt, Expr::value(ms(now)))
-            .col_expr(task::Column::UpdatedAt, Expr::value(ms(now)));
-        if let Some(url) = target_url {
-            update = update
-                .col_expr(task::Column::Url, Expr::value(url.as_str()))
-                .col_expr(
-                    task::Column::UrlHost,
-                    Expr::value(url.as_url().host_str().map(str::to_string)),
-                );
+        let (chosen, ordered) = self.split_ordered(resendable).await?;
+        let mut resent: Vec<TaskId> = Vec::new();
+        if !chosen.is_empty() {
+            let mut update = task::Entity::update_many();
+            for (column, value) in resending(target_url, ms(now), false) {
+                update = update.col_expr(column, value);
+            }
+            let txn = self.writer().begin().await.map_err(unavailable)?;
+            update
+                .filter(task::Column::Id.is_in(chosen.clone()))
+                .filter(task::Column::Status.is_in(statuses(&TaskStatus::RESENDABLE)))
+                .filter(task::Column::OrderingKey.is_null())
+                .exec(&txn)
+                .await
+                .map_err(unavailable)?;
+            forget_failures(&txn, chosen.clone()).await?;
+            txn.commit().await.map_err(unavailable)?;
+            resent = chosen
+                .iter()
+                .map(|b| task_id(b))
+                .collect::<Result<_, _>>()?;
         }
-        let txn = self.writer().begin().await.map_err(unavailable)?;
-        update
-            .filter(task::Column::Id.is_in(chosen.clone()))
-            .filter(task::Column::Status.is_in(statuses(&TaskStatus::RESENDABLE)))
-            .exec(&txn)
-            .await
-            .map_err(unavailable)?;
-        forget_failures(&txn, chosen.clone()).await?;
-        txn.commit().await.map_err(unavailable)?;
-        chosen.iter().map(|b| task_id(b)).collect()
+        // Tasks with an ordering key one by one, each with its key locked.
+        for (id, queue) in ordered {
+            match self.resend_in_order(id, &queue, target_url, now).await {
+                Ok(_) => resent.push(id),
+                Err(StoreError::InvalidState { .. } | StoreError::NotFound) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(resent)
     }
 
     async fn cancel_many(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
         if ids.is_empty() {
             return Ok(0);
         }
+        let (_, ordered) = self
+            .split_ordered(
+                Condition::all()
+                    .add(task::Column::Id.is_in(id_list(ids)))
+                    .add(task::Column::OrderingKey.is_not_null()),
+            )
+            .await?;
         let mut cancel = task::Entity::update_many();
         for (column, value) in cancellation(ms(now)) {
             cancel = cancel.col_expr(column, value);
         }
-        let result = cancel
+        let mut cancelled = cancel
             .filter(task::Column::Id.is_in(id_list(ids)))
             .filter(task::Column::Status.is_in(statuses(&TaskStatus::CANCELLABLE)))
+            .filter(task::Column::OrderingKey.is_null())
             .exec(self.writer())
             .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected)
+            .map_err(unavailable)?
+            .rows_affected;
+        for (id, queue) in ordered {
+            match self.cancel_in_order(id, &queue, now).await {
+                Ok(_) => cancelled += 1,
+                Err(StoreError::InvalidState { .. } | StoreError::NotFound) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(cancelled)
     }
 
     async fn failed_buckets(
@@ -431,5 +481,17 @@ impl OperatorStore for SqlTaskStore {
         }
         txn.commit().await.map_err(unavailable)?;
         Ok(deleted.rows_affected)
+    }
+
+    async fn forget_idle_ordering_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // One statement: it locks each row it deletes, so a key taken
+        // meanwhile (backlog above 0 again) is left alone.
+        let forgotten = ordering_key::Entity::delete_many()
+            .filter(ordering_key::Column::Backlog.eq(0))
+            .filter(ordering_key::Column::TouchedAt.lt(ms(before)))
+            .exec(self.writer())
+            .await
+            .map_err(unavailable)?;
+        Ok(forgotten.rows_affected)
     }
 }

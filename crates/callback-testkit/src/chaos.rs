@@ -433,3 +433,176 @@ async fn readiness(address: &str) -> Value {
         .await
         .expect("readyz is JSON")
 }
+
+/// What the ordered scenario saw, beyond the usual counts.
+#[derive(Debug, Clone)]
+pub struct OrderReport {
+    pub report: Report,
+    /// Keys the tasks were spread over.
+    pub keys: usize,
+    /// 2xx deliveries that reached the receiver after a later task of the
+    /// same key had (a re-delivery of the same task excepted).
+    pub out_of_order: usize,
+    /// Attempts answered 500 on purpose.
+    pub failures_injected: usize,
+}
+
+/// 6. Ordered delivery: `tasks` tasks over `keys` ordering keys, each key
+///    submitted in sequence by one client, a tenth of attempts answered 500
+///    at random, three instances, one killed with SIGKILL once a third is
+///    accepted and restarted a second later. Per key, the 2xx deliveries
+///    must reach the receiver in acceptance order.
+pub async fn ordered_sigkill_one_of_three(binary: &Path, tasks: usize, keys: usize) -> OrderReport {
+    let db = TestDatabase::create(Backend::Mysql).await;
+    let redis = TestRedis::create().await;
+    let receiver = Receiver::start().await;
+    // Seeded: a failing run can be replayed with the same failures.
+    let mut random = fastrand::Rng::with_seed(26);
+    let replies: Vec<Reply> = (0..tasks * 2)
+        .map(|_| {
+            if random.u8(0..10) == 0 {
+                Reply::status(500)
+            } else {
+                Reply::status(200).delay(Duration::from_millis(10))
+            }
+        })
+        .collect();
+    let failures_injected = replies.iter().filter(|r| r.status == 500).count();
+    receiver.script(replies);
+    let mut fleet = Fleet::start(binary, 3, &db.url, &redis.url, &redis.prefix).await;
+    let started = Instant::now();
+    let intake = Arc::new(Intake::default());
+    let url = receiver.url("/ordered");
+    let submitting = tokio::spawn(submit_in_order(
+        intake.clone(),
+        fleet.addresses(),
+        tasks,
+        keys,
+        url,
+    ));
+    wait_until("a third of the tasks accepted", deadline_for(tasks), || {
+        intake.accepted_count.load(Ordering::SeqCst) >= tasks / 3
+    })
+    .await;
+    fleet.kill(0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fleet.restart(0).await;
+    submitting.await.expect("submitters finish");
+    let report = tally(
+        "ordered, sigkill 1 of 3",
+        &intake,
+        &receiver,
+        started,
+        deadline_for(tasks),
+    )
+    .await;
+    OrderReport {
+        report,
+        keys,
+        out_of_order: out_of_order(&receiver.requests()),
+        failures_injected,
+    }
+}
+
+/// Counts 2xx deliveries that came after a later task of their key had
+/// arrived: bodies are `{"key": .., "n": ..}`, `n` counting up per key in
+/// acceptance order. The same `n` again is a re-delivery, allowed.
+fn out_of_order(requests: &[crate::Received]) -> usize {
+    let mut highest: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut late = 0;
+    for request in requests.iter().filter(|r| (200..300).contains(&r.replied)) {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            late += 1;
+            continue;
+        };
+        let (Some(key), Some(n)) = (body["key"].as_str(), body["n"].as_u64()) else {
+            late += 1;
+            continue;
+        };
+        let seen = highest.entry(key.to_string()).or_insert(n);
+        if n < *seen {
+            late += 1;
+        } else {
+            *seen = n;
+        }
+    }
+    late
+}
+
+/// Submits `count` tasks over `keys` ordering keys from 16 clients; each
+/// key belongs to one client, which submits its tasks one after the other
+/// (so acceptance order is `n` order), moving to the next instance and
+/// trying the same task again when one refuses or does not answer.
+async fn submit_in_order(
+    intake: Arc<Intake>,
+    addresses: Vec<String>,
+    count: usize,
+    keys: usize,
+    url: String,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client");
+    let mut clients = tokio::task::JoinSet::new();
+    let rounds = count.div_ceil(keys.max(1));
+    for worker in 0..16 {
+        let (client, addresses, intake, url) = (
+            client.clone(),
+            addresses.clone(),
+            intake.clone(),
+            url.clone(),
+        );
+        clients.spawn(async move {
+            let mut target = worker;
+            let mine: Vec<usize> = (worker..keys).step_by(16).collect();
+            for n in 0..rounds {
+                for &key in &mine {
+                    if n * keys + key >= count {
+                        continue;
+                    }
+                    let task = json!({
+                        "url": url,
+                        "ordering_key": format!("key-{key}"),
+                        "body": {"key": format!("key-{key}"), "n": n},
+                        "retry_delays_s": [1],
+                        "timeout_ms": 2000,
+                    });
+                    loop {
+                        let address = &addresses[target % addresses.len()];
+                        let answer = client
+                            .post(format!("{address}/api/v1/tasks"))
+                            .bearer_auth(TOKEN)
+                            .json(&task)
+                            .send()
+                            .await;
+                        match answer {
+                            Ok(r) if r.status().as_u16() == 201 => {
+                                let v: Value = r.json().await.unwrap_or_default();
+                                if let Some(id) = v["task_id"].as_str() {
+                                    lock(&intake.accepted).push(id.to_string());
+                                    intake.accepted_count.fetch_add(1, Ordering::SeqCst);
+                                }
+                                break;
+                            }
+                            Ok(r) => {
+                                assert!(
+                                    r.status().as_u16() == 503,
+                                    "intake answered {} instead of 201 or 503",
+                                    r.status()
+                                );
+                                intake.refused.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(_) => {
+                                intake.refused.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        target += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+    }
+    while clients.join_next().await.is_some() {}
+}

@@ -6,7 +6,7 @@ use crate::{
     Account, AccountId, AlertDigest, AlertHook, AlertHookId, ApiKey, ApiKeyId, Attempt, AuditEntry,
     AuditFilter, AuditId, BucketClock, BulkFilter, ClaimedTask, ConsoleSession, Disposition,
     Endpoint, EndpointName, EventType, FailedBucket, Inserted, KeyHash, NewEvent, NewTask,
-    Published, TargetUrl, Task, TaskDetail, TaskId, TaskStatus,
+    Published, Recorded, TargetUrl, Task, TaskDetail, TaskId, TaskStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -45,14 +45,16 @@ pub trait TaskStore: Send + Sync + 'static {
 
     /// Records the attempt and moves the task on, in one transaction. The
     /// attempt is always recorded; the state change applies only while the
-    /// lease is still held (returns whether it did).
+    /// lease is still held (`Recorded::applied` says whether it did). A
+    /// task with an ordering key that ends lets the next of its key start,
+    /// in the same transaction (`Recorded::promoted`).
     async fn complete(
         &self,
         claim: &ClaimedTask,
         attempt: &Attempt,
         next: Disposition,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Recorded, StoreError>;
 
     /// Gives a claimed task back at shutdown, due at once. The interrupted
     /// attempt is recorded (the receiver may have seen it) but does not use
@@ -87,11 +89,15 @@ pub trait TaskStore: Send + Sync + 'static {
     ) -> Result<Vec<(TaskId, DateTime<Utc>)>, StoreError>;
 
     /// Stops a task that is not finished. An attempt already in flight
-    /// completes and is recorded, but changes nothing.
+    /// completes and is recorded, but changes nothing. Cancelling the
+    /// task an ordering key waits on (running, or failed and blocking)
+    /// lets the next of the key start, due now.
     async fn cancel(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError>;
 
     /// An operator's re-send of a finished task: pending again, due now,
-    /// with a fresh budget of attempts and its history kept.
+    /// with a fresh budget of attempts and its history kept. A task with
+    /// an ordering key that no longer holds its key goes to the key's end
+    /// (`waiting` when others are ahead of it).
     async fn resend(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError>;
 }
 
@@ -231,13 +237,18 @@ pub trait OperatorStore: Send + Sync + 'static {
     async fn expire_buckets(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Deletes up to `limit` tasks in `status` (succeeded or failed) that
-    /// finished before `before`, with their attempts; returns how many.
+    /// finished before `before`, with their attempts; returns how many. A
+    /// failed task that still holds its ordering key is kept.
     async fn purge(
         &self,
         status: TaskStatus,
         before: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64, StoreError>;
+
+    /// Forgets ordering keys with no task left on them and untouched since
+    /// `before`; returns how many. A key that comes back starts afresh.
+    async fn forget_idle_ordering_keys(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// Alert hooks, and the record of what each has been told.

@@ -61,3 +61,20 @@ async fn mariadb_outage_refuses_intake_with_503_and_loses_nothing_accepted() {
     );
     assert_eq!(report.missing, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_keys_arrive_in_order_across_three_instances_and_a_sigkill() {
+    let ordered = chaos::ordered_sigkill_one_of_three(binary(), 10_000, 100).await;
+    let report = &ordered.report;
+    show(report);
+    eprintln!(
+        "keys {}, failures injected {}, out of order {}",
+        ordered.keys, ordered.failures_injected, ordered.out_of_order
+    );
+    assert_eq!(report.accepted, 10_000, "{report}");
+    assert_eq!(report.missing, 0, "{report}");
+    assert!(ordered.failures_injected > 500, "failures were injected");
+    assert_eq!(ordered.out_of_order, 0, "{report}");
+    // Only attempts in flight on the killed instance may be repeated.
+    assert!(report.duplicates <= INSTANCE_CONCURRENCY, "{report}");
+}

@@ -44,6 +44,7 @@ mod java_sdk;
 mod limits;
 mod metrics;
 mod operators;
+mod ordering;
 mod outbound;
 mod redis_queue;
 mod secrets;

@@ -14,6 +14,8 @@ pub mod failed_bucket;
 pub mod idempotency_key;
 pub mod inbound;
 pub mod ops_alert;
+pub mod ordered_task;
+pub mod ordering_key;
 pub mod route;
 pub mod task;
 pub mod task_failure;

@@ -42,6 +42,10 @@ pub struct Model {
     pub alert_hook: Option<String>,
     /// The W3C `traceparent` it was submitted with.
     pub traceparent: Option<String>,
+    /// Delivered in order with the other tasks of this key (ADR 5).
+    pub ordering_key: Option<String>,
+    /// `block` or `skip`, with `ordering_key`.
+    pub ordering_on_failure: Option<String>,
 }
 
 /// No relation is declared from this side: `task_failure` declares the

@@ -2,15 +2,38 @@
 //! batch, grouped with concurrent submissions, and where an idempotency
 //! key is claimed in the same transaction as the task it guards.
 
+use super::ordering::{row_of, take_places, waiting_task};
 use crate::connection::{nothing_answered, SqlTaskStore};
 use crate::db_error::{is_unique_violation, unavailable};
 use crate::entities::{idempotency_key, task};
-use crate::mapping::{key_row, new_task_row, task_from_row};
+use crate::mapping::{key_row, ms, new_task_row, task_from_row};
 use crate::sql::{insert_rows, statement_chunks, write_atomically};
-use callback_core::{Inserted, NewTask, StoreError, Task};
+use callback_core::{Inserted, NewTask, StoreError, Task, TaskId};
+use chrono::Utc;
 use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
-use std::collections::HashMap;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement, TransactionTrait,
+};
+use std::collections::{HashMap, HashSet};
+
+/// The answer when an idempotency key of a batch was taken by another
+/// request between the batch's read of its keys and its write.
+fn key_taken_meanwhile() -> StoreError {
+    StoreError::Conflict(
+        "an idempotency key of the batch was taken meanwhile; nothing was stored, send the batch again".into(),
+    )
+}
+
+/// The task as stored: waiting when others of its key are ahead of it.
+fn stored(new: NewTask, waiting: &HashSet<TaskId>) -> Task {
+    let waits = waiting.contains(&new.id);
+    let task = Task::from_new(new);
+    if waits {
+        waiting_task(task)
+    } else {
+        task
+    }
+}
 
 impl SqlTaskStore {
     pub(super) async fn insert_one(&self, new: NewTask) -> Result<Inserted, StoreError> {
@@ -26,6 +49,13 @@ impl SqlTaskStore {
         };
         if let Some(key) = new.spec.idempotency_key.clone() {
             return self.write_keyed(new, &key).await;
+        }
+        if new.spec.ordering.is_some() {
+            return self
+                .write_tasks(vec![new])
+                .await?
+                .pop()
+                .ok_or_else(nothing_answered);
         }
         task::Entity::insert(new_task_row(&new))
             .exec(&self.writer)
@@ -91,28 +121,31 @@ impl SqlTaskStore {
                     .is_none_or(|k| !existing.contains_key(k))
             })
             .collect();
+        let mut waiting = HashSet::new();
         if !fresh.is_empty() {
-            let backend = self.writer.get_database_backend();
             let claims: Vec<idempotency_key::ActiveModel> = fresh
                 .iter()
                 .filter_map(|t| Some(key_row(t.id, t.spec.idempotency_key.as_deref()?)))
                 .collect();
-            let statements = statement_chunks(&fresh)
-                .into_iter()
-                .map(|chunk| insert_rows(backend, chunk.iter().map(|t| new_task_row(t)).collect()))
-                .chain(
-                    statement_chunks(&claims)
-                        .into_iter()
-                        .map(|chunk| insert_rows(backend, chunk.to_vec())),
-                );
-            match write_atomically(&self.writer, statements.collect()).await {
-                Ok(_) => {}
-                Err(err) if is_unique_violation(&err) => {
-                    return Err(StoreError::Conflict(
-                        "an idempotency key of the batch was taken meanwhile; nothing was stored, send the batch again".into(),
-                    ));
+            if fresh.iter().any(|t| t.spec.ordering.is_some()) {
+                waiting = self.write_in_order(&fresh, claims).await?;
+            } else {
+                let backend = self.writer.get_database_backend();
+                let statements = statement_chunks(&fresh)
+                    .into_iter()
+                    .map(|chunk| {
+                        insert_rows(backend, chunk.iter().map(|t| new_task_row(t)).collect())
+                    })
+                    .chain(
+                        statement_chunks(&claims)
+                            .into_iter()
+                            .map(|chunk| insert_rows(backend, chunk.to_vec())),
+                    );
+                match write_atomically(&self.writer, statements.collect()).await {
+                    Ok(_) => {}
+                    Err(err) if is_unique_violation(&err) => return Err(key_taken_meanwhile()),
+                    Err(err) => return Err(unavailable(err)),
                 }
-                Err(err) => return Err(unavailable(err)),
             }
         }
         Ok(tasks
@@ -125,10 +158,51 @@ impl SqlTaskStore {
                     .and_then(|k| existing.get(k))
                 {
                     Some(found) => Inserted::Existing(found.clone()),
-                    None => Inserted::Created(Task::from_new(t)),
+                    None => Inserted::Created(stored(t, &waiting)),
                 }
             })
             .collect())
+    }
+
+    /// Writes tasks of which some have an ordering key, in one transaction
+    /// that first takes their places on their keys; answers the ids of
+    /// those that wait behind another.
+    async fn write_in_order(
+        &self,
+        fresh: &[&NewTask],
+        claims: Vec<idempotency_key::ActiveModel>,
+    ) -> Result<HashSet<TaskId>, StoreError> {
+        let backend = self.writer.get_database_backend();
+        let txn = self.writer.begin().await.map_err(unavailable)?;
+        let waiting = match take_places(&txn, fresh, ms(Utc::now())).await {
+            Ok(waiting) => waiting,
+            Err(err) => {
+                let _ = txn.rollback().await;
+                return Err(err);
+            }
+        };
+        let statements: Vec<Statement> = statement_chunks(fresh)
+            .into_iter()
+            .map(|chunk| insert_rows(backend, chunk.iter().map(|t| row_of(t, &waiting)).collect()))
+            .chain(
+                statement_chunks(&claims)
+                    .into_iter()
+                    .map(|chunk| insert_rows(backend, chunk.to_vec())),
+            )
+            .collect();
+        for statement in statements {
+            if let Err(err) = txn.execute(statement).await {
+                // Rolled back at once: its key locks would stall others.
+                let _ = txn.rollback().await;
+                return Err(if is_unique_violation(&err) {
+                    key_taken_meanwhile()
+                } else {
+                    unavailable(err)
+                });
+            }
+        }
+        txn.commit().await.map_err(unavailable)?;
+        Ok(waiting)
     }
 
     /// Writes one task with an idempotency key; a task that took the key
@@ -136,8 +210,15 @@ impl SqlTaskStore {
     async fn write_keyed(&self, new: NewTask, key: &str) -> Result<Inserted, StoreError> {
         let backend = self.writer.get_database_backend();
         let txn = self.writer.begin().await.map_err(unavailable)?;
+        let waiting = match take_places(&txn, &[&new], ms(Utc::now())).await {
+            Ok(waiting) => waiting,
+            Err(err) => {
+                let _ = txn.rollback().await;
+                return Err(err);
+            }
+        };
         let mut written = txn
-            .execute(insert_rows(backend, vec![new_task_row(&new)]))
+            .execute(insert_rows(backend, vec![row_of(&new, &waiting)]))
             .await;
         if written.is_ok() {
             written = txn
@@ -147,7 +228,7 @@ impl SqlTaskStore {
         match written {
             Ok(_) => {
                 txn.commit().await.map_err(unavailable)?;
-                Ok(Inserted::Created(Task::from_new(new)))
+                Ok(Inserted::Created(stored(new, &waiting)))
             }
             Err(err) if is_unique_violation(&err) => {
                 txn.rollback().await.map_err(unavailable)?;

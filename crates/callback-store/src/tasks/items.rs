@@ -4,7 +4,8 @@
 //! the task files that write the groups both depend on it and not on each
 //! other.
 
-use callback_core::{Attempt, Disposition, LeaseToken, TaskId, TaskStatus};
+use super::ordering::KeyQueue;
+use callback_core::{Attempt, Disposition, LeaseToken, OnFailure, TaskId, TaskStatus};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -35,4 +36,6 @@ pub(crate) struct Outcome {
     pub(crate) attempt: Attempt,
     pub(crate) next: Disposition,
     pub(crate) now: DateTime<Utc>,
+    /// The task's ordering key, and what its failure does to it.
+    pub(crate) ordering: Option<(KeyQueue, OnFailure)>,
 }

@@ -6,6 +6,7 @@
 mod claims;
 mod intake;
 pub(crate) mod items;
+pub(crate) mod ordering;
 mod results;
 
 pub(crate) use results::forget_failures;
@@ -17,16 +18,48 @@ use crate::mapping::{attempt_from_row, id_bytes, ms, task_from_row, task_id, tim
 use crate::sql::{by_due_time, cancellation, claimable, status};
 use async_trait::async_trait;
 use callback_core::{
-    Attempt, ClaimedTask, Disposition, Inserted, NewTask, Page, PageRequest, StoreError, Task,
-    TaskDetail, TaskFilter, TaskId, TaskStatus, TaskStore,
+    Attempt, ClaimedTask, Disposition, Inserted, NewTask, Page, PageRequest, Recorded, StoreError,
+    TargetUrl, Task, TaskDetail, TaskFilter, TaskId, TaskStatus, TaskStore,
 };
 use chrono::{DateTime, Utc};
+use ordering::{holds_place, join_end, leave, lock_keys, KeyQueue};
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement, TransactionTrait,
 };
 use std::time::Duration;
+
+/// What re-sending a task sets: a fresh budget of attempts, due now (or,
+/// behind others of its key, waiting), to `target_url` when given.
+pub(crate) fn resending(
+    target_url: Option<&TargetUrl>,
+    now_ms: i64,
+    waits: bool,
+) -> Vec<(task::Column, SimpleExpr)> {
+    let (next_status, due) = if waits {
+        (TaskStatus::Waiting, None)
+    } else {
+        (TaskStatus::Pending, Some(now_ms))
+    };
+    let mut sets = vec![
+        (task::Column::Status, status(next_status)),
+        (
+            task::Column::AttemptsBase,
+            Expr::col(task::Column::AttemptsMade).into(),
+        ),
+        (task::Column::NextAttemptAt, Expr::value(due)),
+        (task::Column::UpdatedAt, Expr::value(now_ms)),
+    ];
+    if let Some(url) = target_url {
+        sets.push((task::Column::Url, Expr::value(url.as_str())));
+        sets.push((
+            task::Column::UrlHost,
+            Expr::value(url.as_url().host_str().map(str::to_string)),
+        ));
+    }
+    sets
+}
 
 impl SqlTaskStore {
     async fn find(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
@@ -66,6 +99,127 @@ impl SqlTaskStore {
                 current: current.status,
             })
         }
+    }
+}
+
+impl SqlTaskStore {
+    /// The key a task is ordered on, if any. Its key never changes.
+    async fn queue_of(&self, id: TaskId) -> Result<Option<KeyQueue>, StoreError> {
+        Ok(self
+            .find(id)
+            .await?
+            .and_then(|task| KeyQueue::of(&task.spec)))
+    }
+
+    /// Runs `change` on a task of `queue` in one transaction with the key
+    /// locked first; `from` gives the states it applies in, given whether
+    /// the task still holds a place on its key. Then says what it did, as
+    /// `transition` does.
+    async fn transition_in_order(
+        &self,
+        id: TaskId,
+        queue: &KeyQueue,
+        now: DateTime<Utc>,
+        change: OrderedChange<'_>,
+    ) -> Result<Task, StoreError> {
+        let now_ms = ms(now);
+        let txn = self.writer.begin().await.map_err(unavailable)?;
+        let applied = match change.apply(&txn, id, queue, now_ms).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                let _ = txn.rollback().await;
+                return Err(err);
+            }
+        };
+        if applied {
+            forget_failures(&txn, vec![id_bytes(id)]).await?;
+            txn.commit().await.map_err(unavailable)?;
+        } else {
+            txn.rollback().await.map_err(unavailable)?;
+        }
+        let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
+        if applied {
+            Ok(current)
+        } else {
+            Err(StoreError::InvalidState {
+                current: current.status,
+            })
+        }
+    }
+
+    pub(crate) async fn cancel_in_order(
+        &self,
+        id: TaskId,
+        queue: &KeyQueue,
+        now: DateTime<Utc>,
+    ) -> Result<Task, StoreError> {
+        self.transition_in_order(id, queue, now, OrderedChange::Cancel)
+            .await
+    }
+
+    pub(crate) async fn resend_in_order(
+        &self,
+        id: TaskId,
+        queue: &KeyQueue,
+        target_url: Option<&TargetUrl>,
+        now: DateTime<Utc>,
+    ) -> Result<Task, StoreError> {
+        self.transition_in_order(id, queue, now, OrderedChange::Resend(target_url))
+            .await
+    }
+}
+
+/// An operator's change to a task with an ordering key.
+enum OrderedChange<'a> {
+    /// Cancelled from any unfinished state, or failed while it blocks its
+    /// key; the next of the key starts when it held the key.
+    Cancel,
+    /// A failed task that blocks its key is pending again and keeps its
+    /// place; any other finished task goes to the key's end.
+    Resend(Option<&'a TargetUrl>),
+}
+
+impl OrderedChange<'_> {
+    /// Applies the change inside `txn`; answers whether the task was in a
+    /// state it applies to.
+    async fn apply(
+        &self,
+        txn: &impl ConnectionTrait,
+        id: TaskId,
+        queue: &KeyQueue,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        lock_keys(txn, &[queue.clone()].into(), now_ms).await?;
+        let holds = holds_place(txn, id).await?;
+        let (from, sets): (Vec<TaskStatus>, _) = match self {
+            Self::Cancel => {
+                let mut from = TaskStatus::CANCELLABLE.to_vec();
+                if holds {
+                    from.push(TaskStatus::Failed);
+                }
+                (from, cancellation(now_ms))
+            }
+            Self::Resend(url) => {
+                let waits = !holds && join_end(txn, queue, id, now_ms).await?;
+                let from = if holds {
+                    vec![TaskStatus::Failed]
+                } else {
+                    TaskStatus::RESENDABLE.to_vec()
+                };
+                (from, resending(*url, now_ms, waits))
+            }
+        };
+        let mut update = task::Entity::update_many()
+            .filter(task::Column::Id.eq(id_bytes(id)))
+            .filter(task::Column::Status.is_in(from.iter().map(|s| s.as_str())));
+        for (column, value) in sets {
+            update = update.col_expr(column, value);
+        }
+        let applied = update.exec(txn).await.map_err(unavailable)?.rows_affected == 1;
+        if applied && matches!(self, Self::Cancel) {
+            leave(txn, queue, id, now_ms).await?;
+        }
+        Ok(applied)
     }
 }
 
@@ -177,7 +331,12 @@ impl TaskStore for SqlTaskStore {
             .into_iter()
             .map(attempt_from_row)
             .collect::<Result<_, _>>()?;
-        Ok(Some(TaskDetail { task, attempts }))
+        let waiting_for = self.waiting_for(&task).await?;
+        Ok(Some(TaskDetail {
+            task,
+            attempts,
+            waiting_for,
+        }))
     }
 
     async fn list(&self, filter: &TaskFilter, page: PageRequest) -> Result<Page<Task>, StoreError> {
@@ -220,7 +379,7 @@ impl TaskStore for SqlTaskStore {
         attempt: &Attempt,
         next: Disposition,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         self.complete_one(claim, attempt, next, now).await
     }
 
@@ -273,25 +432,19 @@ impl TaskStore for SqlTaskStore {
     }
 
     async fn cancel(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+        if let Some(queue) = self.queue_of(id).await? {
+            return self.cancel_in_order(id, &queue, now).await;
+        }
         self.transition(id, &TaskStatus::CANCELLABLE, cancellation(ms(now)))
             .await
     }
 
     async fn resend(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
-        self.transition(
-            id,
-            &TaskStatus::RESENDABLE,
-            vec![
-                (task::Column::Status, status(TaskStatus::Pending)),
-                (
-                    task::Column::AttemptsBase,
-                    Expr::col(task::Column::AttemptsMade).into(),
-                ),
-                (task::Column::NextAttemptAt, Expr::value(ms(now))),
-                (task::Column::UpdatedAt, Expr::value(ms(now))),
-            ],
-        )
-        .await
+        if let Some(queue) = self.queue_of(id).await? {
+            return self.resend_in_order(id, &queue, None, now).await;
+        }
+        self.transition(id, &TaskStatus::RESENDABLE, resending(None, ms(now), false))
+            .await
     }
 }
 

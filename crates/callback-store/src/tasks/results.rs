@@ -4,18 +4,20 @@
 //! the failed buckets and alerts read.
 
 use super::items::Outcome;
+use super::ordering::{ends_for_key, leave, lock_keys, KeyQueue};
 use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;
 use crate::entities::{attempt, task, task_failure};
 use crate::mapping::{attempt_row, id_bytes, ms};
 use crate::sql::{by_primary_key, insert_rows, padded_in_lists, statement_chunks, status};
-use callback_core::{Attempt, ClaimedTask, Disposition, StoreError, TaskId, TaskStatus};
+use callback_core::{Attempt, ClaimedTask, Disposition, Recorded, StoreError, TaskId, TaskStatus};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Statement,
     TransactionTrait,
 };
+use std::collections::BTreeSet;
 
 impl SqlTaskStore {
     pub(super) async fn complete_one(
@@ -24,13 +26,15 @@ impl SqlTaskStore {
         attempt: &Attempt,
         next: Disposition,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let outcome = Outcome {
             task_id: claim.task.id,
             lease: claim.lease,
             attempt: attempt.clone(),
             next,
             now,
+            ordering: KeyQueue::of(&claim.task.spec)
+                .zip(claim.task.spec.ordering.as_ref().map(|o| o.on_failure)),
         };
         let outcome = match &self.groups {
             Some(groups) => match groups.results.submit(outcome).await {
@@ -43,16 +47,17 @@ impl SqlTaskStore {
             .complete_group(&[outcome])
             .await?
             .pop()
-            .unwrap_or(false))
+            .unwrap_or_default())
     }
 
     /// Records a group of attempts and moves their tasks on, in one
     /// transaction. Answers, in order, whether each state change applied
-    /// (it does only while the task's lease is still held).
+    /// (it does only while the task's lease is still held), and which task
+    /// of its key each one let start.
     pub(crate) async fn complete_group(
         &self,
         outcomes: &[Outcome],
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<Recorded>, StoreError> {
         match self.write_outcomes(outcomes, true).await? {
             Some(applied) => Ok(applied),
             // A lease was lost meanwhile (a rare cancel): row by row, which
@@ -60,7 +65,7 @@ impl SqlTaskStore {
             None => Ok(self
                 .write_outcomes(outcomes, false)
                 .await?
-                .unwrap_or_else(|| vec![false; outcomes.len()])),
+                .unwrap_or_else(|| vec![Recorded::default(); outcomes.len()])),
         }
     }
 
@@ -71,11 +76,22 @@ impl SqlTaskStore {
         &self,
         outcomes: &[Outcome],
         group_successes: bool,
-    ) -> Result<Option<Vec<bool>>, StoreError> {
+    ) -> Result<Option<Vec<Recorded>>, StoreError> {
         let backend = self.writer.get_database_backend();
         let txn = self.writer.begin().await.map_err(unavailable)?;
         // Taken once the transaction is ours: see `Outcome::state`.
         let written_at = ms(Utc::now());
+        // The keys of tasks that end here are locked before any task row,
+        // as every change to a key's tasks does (see `ordering`).
+        let ending: BTreeSet<KeyQueue> = outcomes
+            .iter()
+            .filter(|o| o.ends_for_key())
+            .filter_map(|o| o.ordering.as_ref().map(|(queue, _)| queue.clone()))
+            .collect();
+        if let Err(err) = lock_keys(&txn, &ending, written_at).await {
+            let _ = txn.rollback().await;
+            return Err(err);
+        }
         let attempts: Vec<&Outcome> = outcomes.iter().collect();
         for chunk in statement_chunks(&attempts) {
             let rows: Vec<attempt::ActiveModel> = chunk
@@ -86,7 +102,7 @@ impl SqlTaskStore {
                 .await
                 .map_err(unavailable)?;
         }
-        let mut applied = vec![false; outcomes.len()];
+        let mut applied = vec![Recorded::default(); outcomes.len()];
         let grouped: Vec<usize> = if group_successes {
             (0..outcomes.len())
                 .filter(|&i| outcomes[i].is_plain_success())
@@ -130,7 +146,7 @@ impl SqlTaskStore {
                 return Ok(None);
             }
             for &i in &grouped {
-                applied[i] = true;
+                applied[i].applied = true;
             }
         }
         for (i, outcome) in outcomes.iter().enumerate() {
@@ -145,11 +161,17 @@ impl SqlTaskStore {
                 .exec(&txn)
                 .await
                 .map_err(unavailable)?;
-            applied[i] = result.rows_affected == 1;
-            if let (true, Some(failed_at)) = (applied[i], state.failed_at) {
+            applied[i].applied = result.rows_affected == 1;
+            if !applied[i].applied {
+                continue;
+            }
+            if let Some(failed_at) = state.failed_at {
                 txn.execute(record_failure(backend, outcome.task_id, failed_at))
                     .await
                     .map_err(unavailable)?;
+            }
+            if let (true, Some((queue, _))) = (outcome.ends_for_key(), &outcome.ordering) {
+                applied[i].promoted = leave(&txn, queue, outcome.task_id, written_at).await?;
             }
         }
         txn.commit().await.map_err(unavailable)?;
@@ -168,9 +190,25 @@ struct AfterAttempt {
 
 impl Outcome {
     /// A plain success: its state change is the same for every task, so a
-    /// group of them is one statement.
+    /// group of them is one statement. A task with an ordering key lets the
+    /// next of its key start, which takes statements of its own.
     fn is_plain_success(&self) -> bool {
-        self.next == Disposition::Succeeded && self.attempt.error.is_none()
+        self.next == Disposition::Succeeded
+            && self.attempt.error.is_none()
+            && self.ordering.is_none()
+    }
+
+    /// Whether this outcome ends its task for its ordering key.
+    fn ends_for_key(&self) -> bool {
+        let Some((_, on_failure)) = &self.ordering else {
+            return false;
+        };
+        let status = match self.next {
+            Disposition::Succeeded => TaskStatus::Succeeded,
+            Disposition::Failed => TaskStatus::Failed,
+            Disposition::RetryAt(_) => TaskStatus::Retrying,
+        };
+        ends_for_key(status, *on_failure)
     }
 
     /// A failure is dated `written_at`, just before its commit, not when
@@ -280,6 +318,7 @@ mod tests {
             attempt: Attempt::without_response(1, ended, "refused".into()),
             next,
             now: ended,
+            ordering: None,
         };
         let written_at = ms(Utc::now());
         let failed = outcome(Disposition::Failed).state(written_at);
