@@ -181,6 +181,12 @@ struct TaskPage {
     trace: String,
     notice: Option<&'static str>,
     finished: bool,
+    /// `key (block)` for a task with an ordering key, else empty.
+    ordering: String,
+    /// The task of its key a waiting task waits for.
+    waiting_for: Option<String>,
+    /// Failed and holding its key: it may be cancelled to let the key go on.
+    blocking: bool,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +273,17 @@ pub async fn detail(
         attempts,
         trace: spec.traceparent.map(|t| t.to_string()).unwrap_or_default(),
         finished: TaskStatus::RESENDABLE.contains(&task.status),
+        ordering: spec
+            .ordering
+            .as_ref()
+            .map(|o| format!("{} ({})", o.key, o.on_failure.as_str()))
+            .unwrap_or_default(),
+        waiting_for: detail.waiting_for.map(|id| id.to_string()),
+        blocking: task.status == TaskStatus::Failed
+            && spec
+                .ordering
+                .as_ref()
+                .is_some_and(|o| o.on_failure == callback_core::OnFailure::Block),
         notice,
         ctx,
     })

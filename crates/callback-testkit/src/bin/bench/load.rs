@@ -176,6 +176,9 @@ pub(crate) struct Submitter {
     pub(crate) targets: Vec<String>,
     /// Every task is this one, with its own `url` and `delay_s`.
     pub(crate) template: Value,
+    /// Task `i` carries the ordering key `key-{i % ordering_keys}`; none
+    /// when 0.
+    pub(crate) ordering_keys: usize,
 }
 
 /// Tasks accepted by a submission run, its wall time and its latencies.
@@ -218,13 +221,15 @@ pub(crate) struct AcceptedBatch {
 pub(crate) struct Bodies {
     pub(crate) template: Value,
     pub(crate) targets: Vec<String>,
-    pub(crate) made: Mutex<HashMap<(usize, Option<u64>), web::Bytes>>,
+    pub(crate) ordering_keys: usize,
+    pub(crate) made: Mutex<HashMap<(usize, Option<u64>, usize), web::Bytes>>,
 }
 
 impl Bodies {
     pub(crate) fn get(&self, i: usize, delay_s: Option<u64>) -> web::Bytes {
         let target = i % self.targets.len().max(1);
-        let key = (target, delay_s);
+        let ordering_key = i % self.ordering_keys.max(1);
+        let key = (target, delay_s, ordering_key);
         if let Some(body) = lock(&self.made).get(&key) {
             return body.clone();
         }
@@ -234,6 +239,9 @@ impl Bodies {
         }
         if let Some(delay_s) = delay_s {
             task["delay_s"] = json!(delay_s);
+        }
+        if self.ordering_keys > 0 {
+            task["ordering_key"] = json!(format!("key-{ordering_key}"));
         }
         let body = web::Bytes::from(task.to_string());
         lock(&self.made).insert(key, body.clone());
@@ -298,6 +306,7 @@ impl Submitter {
         let bodies = Bodies {
             template: self.template.clone(),
             targets: self.targets.clone(),
+            ordering_keys: self.ordering_keys,
             made: Mutex::default(),
         };
         let make = move |r: usize| {

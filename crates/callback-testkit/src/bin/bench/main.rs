@@ -75,6 +75,10 @@ pub(crate) struct Cli {
     /// server is told to trust); the loopback ceiling stays plain HTTP.
     #[arg(long)]
     pub(crate) tls: bool,
+    /// Also runs end to end with each task on one of this many ordering
+    /// keys, and reports its rate against the unordered run (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) ordered_keys: usize,
 }
 
 #[tokio::main]

@@ -57,6 +57,7 @@ pub(crate) async fn measure(
         address: server.address.clone(),
         targets: receiver.urls("/bench"),
         template: task.clone(),
+        ordering_keys: 0,
     };
     let mut rows = Vec::new();
     let mut lost = false;
@@ -158,6 +159,40 @@ pub(crate) async fn measure(
         value: format!("{missing} / {duplicates} / {}", receiver.take_retries()),
     });
     lost |= missing > 0 || duplicates > 0 || e2e.ids.len() < cli.tasks;
+    let unordered_rate = e2e.ids.len() as f64 / elapsed.as_secs_f64();
+    if cli.ordered_keys > 0 {
+        // The same run with every task on one of `ordered_keys` keys: each
+        // key delivers one task at a time.
+        let ordered = Submitter {
+            address: submitter.address.clone(),
+            targets: submitter.targets.clone(),
+            template: task.clone(),
+            ordering_keys: cli.ordered_keys,
+        };
+        let started = Instant::now();
+        let before = cpu.now();
+        let run = ordered.submit(cli.tasks, 128, None).await;
+        let (last, missing, duplicates) =
+            receiver.delivered(&run.ids, Duration::from_secs(600)).await;
+        let rate = run.ids.len() as f64 / last.saturating_duration_since(started).as_secs_f64();
+        rows.push(Row {
+            figure: format!(
+                "end to end, ordered over {} keys, {} tasks (tasks/s, of unordered)",
+                cli.ordered_keys,
+                run.ids.len()
+            ),
+            value: format!("{rate:.0}  {:.0}%", 100.0 * rate / unordered_rate),
+        });
+        rows.push(Row {
+            figure: format!("  {CPU_ROW}"),
+            value: cpu.per_task(before, run.ids.len()),
+        });
+        rows.push(Row {
+            figure: "end to end, ordered: missing / duplicates / arrived on a retry".into(),
+            value: format!("{missing} / {duplicates} / {}", receiver.take_retries()),
+        });
+        lost |= missing > 0 || duplicates > 0 || run.ids.len() < cli.tasks;
+    }
     // A steady, modest rate, where groups hold one task each: what a task
     // costs when nothing shares its round trips and commits.
     const STEADY_TASKS: usize = 2_000;
