@@ -1,7 +1,7 @@
 //! `EndpointStore` on sea-orm: endpoints, and events published with their
 //! tasks in one transaction.
 
-use crate::db_error::{deleted_one, is_unique_violation, unavailable};
+use crate::db_error::{deleted_one, is_unique_violation, retrying_deadlocks, unavailable};
 use crate::entities::{endpoint, event, task};
 use crate::mapping::{corrupt, endpoint_from_row, endpoint_row, json, ms, task_id};
 use crate::SqlTaskStore;
@@ -150,44 +150,9 @@ impl EndpointStore for SqlTaskStore {
     }
 
     async fn publish(&self, e: &NewEvent, tasks: &[NewTask]) -> Result<Published, StoreError> {
-        let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
-        let txn = self.writer().begin().await.map_err(unavailable)?;
-        let stored = event::Entity::insert(event::ActiveModel {
-            call_id: sea_orm::ActiveValue::Set(e.call_id.clone()),
-            event_type: sea_orm::ActiveValue::Set(e.event_type.as_str().into()),
-            app: sea_orm::ActiveValue::Set(e.app.clone()),
-            task_ids: sea_orm::ActiveValue::Set(json(&ids)),
-            created_at: sea_orm::ActiveValue::Set(ms(e.created_at)),
-        })
-        .exec(&txn)
-        .await;
-        match stored {
-            Ok(_) => {}
-            Err(err) if is_unique_violation(&err) => {
-                txn.rollback().await.map_err(unavailable)?;
-                let first = event::Entity::find_by_id(e.call_id.as_str())
-                    .one(self.connection())
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or_else(|| unavailable(err))?;
-                return Ok(Published::Existing(task_ids(&first.task_ids)?));
-            }
-            Err(err) => return Err(unavailable(err)),
-        }
-        if !tasks.is_empty() {
-            let new: Vec<&NewTask> = tasks.iter().collect();
-            let waiting = crate::tasks::ordering::take_places(&txn, &new, ms(Utc::now())).await?;
-            task::Entity::insert_many(
-                tasks
-                    .iter()
-                    .map(|t| crate::tasks::ordering::row_of(t, &waiting)),
-            )
-            .exec(&txn)
-            .await
-            .map_err(unavailable)?;
-        }
-        txn.commit().await.map_err(unavailable)?;
-        Ok(Published::Created(tasks.iter().map(|t| t.id).collect()))
+        // Ordered events lock their keys, and may lose a deadlock to another
+        // intake of neighbouring keys: nothing was written then.
+        retrying_deadlocks(|| self.publish_once(e, tasks)).await
     }
 
     async fn wake_endpoint(
@@ -306,5 +271,48 @@ impl EndpointStore for SqlTaskStore {
             .filter(endpoint::Column::Enabled.eq(true))
             .filter(endpoint::Column::FailingSince.lt(ms(cutoff)));
         self.store_if_claimed(claim, messages).await
+    }
+}
+
+impl SqlTaskStore {
+    async fn publish_once(&self, e: &NewEvent, tasks: &[NewTask]) -> Result<Published, StoreError> {
+        let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+        let txn = crate::tasks::ordering::begin_ordered(self.writer()).await?;
+        let stored = event::Entity::insert(event::ActiveModel {
+            call_id: sea_orm::ActiveValue::Set(e.call_id.clone()),
+            event_type: sea_orm::ActiveValue::Set(e.event_type.as_str().into()),
+            app: sea_orm::ActiveValue::Set(e.app.clone()),
+            task_ids: sea_orm::ActiveValue::Set(json(&ids)),
+            created_at: sea_orm::ActiveValue::Set(ms(e.created_at)),
+        })
+        .exec(&txn)
+        .await;
+        match stored {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                txn.rollback().await.map_err(unavailable)?;
+                let first = event::Entity::find_by_id(e.call_id.as_str())
+                    .one(self.connection())
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| unavailable(err))?;
+                return Ok(Published::Existing(task_ids(&first.task_ids)?));
+            }
+            Err(err) => return Err(unavailable(err)),
+        }
+        if !tasks.is_empty() {
+            let new: Vec<&NewTask> = tasks.iter().collect();
+            let waiting = crate::tasks::ordering::take_places(&txn, &new, ms(Utc::now())).await?;
+            task::Entity::insert_many(
+                tasks
+                    .iter()
+                    .map(|t| crate::tasks::ordering::row_of(t, &waiting)),
+            )
+            .exec(&txn)
+            .await
+            .map_err(unavailable)?;
+        }
+        txn.commit().await.map_err(unavailable)?;
+        Ok(Published::Created(tasks.iter().map(|t| t.id).collect()))
     }
 }

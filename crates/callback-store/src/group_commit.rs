@@ -167,8 +167,12 @@ fn answer<Out>(written: Result<Vec<Out>, StoreError>, replies: Vec<Reply<Out>>) 
             }
         }
         Err(err) => {
-            // Nothing of the group was written: every caller hears so.
-            let message = err.to_string();
+            // Nothing of the group was written: every caller hears so,
+            // with the store's own words for why.
+            let message = match std::error::Error::source(&err) {
+                Some(cause) => format!("{err}: {cause}"),
+                None => err.to_string(),
+            };
             for reply in replies {
                 let _ = reply.send(Err(StoreError::Unavailable(Box::new(
                     std::io::Error::other(message.clone()),

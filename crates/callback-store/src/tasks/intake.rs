@@ -2,9 +2,9 @@
 //! batch, grouped with concurrent submissions, and where an idempotency
 //! key is claimed in the same transaction as the task it guards.
 
-use super::ordering::{row_of, take_places, waiting_task};
+use super::ordering::{begin_ordered, row_of, take_places, waiting_task};
 use crate::connection::{nothing_answered, SqlTaskStore};
-use crate::db_error::{is_unique_violation, unavailable};
+use crate::db_error::{is_unique_violation, retrying_deadlocks, unavailable};
 use crate::entities::{idempotency_key, task};
 use crate::mapping::{key_row, ms, new_task_row, task_from_row};
 use crate::sql::{insert_rows, statement_chunks, write_atomically};
@@ -172,8 +172,16 @@ impl SqlTaskStore {
         fresh: &[&NewTask],
         claims: Vec<idempotency_key::ActiveModel>,
     ) -> Result<HashSet<TaskId>, StoreError> {
+        retrying_deadlocks(|| self.write_in_order_once(fresh, claims.clone())).await
+    }
+
+    async fn write_in_order_once(
+        &self,
+        fresh: &[&NewTask],
+        claims: Vec<idempotency_key::ActiveModel>,
+    ) -> Result<HashSet<TaskId>, StoreError> {
         let backend = self.writer.get_database_backend();
-        let txn = self.writer.begin().await.map_err(unavailable)?;
+        let txn = begin_ordered(&self.writer).await?;
         let waiting = match take_places(&txn, fresh, ms(Utc::now())).await {
             Ok(waiting) => waiting,
             Err(err) => {
@@ -209,7 +217,11 @@ impl SqlTaskStore {
     /// first, even meanwhile, is the answer instead.
     async fn write_keyed(&self, new: NewTask, key: &str) -> Result<Inserted, StoreError> {
         let backend = self.writer.get_database_backend();
-        let txn = self.writer.begin().await.map_err(unavailable)?;
+        let txn = if new.spec.ordering.is_some() {
+            begin_ordered(&self.writer).await?
+        } else {
+            self.writer.begin().await.map_err(unavailable)?
+        };
         let waiting = match take_places(&txn, &[&new], ms(Utc::now())).await {
             Ok(waiting) => waiting,
             Err(err) => {

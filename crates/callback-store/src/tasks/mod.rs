@@ -12,7 +12,7 @@ mod results;
 pub(crate) use results::forget_failures;
 
 use crate::connection::SqlTaskStore;
-use crate::db_error::unavailable;
+use crate::db_error::{retrying_deadlocks, unavailable};
 use crate::entities::{attempt, idempotency_key, task};
 use crate::mapping::{attempt_from_row, id_bytes, ms, task_from_row, task_id, time};
 use crate::sql::{by_due_time, cancellation, claimable, status};
@@ -123,20 +123,24 @@ impl SqlTaskStore {
         change: OrderedChange<'_>,
     ) -> Result<Task, StoreError> {
         let now_ms = ms(now);
-        let txn = self.writer.begin().await.map_err(unavailable)?;
-        let applied = match change.apply(&txn, id, queue, now_ms).await {
-            Ok(applied) => applied,
-            Err(err) => {
-                let _ = txn.rollback().await;
-                return Err(err);
+        let applied = retrying_deadlocks(|| async {
+            let txn = ordering::begin_ordered(&self.writer).await?;
+            let applied = match change.apply(&txn, id, queue, now_ms).await {
+                Ok(applied) => applied,
+                Err(err) => {
+                    let _ = txn.rollback().await;
+                    return Err(err);
+                }
+            };
+            if applied {
+                forget_failures(&txn, vec![id_bytes(id)]).await?;
+                txn.commit().await.map_err(unavailable)?;
+            } else {
+                txn.rollback().await.map_err(unavailable)?;
             }
-        };
-        if applied {
-            forget_failures(&txn, vec![id_bytes(id)]).await?;
-            txn.commit().await.map_err(unavailable)?;
-        } else {
-            txn.rollback().await.map_err(unavailable)?;
-        }
+            Ok(applied)
+        })
+        .await?;
         let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
         if applied {
             Ok(current)

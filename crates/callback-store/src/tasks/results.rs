@@ -4,7 +4,7 @@
 //! the failed buckets and alerts read.
 
 use super::items::Outcome;
-use super::ordering::{ends_for_key, leave, lock_keys, KeyQueue};
+use super::ordering::{begin_ordered, ends_for_key, leave_many, lock_keys, KeyQueue};
 use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;
 use crate::entities::{attempt, task, task_failure};
@@ -78,9 +78,6 @@ impl SqlTaskStore {
         group_successes: bool,
     ) -> Result<Option<Vec<Recorded>>, StoreError> {
         let backend = self.writer.get_database_backend();
-        let txn = self.writer.begin().await.map_err(unavailable)?;
-        // Taken once the transaction is ours: see `Outcome::state`.
-        let written_at = ms(Utc::now());
         // The keys of tasks that end here are locked before any task row,
         // as every change to a key's tasks does (see `ordering`).
         let ending: BTreeSet<KeyQueue> = outcomes
@@ -88,6 +85,13 @@ impl SqlTaskStore {
             .filter(|o| o.ends_for_key())
             .filter_map(|o| o.ordering.as_ref().map(|(queue, _)| queue.clone()))
             .collect();
+        let txn = if ending.is_empty() {
+            self.writer.begin().await.map_err(unavailable)?
+        } else {
+            begin_ordered(&self.writer).await?
+        };
+        // Taken once the transaction is ours: see `Outcome::state`.
+        let written_at = ms(Utc::now());
         if let Err(err) = lock_keys(&txn, &ending, written_at).await {
             let _ = txn.rollback().await;
             return Err(err);
@@ -170,8 +174,21 @@ impl SqlTaskStore {
                     .await
                     .map_err(unavailable)?;
             }
+        }
+        // Tasks that ended leave their keys together, and the next of each
+        // key starts in this same commit.
+        let leaving: Vec<(KeyQueue, TaskId)> = outcomes
+            .iter()
+            .zip(&applied)
+            .filter(|(o, recorded)| recorded.applied && o.ends_for_key())
+            .filter_map(|(o, _)| Some((o.ordering.as_ref()?.0.clone(), o.task_id)))
+            .collect();
+        let promoted = leave_many(&txn, &leaving, written_at).await?;
+        for (outcome, recorded) in outcomes.iter().zip(applied.iter_mut()) {
             if let (true, Some((queue, _))) = (outcome.ends_for_key(), &outcome.ordering) {
-                applied[i].promoted = leave(&txn, queue, outcome.task_id, written_at).await?;
+                if recorded.applied {
+                    recorded.promoted = promoted.get(queue).copied();
+                }
             }
         }
         txn.commit().await.map_err(unavailable)?;
@@ -190,12 +207,9 @@ struct AfterAttempt {
 
 impl Outcome {
     /// A plain success: its state change is the same for every task, so a
-    /// group of them is one statement. A task with an ordering key lets the
-    /// next of its key start, which takes statements of its own.
+    /// group of them is one statement.
     fn is_plain_success(&self) -> bool {
-        self.next == Disposition::Succeeded
-            && self.attempt.error.is_none()
-            && self.ordering.is_none()
+        self.next == Disposition::Succeeded && self.attempt.error.is_none()
     }
 
     /// Whether this outcome ends its task for its ordering key.
