@@ -218,11 +218,14 @@ pub(crate) struct AcceptedBatch {
 /// building and serializing a JSON value for every request, and parsing
 /// every answer into one, made the generator cost about as much CPU per
 /// task as the server's intake, on the same two cores.
+/// A body's receiver, delay and ordering key.
+type BodyKey = (usize, Option<u64>, usize);
+
 pub(crate) struct Bodies {
     pub(crate) template: Value,
     pub(crate) targets: Vec<String>,
     pub(crate) ordering_keys: usize,
-    pub(crate) made: Mutex<HashMap<(usize, Option<u64>, usize), web::Bytes>>,
+    pub(crate) made: Mutex<HashMap<BodyKey, web::Bytes>>,
 }
 
 impl Bodies {
