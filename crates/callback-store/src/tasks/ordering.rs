@@ -65,20 +65,16 @@ pub(crate) fn ends_for_key(status: TaskStatus, on_failure: OnFailure) -> bool {
     }
 }
 
-/// `queues` as a condition on a table's key columns: equalities joined
+/// `queues` as a condition on the rows of `ordering_keys`: equalities joined
 /// by OR, which both backends read as ranges of the primary key or of
 /// `ux_ordered_tasks_seq` (a row-value `IN` may be read as a full scan,
 /// and an UPDATE that scans locks every row it reads).
-fn on_keys<'a>(
-    endpoint: impl ColumnTrait,
-    key: impl ColumnTrait,
-    queues: impl IntoIterator<Item = &'a KeyQueue>,
-) -> Condition {
+fn on_keys<'a>(queues: impl IntoIterator<Item = &'a KeyQueue>) -> Condition {
     queues.into_iter().fold(Condition::any(), |any, queue| {
         any.add(
             Condition::all()
-                .add(endpoint.eq(queue.endpoint.as_str()))
-                .add(key.eq(queue.key.as_str())),
+                .add(ordering_key::Column::Endpoint.eq(queue.endpoint.as_str()))
+                .add(ordering_key::Column::OrderingKey.eq(queue.key.as_str())),
         )
     })
 }
@@ -97,11 +93,7 @@ pub(crate) async fn lock_keys(
     }
     ordering_key::Entity::update_many()
         .col_expr(ordering_key::Column::TouchedAt, Expr::value(now_ms))
-        .filter(on_keys(
-            ordering_key::Column::Endpoint,
-            ordering_key::Column::OrderingKey,
-            queues,
-        ))
+        .filter(on_keys(queues))
         .exec(txn)
         .await
         .map_err(unavailable)?;
@@ -175,11 +167,7 @@ async fn place(
     txn.execute(Statement::from_sql_and_values(backend, upsert, values))
         .await
         .map_err(unavailable)?;
-    let mut read = ordering_key::Entity::find().filter(on_keys(
-        ordering_key::Column::Endpoint,
-        ordering_key::Column::OrderingKey,
-        by_queue.keys(),
-    ));
+    let mut read = ordering_key::Entity::find().filter(on_keys(by_queue.keys()));
     if backend == DbBackend::MySql {
         // A locking read: the latest rows, not a snapshot that may be
         // older than the lock.
@@ -305,11 +293,7 @@ pub(crate) async fn leave_many(
                 Expr::col(ordering_key::Column::Backlog).sub(n),
             )
             .col_expr(ordering_key::Column::TouchedAt, Expr::value(now_ms))
-            .filter(on_keys(
-                ordering_key::Column::Endpoint,
-                ordering_key::Column::OrderingKey,
-                queues,
-            ))
+            .filter(on_keys(queues))
             .exec(txn)
             .await
             .map_err(unavailable)?;
