@@ -344,14 +344,15 @@ pub struct TaskDetail {
 }
 
 /// What recording an attempt did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Recorded {
     /// The task moved on; `false` when its lease had been lost meanwhile
     /// (cancelled, or taken by another worker after it expired).
     pub applied: bool,
-    /// The task of the same ordering key that became pending, due now,
-    /// because this one ended.
-    pub promoted: Option<TaskId>,
+    /// The task of the same ordering key that starts because this one
+    /// ended, claimed in the same commit for the caller to attempt now.
+    /// Should the caller not, its lease ends and it is attempted again.
+    pub promoted: Option<ClaimedTask>,
 }
 
 /// The outcome of `TaskStore::insert`.

@@ -403,10 +403,7 @@ impl Engine {
                     }
                     self.queued().remove(&id);
                     self.ack(id, work.origin).await;
-                    if let Some(next_in_order) = recorded.promoted {
-                        self.accepted_many(&[(next_in_order, Utc::now())]).await;
-                    }
-                    return None;
+                    return recorded.promoted.map(|claim| self.take_promoted(claim));
                 }
                 Admission::AtCap { key, until, why } => {
                     // Every slot taken: counted once per time it is met.
@@ -526,11 +523,31 @@ impl Engine {
             (true, Disposition::RetryAt(at)) => self.schedule_later(id, at).await,
             _ => self.ack(id, origin).await,
         }
-        // The next task of its ordering key, pending in the same commit.
-        if let Some(next_in_order) = promoted {
-            self.accepted_many(&[(next_in_order, Utc::now())]).await;
+        let waited = self.next_waiting(&receiver).await;
+        // The next task of its ordering key, claimed for this worker in the
+        // same commit. Should a task waiting for the freed slot come first,
+        // it is given back due now, for a worker free sooner.
+        match (promoted, waited) {
+            (Some(claim), None) => Some(self.take_promoted(claim)),
+            (Some(claim), waited) => {
+                self.queued().insert(claim.task.id);
+                self.defer(&claim, Utc::now(), "a task waiting for a slot went first")
+                    .await;
+                waited
+            }
+            (None, waited) => waited,
         }
-        self.next_waiting(&receiver).await
+    }
+
+    /// Work for a task claimed by the commit that ended the one before it
+    /// on its ordering key.
+    fn take_promoted(&self, claim: ClaimedTask) -> Work {
+        // Waiting until now, it was never due: nobody else can have it queued.
+        self.queued().insert(claim.task.id);
+        Work {
+            claim,
+            origin: Origin::Promoted,
+        }
     }
 
     /// Tells the observer that `task` ended for good now.
@@ -579,7 +596,7 @@ impl Engine {
     /// is harmless: should its lease end first, it comes back, and a claim
     /// finds nothing due.
     async fn ack(&self, id: TaskId, origin: Origin) {
-        if origin == Origin::Intake {
+        if origin != Origin::Queue {
             return;
         }
         if !self.queue_write(|w| w.acks.push(id)) {
@@ -654,7 +671,11 @@ impl Engine {
         let give_up_at = tokio::time::Instant::now() + self.config.lease_margin;
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.store.complete(claim, attempt, next, Utc::now()).await {
+            match self
+                .store
+                .complete(claim, attempt, next, Utc::now(), self.config.lease_margin)
+                .await
+            {
                 Ok(recorded) => {
                     if !recorded.applied {
                         tracing::info!(task_id = %claim.task.id, "attempt recorded, but the task had changed meanwhile (cancelled or lease lost)");

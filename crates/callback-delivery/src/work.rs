@@ -19,4 +19,7 @@ pub(crate) enum Origin {
     Queue,
     /// Stored already leased by intake: the queue never saw it.
     Intake,
+    /// Claimed by the commit that ended the task before it on its ordering
+    /// key: waiting until then, the queue never saw it.
+    Promoted,
 }

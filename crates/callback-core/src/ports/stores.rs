@@ -47,13 +47,15 @@ pub trait TaskStore: Send + Sync + 'static {
     /// attempt is always recorded; the state change applies only while the
     /// lease is still held (`Recorded::applied` says whether it did). A
     /// task with an ordering key that ends lets the next of its key start,
-    /// in the same transaction (`Recorded::promoted`).
+    /// in the same transaction, claimed for the caller under a lease of
+    /// its timeout plus `lease_margin` (`Recorded::promoted`).
     async fn complete(
         &self,
         claim: &ClaimedTask,
         attempt: &Attempt,
         next: Disposition,
         now: DateTime<Utc>,
+        lease_margin: Duration,
     ) -> Result<Recorded, StoreError>;
 
     /// Gives a claimed task back at shutdown, due at once. The interrupted

@@ -38,4 +38,7 @@ pub(crate) struct Outcome {
     pub(crate) now: DateTime<Utc>,
     /// The task's ordering key, and what its failure does to it.
     pub(crate) ordering: Option<(KeyQueue, OnFailure)>,
+    /// How long past its timeout the lease of the next task of its key,
+    /// claimed for the caller when this one ends, holds.
+    pub(crate) lease_margin: Duration,
 }

@@ -383,8 +383,10 @@ impl TaskStore for SqlTaskStore {
         attempt: &Attempt,
         next: Disposition,
         now: DateTime<Utc>,
+        lease_margin: Duration,
     ) -> Result<Recorded, StoreError> {
-        self.complete_one(claim, attempt, next, now).await
+        self.complete_one(claim, attempt, next, now, lease_margin)
+            .await
     }
 
     async fn release(

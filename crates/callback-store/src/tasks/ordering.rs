@@ -12,8 +12,10 @@ use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;
 use crate::entities::{ordered_task, ordering_key, task};
 use crate::mapping::{id_bytes, task_id};
-use crate::sql::{insert_rows, statement_chunks, status};
-use callback_core::{NewTask, OnFailure, StoreError, Task, TaskId, TaskSpec, TaskStatus};
+use crate::sql::{by_primary_key, insert_rows, select_by_primary_key, statement_chunks, status};
+use callback_core::{
+    LeaseToken, NewTask, OnFailure, StoreError, Task, TaskId, TaskSpec, TaskStatus,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -66,9 +68,11 @@ pub(crate) fn ends_for_key(status: TaskStatus, on_failure: OnFailure) -> bool {
 }
 
 /// `queues` as a condition on the rows of `ordering_keys`: equalities joined
-/// by OR, which both backends read as ranges of the primary key or of
-/// `ux_ordered_tasks_seq` (a row-value `IN` may be read as a full scan,
-/// and an UPDATE that scans locks every row it reads).
+/// by OR, which both backends can read as ranges of the primary key or of
+/// `ux_ordered_tasks_seq` (a row-value `IN` may be read as a full scan, and
+/// an UPDATE that scans locks every row it reads). Past a couple of
+/// hundred keys MariaDB may still choose to scan: its statements go
+/// through `by_primary_key`.
 fn on_keys<'a>(queues: impl IntoIterator<Item = &'a KeyQueue>) -> Condition {
     queues.into_iter().fold(Condition::any(), |any, queue| {
         any.add(
@@ -91,10 +95,10 @@ pub(crate) async fn lock_keys(
     if queues.is_empty() {
         return Ok(());
     }
-    ordering_key::Entity::update_many()
+    let lock = ordering_key::Entity::update_many()
         .col_expr(ordering_key::Column::TouchedAt, Expr::value(now_ms))
-        .filter(on_keys(queues))
-        .exec(txn)
+        .filter(on_keys(queues));
+    txn.execute(by_primary_key(txn.get_database_backend(), lock))
         .await
         .map_err(unavailable)?;
     Ok(())
@@ -173,7 +177,8 @@ async fn place(
         // older than the lock.
         read = read.lock_exclusive();
     }
-    let sequences: HashMap<KeyQueue, (i64, i64)> = read
+    let sequences: HashMap<KeyQueue, (i64, i64)> = ordering_key::Entity::find()
+        .from_raw_sql(select_by_primary_key(backend, read))
         .all(txn)
         .await
         .map_err(unavailable)?
@@ -227,27 +232,40 @@ pub(crate) async fn holds_place(
     Ok(read.one(txn).await.map_err(unavailable)?.is_some())
 }
 
-/// Takes `id` off its key, which must be locked; answers the task it let
-/// start, if any (see `leave_many`).
+/// How the task that a leaving one lets start is started.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Start {
+    /// Pending, due now, for whichever worker finds it first.
+    Due,
+    /// Delivering under `lease` for the caller to attempt at once, held for
+    /// the task's timeout and `margin_ms` more: the worker whose attempt
+    /// ended the task before it goes on with it, with no claim of its own.
+    /// Should nobody attempt it, the lease ends and it is due again.
+    Leased { lease: LeaseToken, margin_ms: i64 },
+}
+
+/// Takes `id` off its key, which must be locked, starting the next as
+/// `Start::Due`; answers the task it let start, if any (see `leave_many`).
 pub(crate) async fn leave(
     txn: &impl ConnectionTrait,
     queue: &KeyQueue,
     id: TaskId,
     now_ms: i64,
 ) -> Result<Option<TaskId>, StoreError> {
-    let promoted = leave_many(txn, &[(queue.clone(), id)], now_ms).await?;
+    let promoted = leave_many(txn, &[(queue.clone(), id)], now_ms, Start::Due).await?;
     Ok(promoted.into_values().next())
 }
 
 /// Takes tasks off their keys, which must be locked. Where the task now
 /// first on a key is waiting, nothing runs on the key any more: that task
-/// becomes pending, due now; the answer maps each such key to it. Taking
-/// off a waiting task thus promotes nothing, since its key's first task is
+/// starts as `start` says; the answer maps each such key to it. Taking off
+/// a waiting task thus promotes nothing, since its key's first task is
 /// still there. A handful of statements for any number of keys.
 pub(crate) async fn leave_many(
     txn: &impl ConnectionTrait,
     leaving: &[(KeyQueue, TaskId)],
     now_ms: i64,
+    start: Start,
 ) -> Result<HashMap<KeyQueue, TaskId>, StoreError> {
     if leaving.is_empty() {
         return Ok(HashMap::new());
@@ -287,14 +305,14 @@ pub(crate) async fn leave_many(
         by_count.entry(*n).or_default().push(queue);
     }
     for (n, queues) in by_count {
-        ordering_key::Entity::update_many()
+        let shorten = ordering_key::Entity::update_many()
             .col_expr(
                 ordering_key::Column::Backlog,
                 Expr::col(ordering_key::Column::Backlog).sub(n),
             )
             .col_expr(ordering_key::Column::TouchedAt, Expr::value(now_ms))
-            .filter(on_keys(queues))
-            .exec(txn)
+            .filter(on_keys(queues));
+        txn.execute(by_primary_key(backend, shorten))
             .await
             .map_err(unavailable)?;
     }
@@ -305,13 +323,25 @@ pub(crate) async fn leave_many(
         .map(|(_, (id, _))| id_bytes(*id))
         .collect();
     if !waiting.is_empty() {
-        task::Entity::update_many()
-            .col_expr(task::Column::Status, status(TaskStatus::Pending))
+        let mut promote = task::Entity::update_many()
             .col_expr(task::Column::NextAttemptAt, Expr::value(now_ms))
             .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
             .filter(task::Column::Id.is_in(waiting))
-            .filter(task::Column::Status.eq(TaskStatus::Waiting.as_str()))
-            .exec(txn)
+            .filter(task::Column::Status.eq(TaskStatus::Waiting.as_str()));
+        promote = match start {
+            Start::Due => promote.col_expr(task::Column::Status, status(TaskStatus::Pending)),
+            Start::Leased { lease, margin_ms } => promote
+                .col_expr(task::Column::Status, status(TaskStatus::Delivering))
+                .col_expr(
+                    task::Column::LeaseToken,
+                    Expr::value(lease.0.as_bytes().to_vec()),
+                )
+                .col_expr(
+                    task::Column::LeaseUntil,
+                    Expr::col(task::Column::TimeoutMs).add(now_ms.saturating_add(margin_ms)),
+                ),
+        };
+        txn.execute(by_primary_key(backend, promote))
             .await
             .map_err(unavailable)?;
     }
@@ -339,10 +369,17 @@ async fn firsts_on<'a>(
     for queue in &queues {
         values.extend(queue.values());
     }
+    // Told to find the keys by their primary key on MySQL: see
+    // `by_primary_key`.
+    let by_key = if backend == DbBackend::MySql {
+        "FORCE INDEX (PRIMARY) "
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT k.endpoint, k.ordering_key, (SELECT p.task_id FROM ordered_tasks p \
          WHERE p.endpoint = k.endpoint AND p.ordering_key = k.ordering_key \
-         ORDER BY p.seq LIMIT 1) FROM ordering_keys k WHERE {}",
+         ORDER BY p.seq LIMIT 1) FROM ordering_keys k {by_key}WHERE {}",
         vec!["(k.endpoint = ? AND k.ordering_key = ?)"; queues.len()].join(" OR ")
     );
     let rows = conn

@@ -4,20 +4,23 @@
 //! the failed buckets and alerts read.
 
 use super::items::Outcome;
-use super::ordering::{begin_ordered, ends_for_key, leave_many, lock_keys, KeyQueue};
+use super::ordering::{begin_ordered, ends_for_key, leave_many, lock_keys, KeyQueue, Start};
 use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;
 use crate::entities::{attempt, task, task_failure};
-use crate::mapping::{attempt_row, id_bytes, ms};
+use crate::mapping::{attempt_row, id_bytes, ms, task_from_row};
 use crate::sql::{by_primary_key, insert_rows, padded_in_lists, statement_chunks, status};
-use callback_core::{Attempt, ClaimedTask, Disposition, Recorded, StoreError, TaskId, TaskStatus};
+use callback_core::{
+    Attempt, ClaimedTask, Disposition, LeaseToken, Recorded, StoreError, TaskId, TaskStatus,
+};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Statement,
     TransactionTrait,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 impl SqlTaskStore {
     pub(super) async fn complete_one(
@@ -26,6 +29,7 @@ impl SqlTaskStore {
         attempt: &Attempt,
         next: Disposition,
         now: DateTime<Utc>,
+        lease_margin: Duration,
     ) -> Result<Recorded, StoreError> {
         let outcome = Outcome {
             task_id: claim.task.id,
@@ -35,6 +39,7 @@ impl SqlTaskStore {
             now,
             ordering: KeyQueue::of(&claim.task.spec)
                 .zip(claim.task.spec.ordering.as_ref().map(|o| o.on_failure)),
+            lease_margin,
         };
         let outcome = match &self.groups {
             Some(groups) => match groups.results.submit(outcome).await {
@@ -183,17 +188,53 @@ impl SqlTaskStore {
             .filter(|(o, recorded)| recorded.applied && o.ends_for_key())
             .filter_map(|(o, _)| Some((o.ordering.as_ref()?.0.clone(), o.task_id)))
             .collect();
-        let promoted = leave_many(&txn, &leaving, written_at).await?;
+        // Each is claimed for the worker whose attempt let it start.
+        let lease = LeaseToken::new();
+        let margin = outcomes
+            .iter()
+            .map(|o| o.lease_margin)
+            .max()
+            .unwrap_or_default();
+        let start = Start::Leased {
+            lease,
+            margin_ms: i64::try_from(margin.as_millis()).unwrap_or(i64::MAX / 2),
+        };
+        let promoted = leave_many(&txn, &leaving, written_at, start).await?;
+        let mut claimed = claimed_under(&txn, promoted.values().copied(), lease).await?;
         for (outcome, recorded) in outcomes.iter().zip(applied.iter_mut()) {
             if let (true, Some((queue, _))) = (outcome.ends_for_key(), &outcome.ordering) {
                 if recorded.applied {
-                    recorded.promoted = promoted.get(queue).copied();
+                    recorded.promoted = promoted.get(queue).and_then(|id| claimed.remove(id));
                 }
             }
         }
         txn.commit().await.map_err(unavailable)?;
         Ok(Some(applied))
     }
+}
+
+/// The tasks among `ids` held under `lease`, as claimed.
+async fn claimed_under(
+    txn: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = TaskId>,
+    lease: LeaseToken,
+) -> Result<HashMap<TaskId, ClaimedTask>, StoreError> {
+    let ids: Vec<Vec<u8>> = ids.into_iter().map(id_bytes).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = task::Entity::find()
+        .filter(task::Column::Id.is_in(ids))
+        .filter(task::Column::LeaseToken.eq(lease.0.as_bytes().to_vec()))
+        .all(txn)
+        .await
+        .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|row| {
+            let task = task_from_row(row)?;
+            Ok((task.id, ClaimedTask::leased_at_intake(task, lease)))
+        })
+        .collect()
 }
 
 /// The state a task moves to after an attempt.
@@ -333,6 +374,7 @@ mod tests {
             next,
             now: ended,
             ordering: None,
+            lease_margin: Duration::from_secs(30),
         };
         let written_at = ms(Utc::now());
         let failed = outcome(Disposition::Failed).state(written_at);
