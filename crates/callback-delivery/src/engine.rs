@@ -525,15 +525,25 @@ impl Engine {
         }
         let waited = self.next_waiting(&receiver).await;
         // The next task of its ordering key, claimed for this worker in the
-        // same commit. Should a task waiting for the freed slot come first,
-        // it is given back due now, for a worker free sooner.
+        // same commit. Should a task be waiting for the slot just freed, it
+        // goes first, and the next of the key waits behind it.
         match (promoted, waited) {
             (Some(claim), None) => Some(self.take_promoted(claim)),
-            (Some(claim), waited) => {
-                self.queued().insert(claim.task.id);
-                self.defer(&claim, Utc::now(), "a task waiting for a slot went first")
-                    .await;
-                waited
+            (Some(claim), Some(waited)) => {
+                let work = self.take_promoted(claim);
+                let key = receiver_key(&work.claim.task);
+                match self.receivers.wait(&key, work) {
+                    Waiting::Held => {}
+                    Waiting::SlotFree(work) | Waiting::NoRoom(work, _) => {
+                        self.defer(
+                            &work.claim,
+                            Utc::now(),
+                            "its worker went on with another task",
+                        )
+                        .await;
+                    }
+                }
+                Some(waited)
             }
             (None, waited) => waited,
         }

@@ -46,6 +46,14 @@ pub(crate) fn nothing_answered() -> StoreError {
 /// Groups of new tasks written at once (see `connect`).
 const INSERT_GROUPS_IN_FLIGHT: usize = 2;
 
+/// Groups of results written at once. Two: a group that ends keyed tasks
+/// also moves their keys on (a dozen statements, against three for plain
+/// tasks), and with one writer the next group waited on each commit; keys
+/// run one task at a time, so two groups never end tasks of the same key
+/// (ordered, 1,000 keys: 4,442-5,770 -> 5,921-6,770 tasks/s; unordered
+/// unchanged). A deadlock with an intake is written again.
+const RESULT_GROUPS_IN_FLIGHT: usize = 2;
+
 /// The writers that group the hot path's writes: intake, claims, results.
 #[derive(Debug, Clone)]
 pub(crate) struct Groups {
@@ -101,10 +109,15 @@ pub async fn connect(options: &StoreOptions) -> Result<SqlTaskStore, StoreError>
                     let store = claims.clone();
                     async move { store.claim_group(&requests).await }
                 }),
-                results: Batcher::start(g, move |outcomes: Vec<Outcome>| {
-                    let store = results.clone();
-                    async move { store.complete_group(&outcomes).await }
-                }),
+                results: Batcher::start_weighed(
+                    g,
+                    |_| 1,
+                    RESULT_GROUPS_IN_FLIGHT,
+                    move |outcomes: Vec<Outcome>| {
+                        let store = results.clone();
+                        async move { store.complete_group(&outcomes).await }
+                    },
+                ),
                 deferrals: Batcher::start(g, move |group: Vec<Deferral>| {
                     let store = deferrals.clone();
                     async move { store.defer_group(&group).await }

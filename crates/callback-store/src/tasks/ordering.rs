@@ -14,7 +14,7 @@ use crate::entities::{ordered_task, ordering_key, task};
 use crate::mapping::{id_bytes, task_id};
 use crate::sql::{by_primary_key, insert_rows, select_by_primary_key, statement_chunks, status};
 use callback_core::{
-    LeaseToken, NewTask, OnFailure, StoreError, Task, TaskId, TaskSpec, TaskStatus,
+    ClaimedTask, LeaseToken, NewTask, OnFailure, StoreError, Task, TaskId, TaskSpec, TaskStatus,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -232,53 +232,40 @@ pub(crate) async fn holds_place(
     Ok(read.one(txn).await.map_err(unavailable)?.is_some())
 }
 
-/// How the task that a leaving one lets start is started.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Start {
-    /// Pending, due now, for whichever worker finds it first.
-    Due,
-    /// Delivering under `lease` for the caller to attempt at once, held for
-    /// the task's timeout and `margin_ms` more: the worker whose attempt
-    /// ended the task before it goes on with it, with no claim of its own.
-    /// Should nobody attempt it, the lease ends and it is due again.
-    Leased { lease: LeaseToken, margin_ms: i64 },
-}
-
-/// Takes `id` off its key, which must be locked, starting the next as
-/// `Start::Due`; answers the task it let start, if any (see `leave_many`).
+/// Takes `id` off its key, which must be locked; answers the task it let
+/// start, if any (see `leave_many`).
 pub(crate) async fn leave(
     txn: &impl ConnectionTrait,
     queue: &KeyQueue,
     id: TaskId,
     now_ms: i64,
 ) -> Result<Option<TaskId>, StoreError> {
-    let promoted = leave_many(txn, &[(queue.clone(), id)], now_ms, Start::Due).await?;
+    let promoted = leave_many(txn, &[(queue.clone(), id)], now_ms).await?;
     Ok(promoted.into_values().next())
 }
 
 /// Takes tasks off their keys, which must be locked. Where the task now
 /// first on a key is waiting, nothing runs on the key any more: that task
-/// starts as `start` says; the answer maps each such key to it. Taking off
-/// a waiting task thus promotes nothing, since its key's first task is
+/// becomes pending, due now; the answer maps each such key to it. Taking
+/// off a waiting task thus promotes nothing, since its key's first task is
 /// still there. A handful of statements for any number of keys.
 pub(crate) async fn leave_many(
     txn: &impl ConnectionTrait,
     leaving: &[(KeyQueue, TaskId)],
     now_ms: i64,
-    start: Start,
 ) -> Result<HashMap<KeyQueue, TaskId>, StoreError> {
     if leaving.is_empty() {
         return Ok(HashMap::new());
     }
     let backend = txn.get_database_backend();
-    let ids: Vec<Vec<u8>> = leaving.iter().map(|(_, id)| id_bytes(*id)).collect();
+    let ids: Vec<TaskId> = leaving.iter().map(|(_, id)| *id).collect();
     // Only tasks still on their key leave: one that left already (a
-    // result written twice) must not lower the backlog again.
+    // cancel that raced another) must not shorten the backlog again.
     let mut present = ordered_task::Entity::find()
         .select_only()
         .column(ordered_task::Column::Endpoint)
         .column(ordered_task::Column::OrderingKey)
-        .filter(ordered_task::Column::TaskId.is_in(ids.clone()));
+        .filter(ordered_task::Column::TaskId.is_in(ids.iter().map(|id| id_bytes(*id))));
     if backend == DbBackend::MySql {
         present = present.lock_exclusive();
     }
@@ -291,75 +278,161 @@ pub(crate) async fn leave_many(
     for (endpoint, key) in present {
         *left
             .entry(KeyQueue::from_columns(Some(endpoint), key))
-            .or_default() += 1;
+            .or_default() -= 1;
     }
-    ordered_task::Entity::delete_many()
-        .filter(ordered_task::Column::TaskId.is_in(ids))
-        .exec(txn)
-        .await
-        .map_err(unavailable)?;
-    // One statement per distinct count: nearly always one, since a key
-    // runs one task at a time.
-    let mut by_count: BTreeMap<i64, Vec<&KeyQueue>> = BTreeMap::new();
-    for (queue, n) in &left {
-        by_count.entry(*n).or_default().push(queue);
+    drop_places(txn, &ids).await?;
+    add_to_backlogs(txn, &left, now_ms).await?;
+    start_due(txn, left.keys(), now_ms).await
+}
+
+/// Adds each key's amount to its backlog (a negative one shortens it), and
+/// so locks the keys' rows, in primary key order within each statement:
+/// one statement per distinct amount, nearly always one, since a key runs
+/// one task at a time.
+pub(crate) async fn add_to_backlogs(
+    txn: &impl ConnectionTrait,
+    amounts: &BTreeMap<KeyQueue, i64>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let backend = txn.get_database_backend();
+    let mut by_amount: BTreeMap<i64, Vec<&KeyQueue>> = BTreeMap::new();
+    for (queue, n) in amounts {
+        by_amount.entry(*n).or_default().push(queue);
     }
-    for (n, queues) in by_count {
-        let shorten = ordering_key::Entity::update_many()
+    for (n, queues) in by_amount {
+        let add = ordering_key::Entity::update_many()
             .col_expr(
                 ordering_key::Column::Backlog,
-                Expr::col(ordering_key::Column::Backlog).sub(n),
+                Expr::col(ordering_key::Column::Backlog).add(n),
             )
             .col_expr(ordering_key::Column::TouchedAt, Expr::value(now_ms))
             .filter(on_keys(queues));
-        txn.execute(by_primary_key(backend, shorten))
+        txn.execute(by_primary_key(backend, add))
             .await
             .map_err(unavailable)?;
     }
-    let firsts = firsts_on(txn, left.keys()).await?;
-    let waiting: Vec<Vec<u8>> = firsts
-        .iter()
-        .filter(|(_, (_, status))| *status == TaskStatus::Waiting)
-        .map(|(_, (id, _))| id_bytes(*id))
-        .collect();
-    if !waiting.is_empty() {
-        let mut promote = task::Entity::update_many()
-            .col_expr(task::Column::NextAttemptAt, Expr::value(now_ms))
-            .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
-            .filter(task::Column::Id.is_in(waiting))
-            .filter(task::Column::Status.eq(TaskStatus::Waiting.as_str()));
-        promote = match start {
-            Start::Due => promote.col_expr(task::Column::Status, status(TaskStatus::Pending)),
-            Start::Leased { lease, margin_ms } => promote
-                .col_expr(task::Column::Status, status(TaskStatus::Delivering))
-                .col_expr(
-                    task::Column::LeaseToken,
-                    Expr::value(lease.0.as_bytes().to_vec()),
-                )
-                .col_expr(
-                    task::Column::LeaseUntil,
-                    Expr::col(task::Column::TimeoutMs).add(now_ms.saturating_add(margin_ms)),
-                ),
-        };
-        txn.execute(by_primary_key(backend, promote))
-            .await
-            .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Deletes the places of tasks that ended for their keys.
+pub(crate) async fn drop_places(
+    txn: &impl ConnectionTrait,
+    ids: &[TaskId],
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
     }
-    Ok(firsts
+    ordered_task::Entity::delete_many()
+        .filter(ordered_task::Column::TaskId.is_in(ids.iter().map(|id| id_bytes(*id))))
+        .exec(txn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Makes the task first on each of `queues` pending, due now, where it is
+/// waiting; answers them by key.
+async fn start_due<'a>(
+    txn: &impl ConnectionTrait,
+    queues: impl IntoIterator<Item = &'a KeyQueue>,
+    now_ms: i64,
+) -> Result<HashMap<KeyQueue, TaskId>, StoreError> {
+    let firsts = with_statuses(txn, first_ids_on(txn, queues).await?).await?;
+    let waiting: HashMap<KeyQueue, TaskId> = firsts
         .into_iter()
         .filter(|(_, (_, status))| *status == TaskStatus::Waiting)
         .map(|(queue, (id, _))| (queue, id))
-        .collect())
+        .collect();
+    let due = start_waiting(waiting.values().copied(), now_ms)
+        .col_expr(task::Column::Status, status(TaskStatus::Pending));
+    execute_unless_empty(txn, &waiting, due).await?;
+    Ok(waiting)
 }
 
-/// The task first on each of `queues`, with its status: a lookup of one
-/// index entry per key, however many wait on it. Inside a keyed write the
-/// transaction reads committed rows (`begin_ordered`), so this sees every
-/// place taken before the key's lock was.
-async fn firsts_on<'a>(
+/// Claims the task first on each of `queues`, where it is waiting, under
+/// `lease` held for its timeout and `margin_ms` more, for the caller to
+/// attempt at once: the worker whose attempt ended the task before it goes
+/// on with it, with no claim of its own. Should nobody attempt it, the
+/// lease ends and it is due again. Answers the claimed tasks by key.
+pub(crate) async fn start_leased<'a>(
+    txn: &impl ConnectionTrait,
+    queues: impl IntoIterator<Item = &'a KeyQueue>,
+    now_ms: i64,
+    lease: LeaseToken,
+    margin_ms: i64,
+) -> Result<HashMap<KeyQueue, ClaimedTask>, StoreError> {
+    let firsts: HashMap<TaskId, KeyQueue> = first_ids_on(txn, queues)
+        .await?
+        .into_iter()
+        .map(|(queue, id)| (id, queue))
+        .collect();
+    let token = lease.0.as_bytes().to_vec();
+    let claim = start_waiting(firsts.keys().copied(), now_ms)
+        .col_expr(task::Column::Status, status(TaskStatus::Delivering))
+        .col_expr(task::Column::LeaseToken, Expr::value(token.clone()))
+        .col_expr(
+            task::Column::LeaseUntil,
+            Expr::col(task::Column::TimeoutMs).add(now_ms.saturating_add(margin_ms)),
+        );
+    if !execute_unless_empty(txn, &firsts, claim).await? {
+        return Ok(HashMap::new());
+    }
+    // The ones that were waiting, now held under `lease`.
+    let rows = task::Entity::find()
+        .filter(task::Column::Id.is_in(firsts.keys().map(|id| id_bytes(*id))))
+        .filter(task::Column::LeaseToken.eq(token))
+        .all(txn)
+        .await
+        .map_err(unavailable)?;
+    let mut claimed = HashMap::new();
+    for row in rows {
+        let task = crate::mapping::task_from_row(row)?;
+        if let Some(queue) = firsts.get(&task.id) {
+            claimed.insert(queue.clone(), ClaimedTask::leased_at_intake(task, lease));
+        }
+    }
+    Ok(claimed)
+}
+
+/// The UPDATE that starts those of `ids` still waiting, due now; the caller
+/// says what they become.
+fn start_waiting(
+    ids: impl IntoIterator<Item = TaskId>,
+    now_ms: i64,
+) -> sea_orm::UpdateMany<task::Entity> {
+    task::Entity::update_many()
+        .col_expr(task::Column::NextAttemptAt, Expr::value(now_ms))
+        .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
+        .filter(task::Column::Id.is_in(ids.into_iter().map(id_bytes)))
+        .filter(task::Column::Status.eq(TaskStatus::Waiting.as_str()))
+}
+
+/// Runs `update` unless `picked` is empty; answers whether it changed a row.
+async fn execute_unless_empty<K, V>(
+    txn: &impl ConnectionTrait,
+    picked: &HashMap<K, V>,
+    update: sea_orm::UpdateMany<task::Entity>,
+) -> Result<bool, StoreError> {
+    if picked.is_empty() {
+        return Ok(false);
+    }
+    let backend = txn.get_database_backend();
+    let changed = txn
+        .execute(by_primary_key(backend, update))
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+    Ok(changed > 0)
+}
+
+/// The task first on each of `queues`: a lookup of one index entry per
+/// key, however many wait on it. Inside a keyed write the transaction reads
+/// committed rows (`begin_ordered`), so this sees every place taken before
+/// the key's lock was.
+async fn first_ids_on<'a>(
     conn: &impl ConnectionTrait,
     queues: impl IntoIterator<Item = &'a KeyQueue>,
-) -> Result<Vec<(KeyQueue, (TaskId, TaskStatus))>, StoreError> {
+) -> Result<Vec<(KeyQueue, TaskId)>, StoreError> {
     let backend = conn.get_database_backend();
     let queues: Vec<&KeyQueue> = queues.into_iter().collect();
     if queues.is_empty() {
@@ -398,6 +471,14 @@ async fn firsts_on<'a>(
             ));
         }
     }
+    Ok(firsts)
+}
+
+/// Each task of `firsts` with its status.
+async fn with_statuses(
+    conn: &impl ConnectionTrait,
+    firsts: Vec<(KeyQueue, TaskId)>,
+) -> Result<Vec<(KeyQueue, (TaskId, TaskStatus))>, StoreError> {
     if firsts.is_empty() {
         return Ok(Vec::new());
     }
@@ -447,11 +528,11 @@ impl SqlTaskStore {
             return Ok(None);
         }
         match KeyQueue::of(&task.spec) {
-            Some(queue) => Ok(firsts_on(&self.db, [&queue])
+            Some(queue) => Ok(first_ids_on(&self.db, [&queue])
                 .await?
                 .into_iter()
                 .next()
-                .map(|(_, (id, _))| id)),
+                .map(|(_, id)| id)),
             None => Ok(None),
         }
     }

@@ -4,11 +4,13 @@
 //! the failed buckets and alerts read.
 
 use super::items::Outcome;
-use super::ordering::{begin_ordered, ends_for_key, leave_many, lock_keys, KeyQueue, Start};
+use super::ordering::{
+    add_to_backlogs, begin_ordered, drop_places, ends_for_key, start_leased, KeyQueue,
+};
 use crate::connection::SqlTaskStore;
-use crate::db_error::unavailable;
+use crate::db_error::{retrying_deadlocks, unavailable};
 use crate::entities::{attempt, task, task_failure};
-use crate::mapping::{attempt_row, id_bytes, ms, task_from_row};
+use crate::mapping::{attempt_row, id_bytes, ms};
 use crate::sql::{by_primary_key, insert_rows, padded_in_lists, statement_chunks, status};
 use callback_core::{
     Attempt, ClaimedTask, Disposition, LeaseToken, Recorded, StoreError, TaskId, TaskStatus,
@@ -19,7 +21,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Statement,
     TransactionTrait,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 impl SqlTaskStore {
@@ -63,7 +65,10 @@ impl SqlTaskStore {
         &self,
         outcomes: &[Outcome],
     ) -> Result<Vec<Recorded>, StoreError> {
-        match self.write_outcomes(outcomes, true).await? {
+        // Results of keyed tasks lock their keys, in key order, but a group
+        // that ends two tasks of one key (a rare duplicate) takes its keys
+        // in two statements, and may lose a deadlock: written again.
+        match retrying_deadlocks(|| self.write_outcomes(outcomes, true)).await? {
             Some(applied) => Ok(applied),
             // A lease was lost meanwhile (a rare cancel): row by row, which
             // tells exactly which change applied.
@@ -84,12 +89,15 @@ impl SqlTaskStore {
     ) -> Result<Option<Vec<Recorded>>, StoreError> {
         let backend = self.writer.get_database_backend();
         // The keys of tasks that end here are locked before any task row,
-        // as every change to a key's tasks does (see `ordering`).
-        let ending: BTreeSet<KeyQueue> = outcomes
-            .iter()
-            .filter(|o| o.ends_for_key())
-            .filter_map(|o| o.ordering.as_ref().map(|(queue, _)| queue.clone()))
-            .collect();
+        // as every change to a key's tasks does (see `ordering`), by the
+        // statement that shortens their backlogs: on the bet that each
+        // result applies, taken back below for one that does not.
+        let mut ending: BTreeMap<KeyQueue, i64> = BTreeMap::new();
+        for outcome in outcomes.iter().filter(|o| o.ends_for_key()) {
+            if let Some((queue, _)) = &outcome.ordering {
+                *ending.entry(queue.clone()).or_default() -= 1;
+            }
+        }
         let txn = if ending.is_empty() {
             self.writer.begin().await.map_err(unavailable)?
         } else {
@@ -97,7 +105,7 @@ impl SqlTaskStore {
         };
         // Taken once the transaction is ours: see `Outcome::state`.
         let written_at = ms(Utc::now());
-        if let Err(err) = lock_keys(&txn, &ending, written_at).await {
+        if let Err(err) = add_to_backlogs(&txn, &ending, written_at).await {
             let _ = txn.rollback().await;
             return Err(err);
         }
@@ -181,60 +189,46 @@ impl SqlTaskStore {
             }
         }
         // Tasks that ended leave their keys together, and the next of each
-        // key starts in this same commit.
-        let leaving: Vec<(KeyQueue, TaskId)> = outcomes
-            .iter()
-            .zip(&applied)
-            .filter(|(o, recorded)| recorded.applied && o.ends_for_key())
-            .filter_map(|(o, _)| Some((o.ordering.as_ref()?.0.clone(), o.task_id)))
-            .collect();
-        // Each is claimed for the worker whose attempt let it start.
-        let lease = LeaseToken::new();
+        // key starts in this same commit, claimed for the worker whose
+        // attempt let it start. A task still delivering holds its place: a
+        // result that applied ends a place that is there.
+        let mut leaving = Vec::new();
+        let mut not_applied: BTreeMap<KeyQueue, i64> = BTreeMap::new();
+        for (outcome, recorded) in outcomes.iter().zip(&applied) {
+            if let (true, Some((queue, _))) = (outcome.ends_for_key(), &outcome.ordering) {
+                if recorded.applied {
+                    leaving.push((queue, outcome.task_id));
+                } else {
+                    *not_applied.entry(queue.clone()).or_default() += 1;
+                }
+            }
+        }
+        add_to_backlogs(&txn, &not_applied, written_at).await?;
+        let ids: Vec<TaskId> = leaving.iter().map(|(_, id)| *id).collect();
+        drop_places(&txn, &ids).await?;
         let margin = outcomes
             .iter()
             .map(|o| o.lease_margin)
             .max()
             .unwrap_or_default();
-        let start = Start::Leased {
-            lease,
-            margin_ms: i64::try_from(margin.as_millis()).unwrap_or(i64::MAX / 2),
-        };
-        let promoted = leave_many(&txn, &leaving, written_at, start).await?;
-        let mut claimed = claimed_under(&txn, promoted.values().copied(), lease).await?;
+        let mut promoted = start_leased(
+            &txn,
+            leaving.iter().map(|(queue, _)| *queue),
+            written_at,
+            LeaseToken::new(),
+            i64::try_from(margin.as_millis()).unwrap_or(i64::MAX / 2),
+        )
+        .await?;
         for (outcome, recorded) in outcomes.iter().zip(applied.iter_mut()) {
             if let (true, Some((queue, _))) = (outcome.ends_for_key(), &outcome.ordering) {
                 if recorded.applied {
-                    recorded.promoted = promoted.get(queue).and_then(|id| claimed.remove(id));
+                    recorded.promoted = promoted.remove(queue);
                 }
             }
         }
         txn.commit().await.map_err(unavailable)?;
         Ok(Some(applied))
     }
-}
-
-/// The tasks among `ids` held under `lease`, as claimed.
-async fn claimed_under(
-    txn: &impl ConnectionTrait,
-    ids: impl IntoIterator<Item = TaskId>,
-    lease: LeaseToken,
-) -> Result<HashMap<TaskId, ClaimedTask>, StoreError> {
-    let ids: Vec<Vec<u8>> = ids.into_iter().map(id_bytes).collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = task::Entity::find()
-        .filter(task::Column::Id.is_in(ids))
-        .filter(task::Column::LeaseToken.eq(lease.0.as_bytes().to_vec()))
-        .all(txn)
-        .await
-        .map_err(unavailable)?;
-    rows.into_iter()
-        .map(|row| {
-            let task = task_from_row(row)?;
-            Ok((task.id, ClaimedTask::leased_at_intake(task, lease)))
-        })
-        .collect()
 }
 
 /// The state a task moves to after an attempt.
