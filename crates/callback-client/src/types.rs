@@ -54,6 +54,15 @@ pub struct NewTask {
     /// sets one when none is given, so that its own retries are safe.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Tasks with the same key are delivered one at a time, in the order
+    /// they were accepted. Not together with `delay_s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
+    /// With an `ordering_key`: `block` (the default: a task that failed for
+    /// good holds the tasks behind it until an operator re-sends or cancels
+    /// it) or `skip` (the next starts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
 }
 
 impl NewTask {
@@ -107,6 +116,20 @@ impl NewTask {
         self.idempotency_key = Some(key.into());
         self
     }
+
+    /// Delivered one at a time, in acceptance order, with the other tasks
+    /// of `key`.
+    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.ordering_key = Some(key.into());
+        self
+    }
+
+    /// `block` or `skip`: what a failure does to the tasks behind it on its
+    /// ordering key.
+    pub fn on_failure(mut self, on_failure: impl Into<String>) -> Self {
+        self.on_failure = Some(on_failure.into());
+        self
+    }
 }
 
 /// What counts as success; every condition given must hold.
@@ -132,7 +155,8 @@ pub struct JsonExpect {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Task {
     pub task_id: String,
-    /// pending, delivering, retrying, succeeded, failed, cancelled or held.
+    /// pending, waiting, delivering, retrying, succeeded, failed,
+    /// cancelled or held.
     pub status: String,
     pub url: String,
     pub method: String,
@@ -152,6 +176,14 @@ pub struct Task {
     pub idempotency_key: Option<String>,
     #[serde(default)]
     pub traceparent: Option<String>,
+    #[serde(default)]
+    pub ordering_key: Option<String>,
+    /// `block` or `skip`, for a task with an ordering key.
+    #[serde(default)]
+    pub on_failure: Option<String>,
+    /// For a waiting task: the task of its key it waits for.
+    #[serde(default)]
+    pub waiting_for: Option<String>,
     /// Every attempt, oldest first; only when one task is asked for.
     #[serde(default)]
     pub attempts: Option<Vec<Attempt>>,
@@ -306,6 +338,10 @@ pub struct NewEvent {
     /// sets one when none is given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
+    /// Each endpoint receives the events of one key one at a time, in the
+    /// order they were published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -202,6 +202,10 @@ pub enum EventCommand {
         /// not given.
         #[arg(long)]
         call_id: Option<String>,
+        /// Each endpoint receives the events of one key one at a time, in
+        /// the order they were published.
+        #[arg(long)]
+        ordering_key: Option<String>,
     },
 }
 
@@ -211,6 +215,7 @@ pub(super) async fn events(ctx: &Context, command: &EventCommand) -> Result<(), 
         data,
         app,
         call_id,
+        ordering_key,
     } = command;
     let published = ctx
         .client
@@ -219,6 +224,7 @@ pub(super) async fn events(ctx: &Context, command: &EventCommand) -> Result<(), 
             payload: parse_json(data, "--data")?,
             app: app.clone(),
             call_id: call_id.clone(),
+            ordering_key: ordering_key.clone(),
         })
         .await?;
     if ctx.json {

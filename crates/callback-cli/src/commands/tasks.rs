@@ -55,6 +55,14 @@ pub struct SubmitArgs {
     /// when not given.
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// Tasks with the same key are delivered one at a time, in the order
+    /// they were accepted.
+    #[arg(long)]
+    ordering_key: Option<String>,
+    /// With --ordering-key: what a failure for good does to the tasks
+    /// behind it.
+    #[arg(long, value_parser = ["block", "skip"], requires = "ordering_key")]
+    on_failure: Option<String>,
     /// Wait until the task succeeded or failed.
     #[arg(long)]
     wait: bool,
@@ -64,7 +72,8 @@ pub struct SubmitArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// pending, delivering, retrying, succeeded, failed, cancelled or held.
+    /// pending, waiting, delivering, retrying, succeeded, failed,
+    /// cancelled or held.
     #[arg(long)]
     status: Option<String>,
     /// The source application.
@@ -146,6 +155,15 @@ fn print_task(ctx: &Context, task: &Task) {
         or_dash(task.source_app.as_deref()),
         or_dash(task.target_app.as_deref())
     );
+    if let Some(key) = &task.ordering_key {
+        println!(
+            "ordering  {key} (on failure: {})",
+            or_dash(task.on_failure.as_deref())
+        );
+    }
+    if let Some(first) = &task.waiting_for {
+        println!("waits for {first}");
+    }
     println!("created   {}", time(&task.created_at));
     if let Some(next) = &task.next_attempt_at {
         println!("next      {}", time(next));
@@ -197,6 +215,8 @@ pub(super) async fn task(ctx: &Context, command: &TaskCommand) -> Result<(), Fai
                 source_app: args.source_app.clone(),
                 target_app: args.target_app.clone(),
                 idempotency_key: args.idempotency_key.clone(),
+                ordering_key: args.ordering_key.clone(),
+                on_failure: args.on_failure.clone(),
                 ..NewTask::default()
             };
             let submitted = client.submit(&task).await?;

@@ -131,9 +131,49 @@ async fn errors_carry_the_apis_status_and_code(backend: Backend) {
     app.stop().await;
 }
 
+/// The client's ordering fields reach the server, and its task view shows
+/// what a task waits for.
+async fn tasks_of_an_ordering_key_arrive_in_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = client(&app);
+    let receiver = Receiver::start().await;
+    receiver.set_default(Reply::status(200));
+    // The first answers late, so that the second surely still waits when
+    // looked at.
+    receiver.script([Reply::status(200).delay(Duration::from_secs(1))]);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let task = NewTask::post(receiver.url("/orders"))
+            .json(&json!({"n": n}))
+            .ordering_key("order-7")
+            .on_failure("skip");
+        ids.push(client.submit(&task).await.unwrap().task.task_id);
+    }
+    let second = client.task(&ids[1]).await.unwrap();
+    assert_eq!(second.status, "waiting");
+    assert_eq!(second.ordering_key.as_deref(), Some("order-7"));
+    assert_eq!(second.on_failure.as_deref(), Some("skip"));
+    assert_eq!(second.waiting_for.as_deref(), Some(ids[0].as_str()));
+    client
+        .wait_for(&ids[2], &["succeeded"], Duration::from_secs(15))
+        .await
+        .unwrap();
+    let bodies: Vec<Vec<u8>> = receiver.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(
+        bodies,
+        vec![
+            br#"{"n":0}"#.to_vec(),
+            br#"{"n":1}"#.to_vec(),
+            br#"{"n":2}"#.to_vec()
+        ]
+    );
+    app.stop().await;
+}
+
 on_every_backend!(
     a_task_is_submitted_waited_for_and_paged_through,
     errors_carry_the_apis_status_and_code,
+    tasks_of_an_ordering_key_arrive_in_order,
 );
 
 /// A proxy that lets the first request reach the server, waits for the

@@ -199,7 +199,7 @@ public final class CallbackClient {
     /** Publishes an event; without a call id one is generated, so retries publish once. */
     public Models.Published publish(Models.Event event) {
         Models.Event keyed = event.callId() != null ? event
-                : new Models.Event(event.eventType(), event.payload(), event.app(), freshKey());
+                : new Models.Event(event.eventType(), event.payload(), event.app(), freshKey(), event.orderingKey());
         return call("POST", "/api/v1/events", keyed, true, Models.Published.class).body();
     }
 

@@ -29,6 +29,10 @@ public final class Models {
             @JsonProperty("source_app") String sourceApp,
             @JsonProperty("target_app") String targetApp,
             @JsonProperty("idempotency_key") String idempotencyKey,
+            @JsonProperty("ordering_key") String orderingKey,
+            @JsonProperty("on_failure") String onFailure,
+            /** For a waiting task: the task of its key it waits for. */
+            @JsonProperty("waiting_for") String waitingFor,
             List<Attempt> attempts) {
 
         /** Succeeded, failed or cancelled. */
@@ -103,10 +107,16 @@ public final class Models {
             @JsonProperty("event_type") String eventType,
             Object payload,
             String app,
-            @JsonProperty("call_id") String callId) {
+            @JsonProperty("call_id") String callId,
+            @JsonProperty("ordering_key") String orderingKey) {
 
         public static Event of(String eventType, Object payload) {
-            return new Event(eventType, payload, null, null);
+            return new Event(eventType, payload, null, null, null);
+        }
+
+        /** Each endpoint receives the events of one key one at a time, in publishing order. */
+        public Event withOrderingKey(String key) {
+            return new Event(eventType, payload, app, callId, key);
         }
     }
 

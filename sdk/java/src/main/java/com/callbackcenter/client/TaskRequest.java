@@ -47,6 +47,10 @@ public final class TaskRequest {
     private String targetApp;
     @JsonProperty("idempotency_key")
     private String idempotencyKey;
+    @JsonProperty("ordering_key")
+    private String orderingKey;
+    @JsonProperty("on_failure")
+    private String onFailure;
 
     public static TaskRequest post(String url) {
         return new TaskRequest().url(url).method("POST");
@@ -133,6 +137,22 @@ public final class TaskRequest {
         return this;
     }
 
+    /** Tasks with the same key are delivered one at a time, in acceptance order; not with {@code delayS}. */
+    public TaskRequest orderingKey(String key) {
+        this.orderingKey = key;
+        return this;
+    }
+
+    /**
+     * With an ordering key: {@code "block"} (the default; a task failed for good
+     * holds those behind it until an operator re-sends or cancels it) or
+     * {@code "skip"}.
+     */
+    public TaskRequest onFailure(String onFailure) {
+        this.onFailure = onFailure;
+        return this;
+    }
+
     public String idempotencyKey() {
         return idempotencyKey;
     }
@@ -157,6 +177,8 @@ public final class TaskRequest {
         copy.sourceApp = sourceApp;
         copy.targetApp = targetApp;
         copy.idempotencyKey = idempotencyKey;
+        copy.orderingKey = orderingKey;
+        copy.onFailure = onFailure;
         return copy;
     }
 }

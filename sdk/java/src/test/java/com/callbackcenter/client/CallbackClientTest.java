@@ -65,6 +65,26 @@ class CallbackClientTest {
     }
 
     @Test
+    void tasksOfAnOrderingKeyArriveInOrder() throws Exception {
+        try (LocalReceiver receiver = new LocalReceiver()) {
+            CallbackClient client = client();
+            String key = unique("order");
+            String last = null;
+            for (int n = 0; n < 3; n++) {
+                last = client.submit(TaskRequest.post(receiver.url("/ordered"))
+                        .jsonBody(Map.of("n", n)).orderingKey(key).onFailure("skip")).task().taskId();
+            }
+            Models.Task done = client.waitFor(last, Set.of("succeeded"), Duration.ofSeconds(15));
+            assertEquals(key, done.orderingKey());
+            assertEquals("skip", done.onFailure());
+            assertEquals(3, receiver.requests().size());
+            for (int n = 0; n < 3; n++) {
+                assertEquals("{\"n\":" + n + "}", receiver.requests().get(n).bodyText());
+            }
+        }
+    }
+
+    @Test
     void theSameIdempotencyKeyIsOneTask() throws Exception {
         try (LocalReceiver receiver = new LocalReceiver()) {
             String key = unique("order");
