@@ -220,7 +220,7 @@ impl OrderedChange<'_> {
             update = update.col_expr(column, value);
         }
         let applied = update.exec(txn).await.map_err(unavailable)?.rows_affected == 1;
-        if applied && matches!(self, Self::Cancel) {
+        if applied && holds && matches!(self, Self::Cancel) {
             leave(txn, queue, id, now_ms).await?;
         }
         Ok(applied)

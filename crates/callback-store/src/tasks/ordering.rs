@@ -84,24 +84,16 @@ fn on_keys<'a>(queues: impl IntoIterator<Item = &'a KeyQueue>) -> Condition {
 }
 
 /// Locks the rows of `queues`, in one statement that takes them in primary
-/// key order, so that two transactions never wait on each other's keys. A
-/// key without a row (its endpoint was deleted) locks nothing, and has
-/// nothing to guard.
+/// key order (`add_to_backlogs`, adding nothing), so that two transactions
+/// never wait on each other's keys. A key without a row (its endpoint was
+/// deleted) locks nothing, and has nothing to guard.
 pub(crate) async fn lock_keys(
     txn: &impl ConnectionTrait,
     queues: &BTreeSet<KeyQueue>,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    if queues.is_empty() {
-        return Ok(());
-    }
-    let lock = ordering_key::Entity::update_many()
-        .col_expr(ordering_key::Column::TouchedAt, Expr::value(now_ms))
-        .filter(on_keys(queues));
-    txn.execute(by_primary_key(txn.get_database_backend(), lock))
-        .await
-        .map_err(unavailable)?;
-    Ok(())
+    let unchanged = queues.iter().map(|queue| (queue.clone(), 0)).collect();
+    add_to_backlogs(txn, &unchanged, now_ms).await
 }
 
 /// Gives each keyed task of `tasks` the next place on its key, in the order
@@ -232,57 +224,29 @@ pub(crate) async fn holds_place(
     Ok(read.one(txn).await.map_err(unavailable)?.is_some())
 }
 
-/// Takes `id` off its key, which must be locked; answers the task it let
-/// start, if any (see `leave_many`).
+/// Takes `id`, which holds a place (`holds_place`), off its key, which
+/// must be locked. Where the task then first on the key is waiting,
+/// nothing runs on the key any more: that task becomes pending, due now.
+/// Taking off a waiting task thus starts nothing, since its key's first
+/// task is still there.
 pub(crate) async fn leave(
     txn: &impl ConnectionTrait,
     queue: &KeyQueue,
     id: TaskId,
     now_ms: i64,
-) -> Result<Option<TaskId>, StoreError> {
-    let promoted = leave_many(txn, &[(queue.clone(), id)], now_ms).await?;
-    Ok(promoted.into_values().next())
-}
-
-/// Takes tasks off their keys, which must be locked. Where the task now
-/// first on a key is waiting, nothing runs on the key any more: that task
-/// becomes pending, due now; the answer maps each such key to it. Taking
-/// off a waiting task thus promotes nothing, since its key's first task is
-/// still there. A handful of statements for any number of keys.
-pub(crate) async fn leave_many(
-    txn: &impl ConnectionTrait,
-    leaving: &[(KeyQueue, TaskId)],
-    now_ms: i64,
-) -> Result<HashMap<KeyQueue, TaskId>, StoreError> {
-    if leaving.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let backend = txn.get_database_backend();
-    let ids: Vec<TaskId> = leaving.iter().map(|(_, id)| *id).collect();
-    // Only tasks still on their key leave: one that left already (a
-    // cancel that raced another) must not shorten the backlog again.
-    let mut present = ordered_task::Entity::find()
-        .select_only()
-        .column(ordered_task::Column::Endpoint)
-        .column(ordered_task::Column::OrderingKey)
-        .filter(ordered_task::Column::TaskId.is_in(ids.iter().map(|id| id_bytes(*id))));
-    if backend == DbBackend::MySql {
-        present = present.lock_exclusive();
-    }
-    let present: Vec<(String, String)> =
-        present.into_tuple().all(txn).await.map_err(unavailable)?;
-    if present.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut left: BTreeMap<KeyQueue, i64> = BTreeMap::new();
-    for (endpoint, key) in present {
-        *left
-            .entry(KeyQueue::from_columns(Some(endpoint), key))
-            .or_default() -= 1;
-    }
-    drop_places(txn, &ids).await?;
-    add_to_backlogs(txn, &left, now_ms).await?;
-    start_due(txn, left.keys(), now_ms).await
+) -> Result<(), StoreError> {
+    drop_places(txn, &[id]).await?;
+    add_to_backlogs(txn, &BTreeMap::from([(queue.clone(), -1)]), now_ms).await?;
+    let firsts: Vec<TaskId> = first_ids_on(txn, [queue])
+        .await?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    start_waiting(txn, &firsts, now_ms, |start| {
+        start.col_expr(task::Column::Status, status(TaskStatus::Pending))
+    })
+    .await?;
+    Ok(())
 }
 
 /// Adds each key's amount to its backlog (a negative one shortens it), and
@@ -330,25 +294,6 @@ pub(crate) async fn drop_places(
     Ok(())
 }
 
-/// Makes the task first on each of `queues` pending, due now, where it is
-/// waiting; answers them by key.
-async fn start_due<'a>(
-    txn: &impl ConnectionTrait,
-    queues: impl IntoIterator<Item = &'a KeyQueue>,
-    now_ms: i64,
-) -> Result<HashMap<KeyQueue, TaskId>, StoreError> {
-    let firsts = with_statuses(txn, first_ids_on(txn, queues).await?).await?;
-    let waiting: HashMap<KeyQueue, TaskId> = firsts
-        .into_iter()
-        .filter(|(_, (_, status))| *status == TaskStatus::Waiting)
-        .map(|(queue, (id, _))| (queue, id))
-        .collect();
-    let due = start_waiting(waiting.values().copied(), now_ms)
-        .col_expr(task::Column::Status, status(TaskStatus::Pending));
-    execute_unless_empty(txn, &waiting, due).await?;
-    Ok(waiting)
-}
-
 /// Claims the task first on each of `queues`, where it is waiting, under
 /// `lease` held for its timeout and `margin_ms` more, for the caller to
 /// attempt at once: the worker whose attempt ended the task before it goes
@@ -366,20 +311,24 @@ pub(crate) async fn start_leased<'a>(
         .into_iter()
         .map(|(queue, id)| (id, queue))
         .collect();
+    let ids: Vec<TaskId> = firsts.keys().copied().collect();
     let token = lease.0.as_bytes().to_vec();
-    let claim = start_waiting(firsts.keys().copied(), now_ms)
-        .col_expr(task::Column::Status, status(TaskStatus::Delivering))
-        .col_expr(task::Column::LeaseToken, Expr::value(token.clone()))
-        .col_expr(
-            task::Column::LeaseUntil,
-            Expr::col(task::Column::TimeoutMs).add(now_ms.saturating_add(margin_ms)),
-        );
-    if !execute_unless_empty(txn, &firsts, claim).await? {
+    let claimed = start_waiting(txn, &ids, now_ms, |start| {
+        start
+            .col_expr(task::Column::Status, status(TaskStatus::Delivering))
+            .col_expr(task::Column::LeaseToken, Expr::value(token.clone()))
+            .col_expr(
+                task::Column::LeaseUntil,
+                Expr::col(task::Column::TimeoutMs).add(now_ms.saturating_add(margin_ms)),
+            )
+    })
+    .await?;
+    if claimed == 0 {
         return Ok(HashMap::new());
     }
     // The ones that were waiting, now held under `lease`.
     let rows = task::Entity::find()
-        .filter(task::Column::Id.is_in(firsts.keys().map(|id| id_bytes(*id))))
+        .filter(task::Column::Id.is_in(ids.iter().map(|id| id_bytes(*id))))
         .filter(task::Column::LeaseToken.eq(token))
         .all(txn)
         .await
@@ -394,35 +343,28 @@ pub(crate) async fn start_leased<'a>(
     Ok(claimed)
 }
 
-/// The UPDATE that starts those of `ids` still waiting, due now; the caller
-/// says what they become.
-fn start_waiting(
-    ids: impl IntoIterator<Item = TaskId>,
+/// Starts those of `ids` still waiting, due now, as `becomes` says (the
+/// status, and a lease when claimed); answers how many started.
+async fn start_waiting(
+    txn: &impl ConnectionTrait,
+    ids: &[TaskId],
     now_ms: i64,
-) -> sea_orm::UpdateMany<task::Entity> {
-    task::Entity::update_many()
+    becomes: impl FnOnce(sea_orm::UpdateMany<task::Entity>) -> sea_orm::UpdateMany<task::Entity>,
+) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let start = task::Entity::update_many()
         .col_expr(task::Column::NextAttemptAt, Expr::value(now_ms))
         .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
-        .filter(task::Column::Id.is_in(ids.into_iter().map(id_bytes)))
-        .filter(task::Column::Status.eq(TaskStatus::Waiting.as_str()))
-}
-
-/// Runs `update` unless `picked` is empty; answers whether it changed a row.
-async fn execute_unless_empty<K, V>(
-    txn: &impl ConnectionTrait,
-    picked: &HashMap<K, V>,
-    update: sea_orm::UpdateMany<task::Entity>,
-) -> Result<bool, StoreError> {
-    if picked.is_empty() {
-        return Ok(false);
-    }
+        .filter(task::Column::Id.is_in(ids.iter().map(|id| id_bytes(*id))))
+        .filter(task::Column::Status.eq(TaskStatus::Waiting.as_str()));
     let backend = txn.get_database_backend();
-    let changed = txn
-        .execute(by_primary_key(backend, update))
+    Ok(txn
+        .execute(by_primary_key(backend, becomes(start)))
         .await
         .map_err(unavailable)?
-        .rows_affected();
-    Ok(changed > 0)
+        .rows_affected())
 }
 
 /// The task first on each of `queues`: a lookup of one index entry per
@@ -472,38 +414,6 @@ async fn first_ids_on<'a>(
         }
     }
     Ok(firsts)
-}
-
-/// Each task of `firsts` with its status.
-async fn with_statuses(
-    conn: &impl ConnectionTrait,
-    firsts: Vec<(KeyQueue, TaskId)>,
-) -> Result<Vec<(KeyQueue, (TaskId, TaskStatus))>, StoreError> {
-    if firsts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let statuses: HashMap<Vec<u8>, String> = task::Entity::find()
-        .select_only()
-        .column(task::Column::Id)
-        .column(task::Column::Status)
-        .filter(task::Column::Id.is_in(firsts.iter().map(|(_, id)| id_bytes(*id))))
-        .into_tuple::<(Vec<u8>, String)>()
-        .all(conn)
-        .await
-        .map_err(unavailable)?
-        .into_iter()
-        .collect();
-    firsts
-        .into_iter()
-        .filter_map(|(queue, id)| {
-            let status = statuses.get(&id_bytes(id))?;
-            Some(
-                TaskStatus::parse(status)
-                    .map_err(StoreError::Corrupt)
-                    .map(|status| (queue, (id, status))),
-            )
-        })
-        .collect()
 }
 
 /// Begins a transaction that changes keyed tasks. On MariaDB it reads

@@ -93,10 +93,8 @@ impl SqlTaskStore {
         // statement that shortens their backlogs: on the bet that each
         // result applies, taken back below for one that does not.
         let mut ending: BTreeMap<KeyQueue, i64> = BTreeMap::new();
-        for outcome in outcomes.iter().filter(|o| o.ends_for_key()) {
-            if let Some((queue, _)) = &outcome.ordering {
-                *ending.entry(queue.clone()).or_default() -= 1;
-            }
+        for queue in outcomes.iter().filter_map(Outcome::ending_key) {
+            *ending.entry(queue.clone()).or_default() -= 1;
         }
         let txn = if ending.is_empty() {
             self.writer.begin().await.map_err(unavailable)?
@@ -195,7 +193,7 @@ impl SqlTaskStore {
         let mut leaving = Vec::new();
         let mut not_applied: BTreeMap<KeyQueue, i64> = BTreeMap::new();
         for (outcome, recorded) in outcomes.iter().zip(&applied) {
-            if let (true, Some((queue, _))) = (outcome.ends_for_key(), &outcome.ordering) {
+            if let Some(queue) = outcome.ending_key() {
                 if recorded.applied {
                     leaving.push((queue, outcome.task_id));
                 } else {
@@ -220,10 +218,8 @@ impl SqlTaskStore {
         )
         .await?;
         for (outcome, recorded) in outcomes.iter().zip(applied.iter_mut()) {
-            if let (true, Some((queue, _))) = (outcome.ends_for_key(), &outcome.ordering) {
-                if recorded.applied {
-                    recorded.promoted = promoted.remove(queue);
-                }
+            if let (Some(queue), true) = (outcome.ending_key(), recorded.applied) {
+                recorded.promoted = promoted.remove(queue);
             }
         }
         txn.commit().await.map_err(unavailable)?;
@@ -247,17 +243,15 @@ impl Outcome {
         self.next == Disposition::Succeeded && self.attempt.error.is_none()
     }
 
-    /// Whether this outcome ends its task for its ordering key.
-    fn ends_for_key(&self) -> bool {
-        let Some((_, on_failure)) = &self.ordering else {
-            return false;
-        };
+    /// The ordering key this outcome ends its task for, if it does.
+    fn ending_key(&self) -> Option<&KeyQueue> {
+        let (queue, on_failure) = self.ordering.as_ref()?;
         let status = match self.next {
             Disposition::Succeeded => TaskStatus::Succeeded,
             Disposition::Failed => TaskStatus::Failed,
             Disposition::RetryAt(_) => TaskStatus::Retrying,
         };
-        ends_for_key(status, *on_failure)
+        ends_for_key(status, *on_failure).then_some(queue)
     }
 
     /// A failure is dated `written_at`, just before its commit, not when
