@@ -259,6 +259,20 @@ pub(crate) fn padded_in_lists<T: Clone>(values: &[T]) -> Vec<Vec<Option<T>>> {
         .collect()
 }
 
+/// `column IN (values)` as padded lists (`padded_in_lists`) joined by OR:
+/// a statement whose other parts are fixed keeps one of a few shapes,
+/// prepared once a connection, however many values it names.
+pub(crate) fn is_in_padded<C, T>(column: C, values: &[T]) -> Condition
+where
+    C: ColumnTrait,
+    T: Clone + Into<sea_orm::Value>,
+    Option<T>: Into<sea_orm::Value>,
+{
+    padded_in_lists(values)
+        .into_iter()
+        .fold(Condition::any(), |any, list| any.add(column.is_in(list)))
+}
+
 pub(crate) fn status(s: TaskStatus) -> SimpleExpr {
     Expr::value(s.as_str())
 }

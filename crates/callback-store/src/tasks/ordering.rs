@@ -12,7 +12,9 @@ use crate::connection::SqlTaskStore;
 use crate::db_error::unavailable;
 use crate::entities::{ordered_task, ordering_key, task};
 use crate::mapping::{id_bytes, task_id};
-use crate::sql::{by_primary_key, insert_rows, select_by_primary_key, statement_chunks, status};
+use crate::sql::{
+    by_primary_key, insert_rows, is_in_padded, select_by_primary_key, statement_chunks, status,
+};
 use callback_core::{
     ClaimedTask, LeaseToken, NewTask, OnFailure, StoreError, Task, TaskId, TaskSpec, TaskStatus,
 };
@@ -67,20 +69,33 @@ pub(crate) fn ends_for_key(status: TaskStatus, on_failure: OnFailure) -> bool {
     }
 }
 
-/// `queues` as a condition on the rows of `ordering_keys`: equalities joined
-/// by OR, which both backends can read as ranges of the primary key or of
-/// `ux_ordered_tasks_seq` (a row-value `IN` may be read as a full scan, and
-/// an UPDATE that scans locks every row it reads). Past a couple of
-/// hundred keys MariaDB may still choose to scan: its statements go
-/// through `by_primary_key`.
+/// `queues` as a condition on the rows of `ordering_keys`: for each
+/// endpoint, its keys as an `IN` list, which both backends read as ranges
+/// of the primary key (a row-value `IN` may be read as a full scan, and an
+/// UPDATE that scans locks every row it reads). The lists are padded
+/// (`is_in_padded`), so that a statement is prepared once whatever the
+/// number of keys, and MariaDB tests each row against a sorted list rather
+/// than against every key in turn: ORed equalities, one a key, spent
+/// 8-10% of its CPU on parsing, preparing and comparing strings in the
+/// ordered benchmark. Past a couple of hundred keys MariaDB may still
+/// choose to scan: its statements go through `by_primary_key`.
 fn on_keys<'a>(queues: impl IntoIterator<Item = &'a KeyQueue>) -> Condition {
-    queues.into_iter().fold(Condition::any(), |any, queue| {
-        any.add(
-            Condition::all()
-                .add(ordering_key::Column::Endpoint.eq(queue.endpoint.as_str()))
-                .add(ordering_key::Column::OrderingKey.eq(queue.key.as_str())),
-        )
-    })
+    let mut by_endpoint: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for queue in queues {
+        by_endpoint
+            .entry(queue.endpoint.as_str())
+            .or_default()
+            .push(queue.key.clone());
+    }
+    by_endpoint
+        .into_iter()
+        .fold(Condition::any(), |any, (endpoint, keys)| {
+            any.add(
+                Condition::all()
+                    .add(ordering_key::Column::Endpoint.eq(endpoint))
+                    .add(is_in_padded(ordering_key::Column::OrderingKey, &keys)),
+            )
+        })
 }
 
 /// Locks the rows of `queues`, in one statement that takes them in primary
@@ -127,8 +142,10 @@ pub(crate) async fn join_end(
 }
 
 /// Puts each list of ids at the end of its key, in order; answers those
-/// that wait. Three statements however many keys: the keys' rows created
-/// or moved on by as many places, read back, and the places written.
+/// that wait. The keys' rows are created or moved on by as many places and
+/// answered in the same statement, and the places written: two statements
+/// however many keys (more past the largest statement size). MySQL 8,
+/// which cannot answer rows from an INSERT, reads them back in a third.
 async fn place(
     txn: &impl ConnectionTrait,
     by_queue: &BTreeMap<KeyQueue, Vec<TaskId>>,
@@ -138,50 +155,78 @@ async fn place(
         return Ok(HashSet::new());
     }
     let backend = txn.get_database_backend();
-    let mut values: Vec<Value> = Vec::with_capacity(by_queue.len() * 5);
-    for (queue, ids) in by_queue {
-        let n = ids.len() as i64;
-        let [endpoint, key] = queue.values();
-        values.extend([endpoint, key, n.into(), n.into(), now_ms.into()]);
-    }
-    let rows = vec!["(?, ?, ?, ?, ?)"; by_queue.len()].join(", ");
     // Rows are written in the map's (the primary key's) order, which is
-    // the order their locks are taken in.
-    let upsert = match backend {
-        DbBackend::MySql => format!(
-            "INSERT INTO ordering_keys (endpoint, ordering_key, next_seq, backlog, touched_at) \
-             VALUES {rows} ON DUPLICATE KEY UPDATE next_seq = next_seq + VALUES(next_seq), \
-             backlog = backlog + VALUES(backlog), touched_at = VALUES(touched_at)"
-        ),
-        _ => format!(
-            "INSERT INTO ordering_keys (endpoint, ordering_key, next_seq, backlog, touched_at) \
-             VALUES {rows} ON CONFLICT (endpoint, ordering_key) DO UPDATE SET \
-             next_seq = next_seq + excluded.next_seq, backlog = backlog + excluded.backlog, \
-             touched_at = excluded.touched_at"
-        ),
+    // the order their locks are taken in; in chunks of the usual sizes, so
+    // that each statement's text is one of a few.
+    let queues: Vec<(&KeyQueue, &Vec<TaskId>)> = by_queue.iter().collect();
+    // MariaDB runs what the comment holds; MySQL skips it.
+    let returning = match backend {
+        DbBackend::MySql => " /*M!100500 RETURNING endpoint, ordering_key, next_seq, backlog */",
+        _ => " RETURNING endpoint, ordering_key, next_seq, backlog",
     };
-    txn.execute(Statement::from_sql_and_values(backend, upsert, values))
-        .await
-        .map_err(unavailable)?;
-    let mut read = ordering_key::Entity::find().filter(on_keys(by_queue.keys()));
-    if backend == DbBackend::MySql {
+    let mut sequences: HashMap<KeyQueue, (i64, i64)> = HashMap::with_capacity(queues.len());
+    for chunk in statement_chunks(&queues) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+        for (queue, ids) in chunk {
+            let n = ids.len() as i64;
+            let [endpoint, key] = queue.values();
+            values.extend([endpoint, key, n.into(), n.into(), now_ms.into()]);
+        }
+        let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let upsert = match backend {
+            DbBackend::MySql => format!(
+                "INSERT INTO ordering_keys (endpoint, ordering_key, next_seq, backlog, touched_at) \
+                 VALUES {rows} ON DUPLICATE KEY UPDATE next_seq = next_seq + VALUES(next_seq), \
+                 backlog = backlog + VALUES(backlog), touched_at = VALUES(touched_at)"
+            ),
+            _ => format!(
+                "INSERT INTO ordering_keys (endpoint, ordering_key, next_seq, backlog, touched_at) \
+                 VALUES {rows} ON CONFLICT (endpoint, ordering_key) DO UPDATE SET \
+                 next_seq = next_seq + excluded.next_seq, backlog = backlog + excluded.backlog, \
+                 touched_at = excluded.touched_at"
+            ),
+        };
+        let rows = txn
+            .query_all(Statement::from_sql_and_values(
+                backend,
+                upsert + returning,
+                values,
+            ))
+            .await
+            .map_err(unavailable)?;
+        for row in rows {
+            let endpoint: String = row.try_get_by_index(0).map_err(unavailable)?;
+            let key: String = row.try_get_by_index(1).map_err(unavailable)?;
+            let next_seq: i64 = row.try_get_by_index(2).map_err(unavailable)?;
+            let backlog: i64 = row.try_get_by_index(3).map_err(unavailable)?;
+            sequences.insert(
+                KeyQueue::from_columns(Some(endpoint), key),
+                (next_seq, backlog),
+            );
+        }
+    }
+    if sequences.is_empty() {
         // A locking read: the latest rows, not a snapshot that may be
         // older than the lock.
-        read = read.lock_exclusive();
+        let mut read = ordering_key::Entity::find().filter(on_keys(by_queue.keys()));
+        if backend == DbBackend::MySql {
+            read = read.lock_exclusive();
+        }
+        sequences.extend(
+            ordering_key::Entity::find()
+                .from_raw_sql(select_by_primary_key(backend, read))
+                .all(txn)
+                .await
+                .map_err(unavailable)?
+                .into_iter()
+                .map(|row| {
+                    (
+                        KeyQueue::from_columns(Some(row.endpoint), row.ordering_key),
+                        (row.next_seq, row.backlog),
+                    )
+                }),
+        );
     }
-    let sequences: HashMap<KeyQueue, (i64, i64)> = ordering_key::Entity::find()
-        .from_raw_sql(select_by_primary_key(backend, read))
-        .all(txn)
-        .await
-        .map_err(unavailable)?
-        .into_iter()
-        .map(|row| {
-            (
-                KeyQueue::from_columns(Some(row.endpoint), row.ordering_key),
-                (row.next_seq, row.backlog),
-            )
-        })
-        .collect();
     let mut waiting = HashSet::new();
     let mut places = Vec::new();
     for (queue, ids) in by_queue {
@@ -286,8 +331,9 @@ pub(crate) async fn drop_places(
     if ids.is_empty() {
         return Ok(());
     }
+    let ids: Vec<Vec<u8>> = ids.iter().map(|id| id_bytes(*id)).collect();
     ordered_task::Entity::delete_many()
-        .filter(ordered_task::Column::TaskId.is_in(ids.iter().map(|id| id_bytes(*id))))
+        .filter(is_in_padded(ordered_task::Column::TaskId, &ids))
         .exec(txn)
         .await
         .map_err(unavailable)?;
@@ -327,8 +373,9 @@ pub(crate) async fn start_leased<'a>(
         return Ok(HashMap::new());
     }
     // The ones that were waiting, now held under `lease`.
+    let id_list: Vec<Vec<u8>> = ids.iter().map(|id| id_bytes(*id)).collect();
     let rows = task::Entity::find()
-        .filter(task::Column::Id.is_in(ids.iter().map(|id| id_bytes(*id))))
+        .filter(is_in_padded(task::Column::Id, &id_list))
         .filter(task::Column::LeaseToken.eq(token))
         .all(txn)
         .await
@@ -354,10 +401,11 @@ async fn start_waiting(
     if ids.is_empty() {
         return Ok(0);
     }
+    let ids: Vec<Vec<u8>> = ids.iter().map(|id| id_bytes(*id)).collect();
     let start = task::Entity::update_many()
         .col_expr(task::Column::NextAttemptAt, Expr::value(now_ms))
         .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
-        .filter(task::Column::Id.is_in(ids.iter().map(|id| id_bytes(*id))))
+        .filter(is_in_padded(task::Column::Id, &ids))
         .filter(task::Column::Status.eq(TaskStatus::Waiting.as_str()));
     let backend = txn.get_database_backend();
     Ok(txn
@@ -380,27 +428,27 @@ async fn first_ids_on<'a>(
     if queues.is_empty() {
         return Ok(Vec::new());
     }
-    let mut values: Vec<Value> = Vec::with_capacity(queues.len() * 2);
-    for queue in &queues {
-        values.extend(queue.values());
-    }
-    // Told to find the keys by their primary key on MySQL: see
-    // `by_primary_key`.
-    let by_key = if backend == DbBackend::MySql {
-        "FORCE INDEX (PRIMARY) "
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT k.endpoint, k.ordering_key, (SELECT p.task_id FROM ordered_tasks p \
-         WHERE p.endpoint = k.endpoint AND p.ordering_key = k.ordering_key \
-         ORDER BY p.seq LIMIT 1) FROM ordering_keys k {by_key}WHERE {}",
-        vec!["(k.endpoint = ? AND k.ordering_key = ?)"; queues.len()].join(" OR ")
+    let first = Expr::cust(
+        "(SELECT p.task_id FROM ordered_tasks p \
+         WHERE p.endpoint = ordering_keys.endpoint AND p.ordering_key = ordering_keys.ordering_key \
+         ORDER BY p.seq LIMIT 1)",
     );
-    let rows = conn
-        .query_all(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .map_err(unavailable)?;
+    let firsts = ordering_key::Entity::find()
+        .select_only()
+        .column(ordering_key::Column::Endpoint)
+        .column(ordering_key::Column::OrderingKey)
+        .expr(first)
+        .filter(on_keys(queues));
+    let mut statement = select_by_primary_key(backend, firsts);
+    if backend == DbBackend::MySql {
+        // Each key is looked up once, so MariaDB's cache of the subquery's
+        // answers by key would only be written, never read.
+        statement.sql = format!(
+            "/*M! SET STATEMENT optimizer_switch='subquery_cache=off' FOR */ {}",
+            statement.sql
+        );
+    }
+    let rows = conn.query_all(statement).await.map_err(unavailable)?;
     let mut firsts = Vec::new();
     for row in &rows {
         let endpoint: String = row.try_get_by_index(0).map_err(unavailable)?;
