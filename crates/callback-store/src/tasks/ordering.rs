@@ -75,10 +75,11 @@ pub(crate) fn ends_for_key(status: TaskStatus, on_failure: OnFailure) -> bool {
 /// UPDATE that scans locks every row it reads). The lists are padded
 /// (`is_in_padded`), so that a statement is prepared once whatever the
 /// number of keys, and MariaDB tests each row against a sorted list rather
-/// than against every key in turn: ORed equalities, one a key, spent
-/// 8-10% of its CPU on parsing, preparing and comparing strings in the
-/// ordered benchmark. Past a couple of hundred keys MariaDB may still
-/// choose to scan: its statements go through `by_primary_key`.
+/// than against every key in turn. With ORed equalities, one a key, and
+/// unpadded id lists, preparing statements anew and comparing strings took
+/// 8-10% of MariaDB's CPU in the ordered benchmark. Past a couple of
+/// hundred keys MariaDB may still choose to scan: its statements go
+/// through `by_primary_key`.
 fn on_keys<'a>(queues: impl IntoIterator<Item = &'a KeyQueue>) -> Condition {
     let mut by_endpoint: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for queue in queues {
@@ -545,6 +546,43 @@ pub(crate) async fn forget_endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn queues(endpoint: &str, keys: std::ops::Range<usize>) -> Vec<KeyQueue> {
+        keys.map(|k| KeyQueue {
+            endpoint: endpoint.into(),
+            key: format!("key-{k}"),
+        })
+        .collect()
+    }
+
+    fn backlog_update(queues: &[KeyQueue]) -> Statement {
+        let update = ordering_key::Entity::update_many()
+            .col_expr(
+                ordering_key::Column::Backlog,
+                Expr::col(ordering_key::Column::Backlog).add(-1),
+            )
+            .filter(on_keys(queues));
+        by_primary_key(DbBackend::MySql, update)
+    }
+
+    #[test]
+    fn a_statement_on_keys_has_one_text_for_any_number_of_keys_up_to_its_size() {
+        let five = backlog_update(&queues("", 0..5));
+        let seven = backlog_update(&queues("", 10..17));
+        assert_eq!(five.sql, seven.sql);
+        assert_eq!(five.sql.matches('?').count(), 1 + 1 + 8, "{}", five.sql);
+        let nine = backlog_update(&queues("", 0..9));
+        assert_ne!(five.sql, nine.sql);
+    }
+
+    #[test]
+    fn keys_are_listed_apart_for_each_endpoint() {
+        let mut both = queues("orders", 0..3);
+        both.extend(queues("billing", 0..2));
+        let sql = backlog_update(&both).sql;
+        assert_eq!(sql.matches("`ordering_key` IN (").count(), 2, "{sql}");
+        assert_eq!(sql.matches("`endpoint` = ?").count(), 2, "{sql}");
+    }
 
     #[test]
     fn a_task_ends_for_its_key_on_success_cancel_or_a_skipped_failure() {

@@ -174,7 +174,8 @@ pub(crate) async fn measure(
         let run = ordered.submit(cli.tasks, 128, None).await;
         let (last, missing, duplicates) =
             receiver.delivered(&run.ids, Duration::from_secs(600)).await;
-        let rate = run.ids.len() as f64 / last.saturating_duration_since(started).as_secs_f64();
+        let took = last.saturating_duration_since(started);
+        let rate = run.ids.len() as f64 / took.as_secs_f64();
         rows.push(Row {
             figure: format!(
                 "end to end, ordered over {} keys, {} tasks (tasks/s, of unordered)",
@@ -182,6 +183,16 @@ pub(crate) async fn measure(
                 run.ids.len()
             ),
             value: format!("{rate:.0}  {:.0}%", 100.0 * rate / unordered_rate),
+        });
+        // Whether intake or delivery set the pace: delivery ending well
+        // after the last acceptance means the keys' backlogs grew.
+        rows.push(Row {
+            figure: "end to end, ordered: last accepted / last delivered after (s)".into(),
+            value: format!(
+                "{:.2} / {:.2}",
+                run.elapsed.as_secs_f64(),
+                took.as_secs_f64()
+            ),
         });
         rows.push(Row {
             figure: format!("  {CPU_ROW}"),
