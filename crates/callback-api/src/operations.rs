@@ -383,20 +383,24 @@ pub async fn bulk_cancel(
             let Some(last) = ids.last().copied() else {
                 break;
             };
+            let now = Utc::now();
             let cancelled = state
                 .operators
-                .cancel_many(&ids, Utc::now())
+                .cancel_many(&ids, now)
                 .await
                 .map_err(ApiError::StoreUnavailable)?;
+            for next in cancelled.started {
+                state.dispatch.accepted(next, now).await;
+            }
             // Their applications are not read back: counted under none.
-            for _ in 0..cancelled {
+            for _ in 0..cancelled.count {
                 state.observer.finished(
                     None,
                     callback_core::Finish::Cancelled,
                     std::time::Duration::ZERO,
                 );
             }
-            acted += cancelled;
+            acted += cancelled.count;
             after = Some(last);
         }
     }

@@ -435,11 +435,16 @@ pub async fn cancel_task(
 pub async fn cancel(state: &ApiState, caller: &Caller, id: TaskId) -> Result<Task, ApiError> {
     caller.require(Scope::TasksManage)?;
     ensure_own_task(state, caller, id).await?;
-    let task = state
+    let now = Utc::now();
+    let cancelled = state
         .store
-        .cancel(id, Utc::now())
+        .cancel(id, now)
         .await
         .map_err(|e| ApiError::from_store(e, "cancel"))?;
+    if let Some(next) = cancelled.started {
+        state.dispatch.accepted(next, now).await;
+    }
+    let task = cancelled.task;
     let age = (Utc::now() - task.created_at).to_std().unwrap_or_default();
     let app = task.spec.source_app.as_deref();
     state.observer.finished(app, Finish::Cancelled, age);

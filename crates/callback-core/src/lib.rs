@@ -60,8 +60,9 @@ pub use retry::{decide, AttemptFacts, Disposition, RetrySchedule};
 pub use signing::{md5_legacy_signature, standard_signature, SignatureScheme, SigningSecret};
 pub use sync::{lock, TtlCache};
 pub use task::{
-    Attempt, ClaimedTask, Inserted, Lease, LeaseToken, MaxAttempts, NewTask, OnFailure, Ordering,
-    OrderingKey, Recorded, Task, TaskDetail, TaskId, TaskSpec, TaskStatus,
+    Attempt, Cancelled, CancelledMany, ClaimedTask, Inserted, Lease, LeaseToken, MaxAttempts,
+    NewTask, OnFailure, Ordering, OrderingKey, Recorded, Task, TaskDetail, TaskId, TaskSpec,
+    TaskStatus,
 };
 pub use trace::TraceParent;
 pub use validation::{FieldError, ValidationErrors};

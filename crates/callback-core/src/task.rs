@@ -355,6 +355,26 @@ pub struct Recorded {
     pub promoted: Option<ClaimedTask>,
 }
 
+/// What an operator's cancel did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cancelled {
+    /// The task as it is now.
+    pub task: Task,
+    /// The task of the same ordering key that starts because this one no
+    /// longer holds the key: pending and due now, for the caller to hand to
+    /// delivery at once (else the reconciler's next pass finds it).
+    pub started: Option<TaskId>,
+}
+
+/// What an operator's cancel of many tasks did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CancelledMany {
+    /// How many were cancelled.
+    pub count: u64,
+    /// The tasks of their ordering keys that start: see `Cancelled`.
+    pub started: Vec<TaskId>,
+}
+
 /// The outcome of `TaskStore::insert`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {

@@ -10,8 +10,8 @@ use crate::tasks::{forget_failures, resending};
 use crate::SqlTaskStore;
 use async_trait::async_trait;
 use callback_core::{
-    Backlog, BucketClock, BulkFilter, FailedBucket, OperatorStore, StoreError, TargetUrl, TaskId,
-    TaskStatus, BUCKET,
+    Backlog, BucketClock, BulkFilter, CancelledMany, FailedBucket, OperatorStore, StoreError,
+    TargetUrl, TaskId, TaskStatus, BUCKET,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
@@ -238,9 +238,13 @@ impl OperatorStore for SqlTaskStore {
         Ok(resent)
     }
 
-    async fn cancel_many(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn cancel_many(
+        &self,
+        ids: &[TaskId],
+        now: DateTime<Utc>,
+    ) -> Result<CancelledMany, StoreError> {
         if ids.is_empty() {
-            return Ok(0);
+            return Ok(CancelledMany::default());
         }
         let (_, ordered) = self
             .split_ordered(
@@ -253,7 +257,7 @@ impl OperatorStore for SqlTaskStore {
         for (column, value) in cancellation(ms(now)) {
             cancel = cancel.col_expr(column, value);
         }
-        let mut cancelled = cancel
+        let count = cancel
             .filter(task::Column::Id.is_in(id_list(ids)))
             .filter(task::Column::Status.is_in(statuses(&TaskStatus::CANCELLABLE)))
             .filter(task::Column::OrderingKey.is_null())
@@ -261,9 +265,16 @@ impl OperatorStore for SqlTaskStore {
             .await
             .map_err(unavailable)?
             .rows_affected;
+        let mut cancelled = CancelledMany {
+            count,
+            started: Vec::new(),
+        };
         for (id, queue) in ordered {
             match self.cancel_in_order(id, &queue, now).await {
-                Ok(_) => cancelled += 1,
+                Ok(one) => {
+                    cancelled.count += 1;
+                    cancelled.started.extend(one.started);
+                }
                 Err(StoreError::InvalidState { .. } | StoreError::NotFound) => {}
                 Err(err) => return Err(err),
             }

@@ -4,9 +4,10 @@
 use super::{Page, PageRequest, StoreError, TaskFilter};
 use crate::{
     Account, AccountId, AlertDigest, AlertHook, AlertHookId, ApiKey, ApiKeyId, Attempt, AuditEntry,
-    AuditFilter, AuditId, BucketClock, BulkFilter, ClaimedTask, ConsoleSession, Disposition,
-    Endpoint, EndpointName, EventType, FailedBucket, Inserted, KeyHash, NewEvent, NewTask,
-    Published, Recorded, TargetUrl, Task, TaskDetail, TaskId, TaskStatus,
+    AuditFilter, AuditId, BucketClock, BulkFilter, Cancelled, CancelledMany, ClaimedTask,
+    ConsoleSession, Disposition, Endpoint, EndpointName, EventType, FailedBucket, Inserted,
+    KeyHash, NewEvent, NewTask, Published, Recorded, TargetUrl, Task, TaskDetail, TaskId,
+    TaskStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -93,8 +94,8 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Stops a task that is not finished. An attempt already in flight
     /// completes and is recorded, but changes nothing. Cancelling the
     /// task an ordering key waits on (running, or failed and blocking)
-    /// lets the next of the key start, due now.
-    async fn cancel(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError>;
+    /// lets the next of the key start, due now (`Cancelled::started`).
+    async fn cancel(&self, id: TaskId, now: DateTime<Utc>) -> Result<Cancelled, StoreError>;
 
     /// An operator's re-send of a finished task: pending again, due now,
     /// with a fresh budget of attempts and its history kept. A task with
@@ -201,8 +202,13 @@ pub trait OperatorStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<TaskId>, StoreError>;
 
-    /// Cancels those of `ids` that are not finished; returns how many.
-    async fn cancel_many(&self, ids: &[TaskId], now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Cancels those of `ids` that are not finished; returns how many, and
+    /// the tasks of their ordering keys that start (see `cancel`).
+    async fn cancel_many(
+        &self,
+        ids: &[TaskId],
+        now: DateTime<Utc>,
+    ) -> Result<CancelledMany, StoreError>;
 
     /// Buckets of failed tasks since `since`, newest first.
     async fn failed_buckets(

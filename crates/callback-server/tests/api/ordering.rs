@@ -3,7 +3,7 @@
 //! order, a failed task blocks its key or is skipped as asked, operators
 //! see what a task waits for and move a blocked key on.
 
-use crate::helpers::{problem_fields, refused_url, spawn_app, TestApp};
+use crate::helpers::{problem_fields, refused_url, spawn_app, spawn_app_with, TestApp};
 use callback_testkit::{Backend, Receiver, Reply};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -174,6 +174,40 @@ async fn a_failed_task_blocks_its_key_until_an_operator_cancels_or_resends_it(ba
     assert_eq!(delivered_in_order(&receiver, "order-y"), [0, 1]);
 }
 
+/// With the reconciler's next pass an hour away, only the cancel itself
+/// can start the task behind the one cancelled: one by one and in bulk.
+async fn cancelling_the_task_a_key_waits_on_starts_the_next_at_once(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.delivery.reconcile_interval_ms = 3_600_000).await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url("/handover");
+    for (key, in_bulk) in [("order-one", false), ("order-bulk", true)] {
+        let mut dead = ordered_task(&refused_url(), key, 0);
+        dead["max_attempts"] = json!(1);
+        dead["target_app"] = json!(key);
+        let head = app.submit(dead).await;
+        let behind = app.submit(ordered_task(&url, key, 1)).await;
+        app.wait_for_status(&head, "failed", WAIT).await;
+        assert_eq!(app.task(&behind).await["status"], "waiting");
+        if in_bulk {
+            let (status, answer) = app
+                .send_json(
+                    "POST",
+                    "/api/v1/tasks/cancel",
+                    &json!({"status": "failed", "target_app": key}),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer:#}");
+            assert_eq!(answer["acted"], 1, "{answer:#}");
+        } else {
+            let cancel = app.post(&format!("/api/v1/tasks/{head}/cancel")).await;
+            assert_eq!(cancel.status(), 200);
+        }
+        app.wait_for_status(&behind, "succeeded", Duration::from_secs(5))
+            .await;
+        assert_eq!(delivered_in_order(&receiver, key), [1]);
+    }
+}
+
 async fn skip_lets_the_next_start_and_a_resent_task_joins_the_end(backend: Backend) {
     let app = spawn_app(backend).await;
     let receiver = Receiver::start().await;
@@ -282,6 +316,7 @@ on_every_backend!(
     tasks_of_a_key_arrive_one_at_a_time_in_acceptance_order,
     a_retried_task_keeps_the_tasks_behind_it_waiting,
     a_failed_task_blocks_its_key_until_an_operator_cancels_or_resends_it,
+    cancelling_the_task_a_key_waits_on_starts_the_next_at_once,
     skip_lets_the_next_start_and_a_resent_task_joins_the_end,
     an_events_key_orders_each_endpoint_apart,
     ordering_fields_are_checked,

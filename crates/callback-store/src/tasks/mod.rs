@@ -18,8 +18,8 @@ use crate::mapping::{attempt_from_row, id_bytes, ms, task_from_row, task_id, tim
 use crate::sql::{by_due_time, cancellation, claimable, status};
 use async_trait::async_trait;
 use callback_core::{
-    Attempt, ClaimedTask, Disposition, Inserted, NewTask, Page, PageRequest, Recorded, StoreError,
-    TargetUrl, Task, TaskDetail, TaskFilter, TaskId, TaskStatus, TaskStore,
+    Attempt, Cancelled, ClaimedTask, Disposition, Inserted, NewTask, Page, PageRequest, Recorded,
+    StoreError, TargetUrl, Task, TaskDetail, TaskFilter, TaskId, TaskStatus, TaskStore,
 };
 use chrono::{DateTime, Utc};
 use ordering::{holds_place, join_end, leave, lock_keys, KeyQueue};
@@ -114,14 +114,14 @@ impl SqlTaskStore {
     /// Runs `change` on a task of `queue` in one transaction with the key
     /// locked first; `from` gives the states it applies in, given whether
     /// the task still holds a place on its key. Then says what it did, as
-    /// `transition` does.
+    /// `transition` does, with the task of the key it let start.
     async fn transition_in_order(
         &self,
         id: TaskId,
         queue: &KeyQueue,
         now: DateTime<Utc>,
         change: OrderedChange<'_>,
-    ) -> Result<Task, StoreError> {
+    ) -> Result<Cancelled, StoreError> {
         let now_ms = ms(now);
         let applied = retrying_deadlocks(|| async {
             let txn = ordering::begin_ordered(&self.writer).await?;
@@ -132,7 +132,7 @@ impl SqlTaskStore {
                     return Err(err);
                 }
             };
-            if applied {
+            if applied.is_some() {
                 forget_failures(&txn, vec![id_bytes(id)]).await?;
                 txn.commit().await.map_err(unavailable)?;
             } else {
@@ -142,12 +142,14 @@ impl SqlTaskStore {
         })
         .await?;
         let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
-        if applied {
-            Ok(current)
-        } else {
-            Err(StoreError::InvalidState {
+        match applied {
+            Some(started) => Ok(Cancelled {
+                task: current,
+                started,
+            }),
+            None => Err(StoreError::InvalidState {
                 current: current.status,
-            })
+            }),
         }
     }
 
@@ -156,7 +158,7 @@ impl SqlTaskStore {
         id: TaskId,
         queue: &KeyQueue,
         now: DateTime<Utc>,
-    ) -> Result<Task, StoreError> {
+    ) -> Result<Cancelled, StoreError> {
         self.transition_in_order(id, queue, now, OrderedChange::Cancel)
             .await
     }
@@ -168,8 +170,11 @@ impl SqlTaskStore {
         target_url: Option<&TargetUrl>,
         now: DateTime<Utc>,
     ) -> Result<Task, StoreError> {
-        self.transition_in_order(id, queue, now, OrderedChange::Resend(target_url))
-            .await
+        // A re-send takes no task off its key: it starts nothing.
+        Ok(self
+            .transition_in_order(id, queue, now, OrderedChange::Resend(target_url))
+            .await?
+            .task)
     }
 }
 
@@ -184,15 +189,15 @@ enum OrderedChange<'a> {
 }
 
 impl OrderedChange<'_> {
-    /// Applies the change inside `txn`; answers whether the task was in a
-    /// state it applies to.
+    /// Applies the change inside `txn`; answers `None` when the task was
+    /// not in a state it applies to, else the task of the key it started.
     async fn apply(
         &self,
         txn: &impl ConnectionTrait,
         id: TaskId,
         queue: &KeyQueue,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Option<TaskId>>, StoreError> {
         lock_keys(txn, &[queue.clone()].into(), now_ms).await?;
         let holds = holds_place(txn, id).await?;
         let (from, sets): (Vec<TaskStatus>, _) = match self {
@@ -219,11 +224,13 @@ impl OrderedChange<'_> {
         for (column, value) in sets {
             update = update.col_expr(column, value);
         }
-        let applied = update.exec(txn).await.map_err(unavailable)?.rows_affected == 1;
-        if applied && holds && matches!(self, Self::Cancel) {
-            leave(txn, queue, id, now_ms).await?;
+        if update.exec(txn).await.map_err(unavailable)?.rows_affected != 1 {
+            return Ok(None);
         }
-        Ok(applied)
+        if holds && matches!(self, Self::Cancel) {
+            return Ok(Some(leave(txn, queue, id, now_ms).await?));
+        }
+        Ok(Some(None))
     }
 }
 
@@ -437,12 +444,17 @@ impl TaskStore for SqlTaskStore {
             .collect()
     }
 
-    async fn cancel(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {
+    async fn cancel(&self, id: TaskId, now: DateTime<Utc>) -> Result<Cancelled, StoreError> {
         if let Some(queue) = self.queue_of(id).await? {
             return self.cancel_in_order(id, &queue, now).await;
         }
-        self.transition(id, &TaskStatus::CANCELLABLE, cancellation(ms(now)))
-            .await
+        let task = self
+            .transition(id, &TaskStatus::CANCELLABLE, cancellation(ms(now)))
+            .await?;
+        Ok(Cancelled {
+            task,
+            started: None,
+        })
     }
 
     async fn resend(&self, id: TaskId, now: DateTime<Utc>) -> Result<Task, StoreError> {

@@ -272,27 +272,27 @@ pub(crate) async fn holds_place(
 
 /// Takes `id`, which holds a place (`holds_place`), off its key, which
 /// must be locked. Where the task then first on the key is waiting,
-/// nothing runs on the key any more: that task becomes pending, due now.
-/// Taking off a waiting task thus starts nothing, since its key's first
-/// task is still there.
+/// nothing runs on the key any more: that task becomes pending, due now,
+/// and is answered. Taking off a waiting task thus starts nothing, since
+/// its key's first task is still there.
 pub(crate) async fn leave(
     txn: &impl ConnectionTrait,
     queue: &KeyQueue,
     id: TaskId,
     now_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<TaskId>, StoreError> {
     drop_places(txn, &[id]).await?;
     add_to_backlogs(txn, &BTreeMap::from([(queue.clone(), -1)]), now_ms).await?;
-    let firsts: Vec<TaskId> = first_ids_on(txn, [queue])
+    let first: Option<TaskId> = first_ids_on(txn, [queue])
         .await?
         .into_iter()
         .map(|(_, id)| id)
-        .collect();
-    start_waiting(txn, &firsts, now_ms, |start| {
+        .next();
+    let started = start_waiting(txn, first.as_slice(), now_ms, |start| {
         start.col_expr(task::Column::Status, status(TaskStatus::Pending))
     })
     .await?;
-    Ok(())
+    Ok(first.filter(|_| started == 1))
 }
 
 /// Adds each key's amount to its backlog (a negative one shortens it), and
