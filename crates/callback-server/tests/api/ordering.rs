@@ -208,6 +208,59 @@ async fn cancelling_the_task_a_key_waits_on_starts_the_next_at_once(backend: Bac
     }
 }
 
+/// Single tasks with an idempotency key are written one transaction each,
+/// and with an ordering key each locks its key: many at once, on keys
+/// that sort next to each other, and each sent twice, are all answered
+/// (a deadlock among them is written again, not refused), one task a
+/// request key, every one delivered once.
+async fn concurrent_tasks_with_both_keys_are_all_accepted_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let receiver = Receiver::start().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for copy in 0..2 {
+        for n in 0..24u64 {
+            let key = format!("order-{}", n % 6);
+            let body = json!({
+                "url": receiver.url("/both"),
+                "ordering_key": key,
+                "idempotency_key": format!("request-{n}"),
+                "body": {"key": key, "n": n},
+            });
+            let request = app
+                .client
+                .post(app.url("/api/v1/tasks"))
+                .bearer_auth(crate::helpers::TOKEN)
+                .json(&body);
+            calls.spawn(async move {
+                let answer = request.send().await.unwrap();
+                let status = answer.status().as_u16();
+                let answer: Value = answer.json().await.unwrap();
+                (n, copy, status, answer)
+            });
+        }
+    }
+    let mut ids = std::collections::HashMap::new();
+    while let Some(call) = calls.join_next().await {
+        let (n, copy, status, answer) = call.unwrap();
+        assert!(
+            status == 201 || status == 200,
+            "{n}/{copy}: {status} {answer:#}"
+        );
+        let id = answer["task_id"].as_str().unwrap().to_string();
+        let first = ids.entry(n).or_insert_with(|| id.clone());
+        assert_eq!(*first, id, "both copies of request {n} answer one task");
+    }
+    assert_eq!(ids.len(), 24);
+    for id in ids.values() {
+        app.wait_for_status(id, "succeeded", WAIT).await;
+    }
+    let mut delivered: Vec<u64> = (0..6)
+        .flat_map(|k| delivered_in_order(&receiver, &format!("order-{k}")))
+        .collect();
+    delivered.sort_unstable();
+    assert_eq!(delivered, (0..24).collect::<Vec<u64>>());
+}
+
 async fn skip_lets_the_next_start_and_a_resent_task_joins_the_end(backend: Backend) {
     let app = spawn_app(backend).await;
     let receiver = Receiver::start().await;
@@ -317,6 +370,7 @@ on_every_backend!(
     a_retried_task_keeps_the_tasks_behind_it_waiting,
     a_failed_task_blocks_its_key_until_an_operator_cancels_or_resends_it,
     cancelling_the_task_a_key_waits_on_starts_the_next_at_once,
+    concurrent_tasks_with_both_keys_are_all_accepted_once,
     skip_lets_the_next_start_and_a_resent_task_joins_the_end,
     an_events_key_orders_each_endpoint_apart,
     ordering_fields_are_checked,

@@ -214,15 +214,34 @@ impl SqlTaskStore {
     }
 
     /// Writes one task with an idempotency key; a task that took the key
-    /// first, even meanwhile, is the answer instead.
+    /// first, even meanwhile, is the answer instead. With an ordering key
+    /// it locks its key first, as every keyed intake does, and may lose a
+    /// deadlock: written again.
     async fn write_keyed(&self, new: NewTask, key: &str) -> Result<Inserted, StoreError> {
+        match retrying_deadlocks(|| self.write_keyed_once(&new, key)).await? {
+            Ok(waiting) => Ok(Inserted::Created(stored(new, &waiting))),
+            Err(taken) => match self.tasks_by_key(&[key]).await?.remove(key) {
+                Some(found) => Ok(Inserted::Existing(found)),
+                None => Err(unavailable(taken)),
+            },
+        }
+    }
+
+    /// One try of `write_keyed`: answers the ids that wait, or the unique
+    /// violation when another task took the idempotency key (nothing is
+    /// written then).
+    async fn write_keyed_once(
+        &self,
+        new: &NewTask,
+        key: &str,
+    ) -> Result<Result<HashSet<TaskId>, sea_orm::DbErr>, StoreError> {
         let backend = self.writer.get_database_backend();
         let txn = if new.spec.ordering.is_some() {
             begin_ordered(&self.writer).await?
         } else {
             self.writer.begin().await.map_err(unavailable)?
         };
-        let waiting = match take_places(&txn, &[&new], ms(Utc::now())).await {
+        let waiting = match take_places(&txn, &[new], ms(Utc::now())).await {
             Ok(waiting) => waiting,
             Err(err) => {
                 let _ = txn.rollback().await;
@@ -230,7 +249,7 @@ impl SqlTaskStore {
             }
         };
         let mut written = txn
-            .execute(insert_rows(backend, vec![row_of(&new, &waiting)]))
+            .execute(insert_rows(backend, vec![row_of(new, &waiting)]))
             .await;
         if written.is_ok() {
             written = txn
@@ -240,16 +259,17 @@ impl SqlTaskStore {
         match written {
             Ok(_) => {
                 txn.commit().await.map_err(unavailable)?;
-                Ok(Inserted::Created(stored(new, &waiting)))
+                Ok(Ok(waiting))
             }
             Err(err) if is_unique_violation(&err) => {
                 txn.rollback().await.map_err(unavailable)?;
-                match self.tasks_by_key(&[key]).await?.remove(key) {
-                    Some(found) => Ok(Inserted::Existing(found)),
-                    None => Err(unavailable(err)),
-                }
+                Ok(Err(err))
             }
-            Err(err) => Err(unavailable(err)),
+            Err(err) => {
+                // Rolled back at once: its key locks would stall others.
+                let _ = txn.rollback().await;
+                Err(unavailable(err))
+            }
         }
     }
 
