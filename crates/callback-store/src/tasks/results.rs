@@ -18,8 +18,8 @@ use callback_core::{
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Statement,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryTrait, Statement, TransactionTrait,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -87,7 +87,40 @@ impl SqlTaskStore {
         outcomes: &[Outcome],
         group_successes: bool,
     ) -> Result<Option<Vec<Recorded>>, StoreError> {
-        let backend = self.writer.get_database_backend();
+        let txn = if outcomes.iter().any(|o| o.ending_key().is_some()) {
+            begin_ordered(&self.writer).await?
+        } else {
+            self.writer.begin().await.map_err(unavailable)?
+        };
+        // Anything but a commit is rolled back now: a dropped transaction
+        // only queues its rollback for the connection's next use, and until
+        // then its locks (of rows, and of keys) stall the row-by-row retry,
+        // intakes of those keys and other instances' claims.
+        match Self::record_in(&txn, outcomes, group_successes).await {
+            Ok(Some(applied)) => {
+                txn.commit().await.map_err(unavailable)?;
+                Ok(Some(applied))
+            }
+            Ok(None) => {
+                txn.rollback().await.map_err(unavailable)?;
+                Ok(None)
+            }
+            Err(err) => {
+                let _ = txn.rollback().await;
+                Err(err)
+            }
+        }
+    }
+
+    /// The statements of `write_outcomes`, inside its transaction.
+    async fn record_in(
+        txn: &DatabaseTransaction,
+        outcomes: &[Outcome],
+        group_successes: bool,
+    ) -> Result<Option<Vec<Recorded>>, StoreError> {
+        let backend = txn.get_database_backend();
+        // Taken once the transaction is ours: see `Outcome::state`.
+        let written_at = ms(Utc::now());
         // The keys of tasks that end here are locked before any task row,
         // as every change to a key's tasks does (see `ordering`), by the
         // statement that shortens their backlogs: on the bet that each
@@ -96,17 +129,7 @@ impl SqlTaskStore {
         for queue in outcomes.iter().filter_map(Outcome::ending_key) {
             *ending.entry(queue.clone()).or_default() -= 1;
         }
-        let txn = if ending.is_empty() {
-            self.writer.begin().await.map_err(unavailable)?
-        } else {
-            begin_ordered(&self.writer).await?
-        };
-        // Taken once the transaction is ours: see `Outcome::state`.
-        let written_at = ms(Utc::now());
-        if let Err(err) = add_to_backlogs(&txn, &ending, written_at).await {
-            let _ = txn.rollback().await;
-            return Err(err);
-        }
+        add_to_backlogs(txn, &ending, written_at).await?;
         let attempts: Vec<&Outcome> = outcomes.iter().collect();
         for chunk in statement_chunks(&attempts) {
             let rows: Vec<attempt::ActiveModel> = chunk
@@ -153,11 +176,6 @@ impl SqlTaskStore {
                     .rows_affected();
             }
             if matched != grouped.len() as u64 {
-                // Roll back now: a dropped transaction only queues its
-                // rollback for the connection's next use, and until then
-                // its row locks stall the row-by-row retry and other
-                // instances' claims.
-                txn.rollback().await.map_err(unavailable)?;
                 return Ok(None);
             }
             for &i in &grouped {
@@ -173,7 +191,7 @@ impl SqlTaskStore {
                 .filter(task::Column::Id.eq(id_bytes(outcome.task_id)))
                 .filter(task::Column::LeaseToken.eq(outcome.lease.0.as_bytes().to_vec()))
                 .filter(task::Column::Status.eq(TaskStatus::Delivering.as_str()))
-                .exec(&txn)
+                .exec(txn)
                 .await
                 .map_err(unavailable)?;
             applied[i].applied = result.rows_affected == 1;
@@ -201,16 +219,16 @@ impl SqlTaskStore {
                 }
             }
         }
-        add_to_backlogs(&txn, &not_applied, written_at).await?;
+        add_to_backlogs(txn, &not_applied, written_at).await?;
         let ids: Vec<TaskId> = leaving.iter().map(|(_, id)| *id).collect();
-        drop_places(&txn, &ids).await?;
+        drop_places(txn, &ids).await?;
         let margin = outcomes
             .iter()
             .map(|o| o.lease_margin)
             .max()
             .unwrap_or_default();
         let mut promoted = start_leased(
-            &txn,
+            txn,
             leaving.iter().map(|(queue, _)| *queue),
             written_at,
             LeaseToken::new(),
@@ -222,7 +240,6 @@ impl SqlTaskStore {
                 recorded.promoted = promoted.remove(queue);
             }
         }
-        txn.commit().await.map_err(unavailable)?;
         Ok(Some(applied))
     }
 }
