@@ -147,6 +147,40 @@ struct Intake {
     refused: AtomicUsize,
 }
 
+impl Intake {
+    /// Posts `task` to the server at `address`; answers whether it was
+    /// accepted (a 201, counted with its id). A refusal (503) or no answer
+    /// is counted too, after a pause before the caller tries elsewhere; any
+    /// other answer fails the scenario.
+    async fn offer(&self, client: &reqwest::Client, address: &str, task: &Value) -> bool {
+        let answer = client
+            .post(format!("{address}/api/v1/tasks"))
+            .bearer_auth(TOKEN)
+            .json(task)
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().as_u16() == 201 => {
+                let v: Value = r.json().await.unwrap_or_default();
+                if let Some(id) = v["task_id"].as_str() {
+                    lock(&self.accepted).push(id.to_string());
+                    self.accepted_count.fetch_add(1, Ordering::SeqCst);
+                }
+                return true;
+            }
+            Ok(r) => assert!(
+                r.status().as_u16() == 503,
+                "intake answered {} instead of 201 or 503",
+                r.status()
+            ),
+            Err(_) => {}
+        }
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        false
+    }
+}
+
 /// Submits `count` tasks from 16 clients spread over `addresses`. A client
 /// whose server refuses or does not answer moves on to the next one; only
 /// a 201 counts as accepted.
@@ -169,34 +203,8 @@ async fn submit(intake: Arc<Intake>, addresses: Vec<String>, count: usize, task:
             let mut target = worker;
             while next.fetch_add(1, Ordering::SeqCst) < count {
                 let address = &addresses[target % addresses.len()];
-                let answer = client
-                    .post(format!("{address}/api/v1/tasks"))
-                    .bearer_auth(TOKEN)
-                    .json(&task)
-                    .send()
-                    .await;
-                match answer {
-                    Ok(r) if r.status().as_u16() == 201 => {
-                        let v: Value = r.json().await.unwrap_or_default();
-                        if let Some(id) = v["task_id"].as_str() {
-                            lock(&intake.accepted).push(id.to_string());
-                            intake.accepted_count.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                    Ok(r) => {
-                        assert!(
-                            r.status().as_u16() == 503,
-                            "intake answered {} instead of 201 or 503",
-                            r.status()
-                        );
-                        intake.refused.fetch_add(1, Ordering::SeqCst);
-                        target += 1;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    Err(_) => {
-                        intake.refused.fetch_add(1, Ordering::SeqCst);
-                        target += 1;
-                    }
+                if !intake.offer(&client, address, &task).await {
+                    target += 1;
                 }
             }
         });
@@ -568,37 +576,9 @@ async fn submit_in_order(
                         "retry_delays_s": [1],
                         "timeout_ms": 2000,
                     });
-                    loop {
-                        let address = &addresses[target % addresses.len()];
-                        let answer = client
-                            .post(format!("{address}/api/v1/tasks"))
-                            .bearer_auth(TOKEN)
-                            .json(&task)
-                            .send()
-                            .await;
-                        match answer {
-                            Ok(r) if r.status().as_u16() == 201 => {
-                                let v: Value = r.json().await.unwrap_or_default();
-                                if let Some(id) = v["task_id"].as_str() {
-                                    lock(&intake.accepted).push(id.to_string());
-                                    intake.accepted_count.fetch_add(1, Ordering::SeqCst);
-                                }
-                                break;
-                            }
-                            Ok(r) => {
-                                assert!(
-                                    r.status().as_u16() == 503,
-                                    "intake answered {} instead of 201 or 503",
-                                    r.status()
-                                );
-                                intake.refused.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Err(_) => {
-                                intake.refused.fetch_add(1, Ordering::SeqCst);
-                            }
-                        }
+                    let address = |target: usize| &addresses[target % addresses.len()];
+                    while !intake.offer(&client, address(target), &task).await {
                         target += 1;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
             }
