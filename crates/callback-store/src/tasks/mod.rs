@@ -121,7 +121,7 @@ impl SqlTaskStore {
         queue: &KeyQueue,
         now: DateTime<Utc>,
         change: OrderedChange<'_>,
-    ) -> Result<Cancelled, StoreError> {
+    ) -> Result<(Task, Option<TaskId>), StoreError> {
         let now_ms = ms(now);
         let applied = retrying_deadlocks(|| async {
             let txn = ordering::begin_ordered(&self.writer).await?;
@@ -132,7 +132,7 @@ impl SqlTaskStore {
                     return Err(err);
                 }
             };
-            if applied.is_some() {
+            if let Changed::Applied { .. } = applied {
                 forget_failures(&txn, vec![id_bytes(id)]).await?;
                 txn.commit().await.map_err(unavailable)?;
             } else {
@@ -143,11 +143,8 @@ impl SqlTaskStore {
         .await?;
         let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
         match applied {
-            Some(started) => Ok(Cancelled {
-                task: current,
-                started,
-            }),
-            None => Err(StoreError::InvalidState {
+            Changed::Applied { started } => Ok((current, started)),
+            Changed::NotApplicable => Err(StoreError::InvalidState {
                 current: current.status,
             }),
         }
@@ -159,8 +156,10 @@ impl SqlTaskStore {
         queue: &KeyQueue,
         now: DateTime<Utc>,
     ) -> Result<Cancelled, StoreError> {
-        self.transition_in_order(id, queue, now, OrderedChange::Cancel)
-            .await
+        let (task, started) = self
+            .transition_in_order(id, queue, now, OrderedChange::Cancel)
+            .await?;
+        Ok(Cancelled { task, started })
     }
 
     pub(crate) async fn resend_in_order(
@@ -171,10 +170,10 @@ impl SqlTaskStore {
         now: DateTime<Utc>,
     ) -> Result<Task, StoreError> {
         // A re-send takes no task off its key: it starts nothing.
-        Ok(self
+        let (task, _) = self
             .transition_in_order(id, queue, now, OrderedChange::Resend(target_url))
-            .await?
-            .task)
+            .await?;
+        Ok(task)
     }
 }
 
@@ -188,16 +187,23 @@ enum OrderedChange<'a> {
     Resend(Option<&'a TargetUrl>),
 }
 
+/// What an operator's change to a task with an ordering key did.
+enum Changed {
+    /// The task was not in a state the change applies to.
+    NotApplicable,
+    /// Applied; `started` is the task of the key it let start, if any.
+    Applied { started: Option<TaskId> },
+}
+
 impl OrderedChange<'_> {
-    /// Applies the change inside `txn`; answers `None` when the task was
-    /// not in a state it applies to, else the task of the key it started.
+    /// Applies the change inside `txn`.
     async fn apply(
         &self,
         txn: &impl ConnectionTrait,
         id: TaskId,
         queue: &KeyQueue,
         now_ms: i64,
-    ) -> Result<Option<Option<TaskId>>, StoreError> {
+    ) -> Result<Changed, StoreError> {
         lock_keys(txn, &[queue.clone()].into(), now_ms).await?;
         let holds = holds_place(txn, id).await?;
         let (from, sets): (Vec<TaskStatus>, _) = match self {
@@ -225,12 +231,14 @@ impl OrderedChange<'_> {
             update = update.col_expr(column, value);
         }
         if update.exec(txn).await.map_err(unavailable)?.rows_affected != 1 {
-            return Ok(None);
+            return Ok(Changed::NotApplicable);
         }
-        if holds && matches!(self, Self::Cancel) {
-            return Ok(Some(leave(txn, queue, id, now_ms).await?));
-        }
-        Ok(Some(None))
+        let started = if holds && matches!(self, Self::Cancel) {
+            leave(txn, queue, id, now_ms).await?
+        } else {
+            None
+        };
+        Ok(Changed::Applied { started })
     }
 }
 
