@@ -389,9 +389,8 @@ pub async fn bulk_cancel(
                 .cancel_many(&ids, now)
                 .await
                 .map_err(ApiError::StoreUnavailable)?;
-            for next in cancelled.started {
-                state.dispatch.accepted(next, now).await;
-            }
+            let started: Vec<_> = cancelled.started.iter().map(|id| (*id, now)).collect();
+            state.dispatch.accepted_many(&started).await;
             // Their applications are not read back: counted under none.
             for _ in 0..cancelled.count {
                 state.observer.finished(

@@ -53,13 +53,13 @@ pub(crate) async fn write_atomically(
 }
 
 /// An UPDATE of rows picked by their primary key (an `id IN (...)` list,
-/// or equalities on every key column joined by OR), told on MySQL to find
-/// them by that key. Left to itself, MariaDB reaches tasks through
+/// or an ordering key's endpoint with a list of its keys), told on MySQL
+/// to find them by that key. Left to itself, MariaDB reaches tasks through
 /// `ix_tasks_status` (the status test narrows the range on paper), and an
 /// UPDATE that changes the status of rows found through the status index
 /// must first buffer them all: on 100,000 tasks, a success UPDATE of 112
 /// ids cost 37-42 us of MariaDB CPU a row that way, 24-32 by the key. And
-/// past 200 ORed keys (`eq_range_index_dive_limit`) it guesses instead of
+/// past 200 keys (`eq_range_index_dive_limit`) it guesses instead of
 /// looking, and scans: an UPDATE of 235 of 1,000 ordering keys read and
 /// locked all 1,000, 21 ms each, while intakes of those keys waited.
 pub(crate) fn by_primary_key<E: EntityTrait>(

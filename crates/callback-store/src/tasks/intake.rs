@@ -172,16 +172,43 @@ impl SqlTaskStore {
         fresh: &[&NewTask],
         claims: Vec<idempotency_key::ActiveModel>,
     ) -> Result<HashSet<TaskId>, StoreError> {
-        retrying_deadlocks(|| self.write_in_order_once(fresh, claims.clone())).await
+        retrying_deadlocks(|| self.write_with_places(fresh, claims.clone()))
+            .await?
+            .map_err(|_| key_taken_meanwhile())
     }
 
-    async fn write_in_order_once(
+    /// Writes one task with an idempotency key; a task that took the key
+    /// first, even meanwhile, is the answer instead. With an ordering key
+    /// it locks its key first, as every keyed intake does, and may lose a
+    /// deadlock: written again.
+    async fn write_keyed(&self, new: NewTask, key: &str) -> Result<Inserted, StoreError> {
+        let (one, claim) = ([&new], key_row(new.id, key));
+        match retrying_deadlocks(|| self.write_with_places(&one, vec![claim.clone()])).await? {
+            Ok(waiting) => Ok(Inserted::Created(stored(new, &waiting))),
+            Err(taken) => match self.tasks_by_key(&[key]).await?.remove(key) {
+                Some(found) => Ok(Inserted::Existing(found)),
+                None => Err(unavailable(taken)),
+            },
+        }
+    }
+
+    /// One transaction that takes the places of those of `fresh` with an
+    /// ordering key, then writes them all and the idempotency keys they
+    /// claim. Answers the ids that wait behind another, or the unique
+    /// violation when another task took one of the keys meanwhile (nothing
+    /// is written then); any failure rolls back at once, since the key
+    /// locks would stall others.
+    async fn write_with_places(
         &self,
         fresh: &[&NewTask],
         claims: Vec<idempotency_key::ActiveModel>,
-    ) -> Result<HashSet<TaskId>, StoreError> {
+    ) -> Result<Result<HashSet<TaskId>, sea_orm::DbErr>, StoreError> {
         let backend = self.writer.get_database_backend();
-        let txn = begin_ordered(&self.writer).await?;
+        let txn = if fresh.iter().any(|t| t.spec.ordering.is_some()) {
+            begin_ordered(&self.writer).await?
+        } else {
+            self.writer.begin().await.map_err(unavailable)?
+        };
         let waiting = match take_places(&txn, fresh, ms(Utc::now())).await {
             Ok(waiting) => waiting,
             Err(err) => {
@@ -200,77 +227,16 @@ impl SqlTaskStore {
             .collect();
         for statement in statements {
             if let Err(err) = txn.execute(statement).await {
-                // Rolled back at once: its key locks would stall others.
                 let _ = txn.rollback().await;
-                return Err(if is_unique_violation(&err) {
-                    key_taken_meanwhile()
+                return if is_unique_violation(&err) {
+                    Ok(Err(err))
                 } else {
-                    unavailable(err)
-                });
+                    Err(unavailable(err))
+                };
             }
         }
         txn.commit().await.map_err(unavailable)?;
-        Ok(waiting)
-    }
-
-    /// Writes one task with an idempotency key; a task that took the key
-    /// first, even meanwhile, is the answer instead. With an ordering key
-    /// it locks its key first, as every keyed intake does, and may lose a
-    /// deadlock: written again.
-    async fn write_keyed(&self, new: NewTask, key: &str) -> Result<Inserted, StoreError> {
-        match retrying_deadlocks(|| self.write_keyed_once(&new, key)).await? {
-            Ok(waiting) => Ok(Inserted::Created(stored(new, &waiting))),
-            Err(taken) => match self.tasks_by_key(&[key]).await?.remove(key) {
-                Some(found) => Ok(Inserted::Existing(found)),
-                None => Err(unavailable(taken)),
-            },
-        }
-    }
-
-    /// One try of `write_keyed`: answers the ids that wait, or the unique
-    /// violation when another task took the idempotency key (nothing is
-    /// written then).
-    async fn write_keyed_once(
-        &self,
-        new: &NewTask,
-        key: &str,
-    ) -> Result<Result<HashSet<TaskId>, sea_orm::DbErr>, StoreError> {
-        let backend = self.writer.get_database_backend();
-        let txn = if new.spec.ordering.is_some() {
-            begin_ordered(&self.writer).await?
-        } else {
-            self.writer.begin().await.map_err(unavailable)?
-        };
-        let waiting = match take_places(&txn, &[new], ms(Utc::now())).await {
-            Ok(waiting) => waiting,
-            Err(err) => {
-                let _ = txn.rollback().await;
-                return Err(err);
-            }
-        };
-        let mut written = txn
-            .execute(insert_rows(backend, vec![row_of(new, &waiting)]))
-            .await;
-        if written.is_ok() {
-            written = txn
-                .execute(insert_rows(backend, vec![key_row(new.id, key)]))
-                .await;
-        }
-        match written {
-            Ok(_) => {
-                txn.commit().await.map_err(unavailable)?;
-                Ok(Ok(waiting))
-            }
-            Err(err) if is_unique_violation(&err) => {
-                txn.rollback().await.map_err(unavailable)?;
-                Ok(Err(err))
-            }
-            Err(err) => {
-                // Rolled back at once: its key locks would stall others.
-                let _ = txn.rollback().await;
-                Err(unavailable(err))
-            }
-        }
+        Ok(Ok(waiting))
     }
 
     /// The tasks that took any of `keys`, by key.

@@ -288,7 +288,8 @@ pub(crate) async fn leave(
         .into_iter()
         .map(|(_, id)| id)
         .next();
-    let started = start_waiting(txn, first.as_slice(), now_ms, |start| {
+    let ids: Vec<Vec<u8>> = first.iter().map(|id| id_bytes(*id)).collect();
+    let started = start_waiting(txn, &ids, now_ms, |start| {
         start.col_expr(task::Column::Status, status(TaskStatus::Pending))
     })
     .await?;
@@ -358,7 +359,7 @@ pub(crate) async fn start_leased<'a>(
         .into_iter()
         .map(|(queue, id)| (id, queue))
         .collect();
-    let ids: Vec<TaskId> = firsts.keys().copied().collect();
+    let ids: Vec<Vec<u8>> = firsts.keys().map(|id| id_bytes(*id)).collect();
     let token = lease.0.as_bytes().to_vec();
     let claimed = start_waiting(txn, &ids, now_ms, |start| {
         start
@@ -374,9 +375,8 @@ pub(crate) async fn start_leased<'a>(
         return Ok(HashMap::new());
     }
     // The ones that were waiting, now held under `lease`.
-    let id_list: Vec<Vec<u8>> = ids.iter().map(|id| id_bytes(*id)).collect();
     let rows = task::Entity::find()
-        .filter(is_in_padded(task::Column::Id, &id_list))
+        .filter(is_in_padded(task::Column::Id, &ids))
         .filter(task::Column::LeaseToken.eq(token))
         .all(txn)
         .await
@@ -391,22 +391,21 @@ pub(crate) async fn start_leased<'a>(
     Ok(claimed)
 }
 
-/// Starts those of `ids` still waiting, due now, as `becomes` says (the
-/// status, and a lease when claimed); answers how many started.
+/// Starts those of `ids` (as stored) still waiting, due now, as `becomes`
+/// says (the status, and a lease when claimed); answers how many started.
 async fn start_waiting(
     txn: &impl ConnectionTrait,
-    ids: &[TaskId],
+    ids: &[Vec<u8>],
     now_ms: i64,
     becomes: impl FnOnce(sea_orm::UpdateMany<task::Entity>) -> sea_orm::UpdateMany<task::Entity>,
 ) -> Result<u64, StoreError> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<Vec<u8>> = ids.iter().map(|id| id_bytes(*id)).collect();
     let start = task::Entity::update_many()
         .col_expr(task::Column::NextAttemptAt, Expr::value(now_ms))
         .col_expr(task::Column::UpdatedAt, Expr::value(now_ms))
-        .filter(is_in_padded(task::Column::Id, &ids))
+        .filter(is_in_padded(task::Column::Id, ids))
         .filter(task::Column::Status.eq(TaskStatus::Waiting.as_str()));
     let backend = txn.get_database_backend();
     Ok(txn
